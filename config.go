@@ -1,0 +1,316 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/mcp-gateway/mcp-gateway/scopes"
+)
+
+// env is the configuration contract: every variable the gateway reads, with
+// its default. Values are read as text and parsed by config.validate, so
+// that one run reports every problem at once (envconfig stops at the first
+// value it cannot parse). .env.example documents each variable.
+type env struct {
+	Port string `envconfig:"PORT" default:"8080"`
+	Host string `envconfig:"HOST"`
+
+	ResourceURL           string `envconfig:"MCP_RESOURCE_URL"`
+	ResourceName          string `envconfig:"RESOURCE_NAME" default:"Calculator"`
+	ResourceDocumentation string `envconfig:"RESOURCE_DOCUMENTATION"`
+	ScopesSupported       string `envconfig:"SCOPES_SUPPORTED" default:"op:add op:sub op:mult op:div"`
+
+	IssuerURL               string `envconfig:"AUTH_ISSUER_URL"`
+	IntrospectionURL        string `envconfig:"INTROSPECTION_URL"`
+	IntrospectionClientID   string `envconfig:"INTROSPECTION_CLIENT_ID"`
+	IntrospectionSecret     string `envconfig:"INTROSPECTION_CLIENT_SECRET"`
+	IntrospectionAuthMethod string `envconfig:"INTROSPECTION_AUTH_METHOD" default:"client_secret_basic"`
+	IntrospectionTimeout    string `envconfig:"INTROSPECTION_TIMEOUT" default:"5s"`
+
+	AcceptedAudiences    string `envconfig:"ACCEPTED_AUDIENCES"`
+	AllowMissingAudience string `envconfig:"ALLOW_MISSING_AUDIENCE" default:"false"`
+	ClockSkew            string `envconfig:"CLOCK_SKEW" default:"30s"`
+
+	CacheMaxTTL      string `envconfig:"CACHE_MAX_TTL" default:"60s"`
+	CacheNegativeTTL string `envconfig:"CACHE_NEGATIVE_TTL" default:"5s"`
+	CacheMaxBytes    string `envconfig:"CACHE_MAX_BYTES" default:"67108864"`
+
+	Stateless      string `envconfig:"MCP_STATELESS" default:"true"`
+	JSONResponse   string `envconfig:"MCP_JSON_RESPONSE" default:"true"`
+	SessionTimeout string `envconfig:"MCP_SESSION_TIMEOUT" default:"30m"`
+	ScopeChallenge string `envconfig:"SCOPE_CHALLENGE" default:"http"`
+	AllowedOrigins string `envconfig:"ALLOWED_ORIGINS"`
+	MaxBodyBytes   string `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+
+	ShutdownTimeout string `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
+	LogLevel        string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat       string `envconfig:"LOG_FORMAT" default:"json"`
+
+	DevAuthAllowPublic string `envconfig:"DEV_AUTH_ALLOW_PUBLIC" default:"false"`
+	DevAuthTokenTTL    string `envconfig:"DEV_AUTH_TOKEN_TTL" default:"10m"`
+}
+
+// config is the validated configuration.
+type config struct {
+	Port int
+	Host string
+
+	// ResourceURL is empty until the listener is bound when MCP_RESOURCE_URL
+	// is unset; see resolveResource.
+	ResourceURL           string
+	ResourceName          string
+	ResourceDocumentation string
+	ScopesSupported       []string
+
+	DevMode                 bool
+	IssuerURL               string
+	IntrospectionURL        string
+	IntrospectionClientID   string
+	IntrospectionSecret     string
+	IntrospectionAuthMethod string
+	IntrospectionTimeout    time.Duration
+
+	AcceptedAudiences    []string
+	AllowMissingAudience bool
+	ClockSkew            time.Duration
+
+	CacheMaxTTL      time.Duration
+	CacheNegativeTTL time.Duration
+	CacheMaxBytes    int64
+
+	Stateless      bool
+	JSONResponse   bool
+	SessionTimeout time.Duration
+	ScopeChallenge string
+	AllowedOrigins []string
+	MaxBodyBytes   int64
+
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+
+	DevAuthAllowPublic bool
+	DevAuthTokenTTL    time.Duration
+}
+
+// configError lists every configuration problem; main exits with status 2.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.problems, "\n  - ")
+}
+
+// loadConfig reads the process environment.
+func loadConfig() (*config, error) {
+	var raw env
+	if err := envconfig.Process("", &raw); err != nil {
+		return nil, &configError{problems: []string{err.Error()}}
+	}
+	return raw.validate()
+}
+
+type problems []string
+
+func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p *problems) duration(name, v string, min time.Duration) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		p.addf("%s=%q is not a duration (examples: 500ms, 5s, 2m)", name, v)
+		return 0
+	}
+	if d < min {
+		p.addf("%s=%s must be at least %s", name, d, min)
+	}
+	return d
+}
+
+func (p *problems) boolean(name, v string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		p.addf("%s=%q is not a boolean (true or false)", name, v)
+	}
+	return b
+}
+
+func (p *problems) integer(name, v string, min, max int64) int64 {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		p.addf("%s=%q is not a whole number", name, v)
+		return 0
+	}
+	if n < min || n > max {
+		p.addf("%s=%d must be between %d and %d", name, n, min, max)
+	}
+	return n
+}
+
+// url checks an absolute http(s) URL; http is allowed only for loopback
+// hosts, because a token or client secret sent over plain HTTP to anything
+// else can be read on the way.
+func (p *problems) url(name, v string) {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		p.addf("%s=%q is not an absolute http(s) URL", name, v)
+		return
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		p.addf("%s=%q must use https (http is accepted only for localhost and loopback addresses)", name, v)
+	}
+	if u.Fragment != "" || u.RawQuery != "" {
+		p.addf("%s=%q must not have a query or fragment", name, v)
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (e env) validate() (*config, error) {
+	var p problems
+	c := &config{
+		Host:                    strings.TrimSpace(e.Host),
+		ResourceURL:             strings.TrimSpace(e.ResourceURL),
+		ResourceName:            strings.TrimSpace(e.ResourceName),
+		ResourceDocumentation:   strings.TrimSpace(e.ResourceDocumentation),
+		IssuerURL:               strings.TrimSpace(e.IssuerURL),
+		IntrospectionURL:        strings.TrimSpace(e.IntrospectionURL),
+		IntrospectionClientID:   e.IntrospectionClientID,
+		IntrospectionSecret:     e.IntrospectionSecret,
+		IntrospectionAuthMethod: strings.TrimSpace(e.IntrospectionAuthMethod),
+		AcceptedAudiences:       splitList(e.AcceptedAudiences),
+		AllowedOrigins:          splitList(e.AllowedOrigins),
+		ScopeChallenge:          strings.ToLower(strings.TrimSpace(e.ScopeChallenge)),
+		LogLevel:                strings.ToLower(strings.TrimSpace(e.LogLevel)),
+		LogFormat:               strings.ToLower(strings.TrimSpace(e.LogFormat)),
+	}
+	c.Port = int(p.integer("PORT", e.Port, 0, 65535))
+	c.IntrospectionTimeout = p.duration("INTROSPECTION_TIMEOUT", e.IntrospectionTimeout, 100*time.Millisecond)
+	c.ClockSkew = p.duration("CLOCK_SKEW", e.ClockSkew, 0)
+	c.CacheMaxTTL = p.duration("CACHE_MAX_TTL", e.CacheMaxTTL, 0)
+	c.CacheNegativeTTL = p.duration("CACHE_NEGATIVE_TTL", e.CacheNegativeTTL, 0)
+	c.CacheMaxBytes = p.integer("CACHE_MAX_BYTES", e.CacheMaxBytes, 1<<20, 1<<40)
+	c.AllowMissingAudience = p.boolean("ALLOW_MISSING_AUDIENCE", e.AllowMissingAudience)
+	c.Stateless = p.boolean("MCP_STATELESS", e.Stateless)
+	c.JSONResponse = p.boolean("MCP_JSON_RESPONSE", e.JSONResponse)
+	c.SessionTimeout = p.duration("MCP_SESSION_TIMEOUT", e.SessionTimeout, 0)
+	c.MaxBodyBytes = p.integer("MAX_BODY_BYTES", e.MaxBodyBytes, 1<<10, 64<<20)
+	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", e.ShutdownTimeout, 0)
+	c.DevAuthAllowPublic = p.boolean("DEV_AUTH_ALLOW_PUBLIC", e.DevAuthAllowPublic)
+	c.DevAuthTokenTTL = p.duration("DEV_AUTH_TOKEN_TTL", e.DevAuthTokenTTL, time.Second)
+
+	if sc, err := scopes.Parse(e.ScopesSupported); err != nil || len(sc) == 0 {
+		p.addf("SCOPES_SUPPORTED=%q must be a space-separated list of OAuth scopes", e.ScopesSupported)
+	} else {
+		c.ScopesSupported = sc
+	}
+	if c.ResourceURL != "" {
+		p.url("MCP_RESOURCE_URL", c.ResourceURL)
+	}
+	if c.ResourceDocumentation != "" {
+		if u, err := url.Parse(c.ResourceDocumentation); err != nil || !u.IsAbs() {
+			p.addf("RESOURCE_DOCUMENTATION=%q is not an absolute URL", c.ResourceDocumentation)
+		}
+	}
+	for _, a := range c.AcceptedAudiences {
+		if strings.ContainsAny(a, "\"\\") {
+			p.addf("ACCEPTED_AUDIENCES entry %q contains a quote or backslash", a)
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "http" && u.Scheme != "https") {
+			p.addf("ALLOWED_ORIGINS entry %q is not an origin such as https://app.example.com", o)
+		}
+	}
+	switch c.IntrospectionAuthMethod {
+	case "client_secret_basic", "client_secret_post":
+	default:
+		p.addf("INTROSPECTION_AUTH_METHOD=%q must be client_secret_basic or client_secret_post", e.IntrospectionAuthMethod)
+	}
+	switch c.ScopeChallenge {
+	case "http", "tool":
+	default:
+		p.addf("SCOPE_CHALLENGE=%q must be http or tool", e.ScopeChallenge)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.addf("LOG_LEVEL=%q must be debug, info, warn or error", e.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		p.addf("LOG_FORMAT=%q must be json or text", e.LogFormat)
+	}
+
+	c.DevMode = c.IssuerURL == ""
+	if c.DevMode {
+		// Development mode: the embedded authorization server issues and
+		// introspects the tokens; external settings would be ignored, which
+		// is worse than refusing them.
+		for _, kv := range [][2]string{
+			{"INTROSPECTION_URL", c.IntrospectionURL},
+			{"INTROSPECTION_CLIENT_ID", c.IntrospectionClientID},
+			{"INTROSPECTION_CLIENT_SECRET", c.IntrospectionSecret},
+		} {
+			if name, v := kv[0], kv[1]; v != "" {
+				p.addf("%s is set but AUTH_ISSUER_URL is not: set AUTH_ISSUER_URL to use an external authorization server, or unset %s for development mode", name, name)
+			}
+		}
+		if c.Host == "" {
+			c.Host = "localhost"
+		}
+		if !isLoopbackHost(c.Host) && !c.DevAuthAllowPublic {
+			p.addf("HOST=%q is not a loopback address: development mode (no AUTH_ISSUER_URL) has no real login and listens on loopback only; set DEV_AUTH_ALLOW_PUBLIC=true to expose it anyway (for example through a tunnel)", c.Host)
+		}
+	} else {
+		p.url("AUTH_ISSUER_URL", c.IssuerURL)
+		if c.IntrospectionURL != "" {
+			p.url("INTROSPECTION_URL", c.IntrospectionURL)
+		}
+		if c.IntrospectionClientID == "" {
+			p.addf("INTROSPECTION_CLIENT_ID is required with AUTH_ISSUER_URL: the gateway authenticates to the introspection endpoint with it")
+		}
+		if c.IntrospectionSecret == "" {
+			p.addf("INTROSPECTION_CLIENT_SECRET is required with AUTH_ISSUER_URL")
+		}
+		if c.ResourceURL == "" && !isLoopbackHost(c.Host) && c.Host != "" {
+			p.addf("MCP_RESOURCE_URL is required when HOST is not loopback: it is the public URL clients use and the audience tokens must carry")
+		}
+	}
+	if len(p) > 0 {
+		return nil, &configError{problems: p}
+	}
+	return c, nil
+}
+
+// resolveResource fills MCP_RESOURCE_URL's default from the bound address.
+func (c *config) resolveResource(port int) {
+	if c.ResourceURL == "" {
+		c.ResourceURL = fmt.Sprintf("http://localhost:%d/mcp", port)
+	}
+}

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/prm"
+)
+
+type tokenInfoKey struct{}
+
+// verifiedTokenInfo is the auth.TokenVerifier handed to the SDK's
+// RequireBearerToken. It does not look at the token: authenticate has
+// already verified it and stored the result in the request context.
+func verifiedTokenInfo(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
+	ti, _ := ctx.Value(tokenInfoKey{}).(*auth.TokenInfo)
+	if ti == nil {
+		return nil, auth.ErrInvalidToken
+	}
+	return ti, nil
+}
+
+// defaultRetryAfter is sent with a 503 when the authorization server gave
+// no Retry-After of its own.
+const defaultRetryAfter = 5 * time.Second
+
+// authenticate implements the resource server's half of RFC 6750: extract
+// the bearer token (§2.1), have it verified, and answer with the right
+// challenge (§3) when it cannot be used.
+func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		w := c.Response()
+		token, err := prm.TokenFromRequest(r)
+		if err != nil {
+			if errors.Is(err, prm.ErrNoToken) {
+				// RFC 6750 §3.1: a request without authentication gets no
+				// error code, just the challenge.
+				ch := g.challenge
+				prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: "unauthorized", ErrorDescription: "authorization required: send a bearer token"})
+				return nil
+			}
+			ch := g.challenge
+			ch.Error = prm.ErrInvalidRequest
+			ch.ErrorDescription = err.Error()
+			prm.WriteError(w, http.StatusBadRequest, &ch, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
+			return nil
+		}
+
+		ti, err := g.cfg.Verifier.Verify(r.Context(), token)
+		if err != nil {
+			g.refuse(c, err)
+			return nil
+		}
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		return next(c)
+	}
+}
+
+// refuse answers a request whose token could not be accepted. A token the
+// authorization server called invalid gets 401 invalid_token; when no
+// answer could be had, the client gets 503 with Retry-After, never 401
+// (which would send it through a login that cannot help) and never 200.
+func (g *Gateway) refuse(c echo.Context, err error) {
+	w := c.Response()
+	var invalid *introspect.InvalidTokenError
+	if errors.As(err, &invalid) {
+		ch := g.challenge
+		ch.Error = prm.ErrInvalidToken
+		ch.ErrorDescription = invalid.Error()
+		prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: prm.ErrInvalidToken, ErrorDescription: invalid.Error()})
+		return
+	}
+	retry := defaultRetryAfter
+	var unavailable *introspect.UnavailableError
+	var clientAuth *introspect.ClientAuthError
+	switch {
+	case errors.As(err, &unavailable):
+		if unavailable.RetryAfter > 0 {
+			retry = unavailable.RetryAfter
+		}
+		g.cfg.Logger.Warn("authorization server unavailable", "error", err)
+	case errors.As(err, &clientAuth):
+		g.cfg.Logger.Error("introspection credentials rejected by the authorization server: check INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET", "status", clientAuth.StatusCode)
+	default:
+		g.cfg.Logger.Error("token verification failed", "error", err)
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	prm.WriteError(w, http.StatusServiceUnavailable, nil, prm.ErrorBody{Error: "temporarily_unavailable", ErrorDescription: "the authorization server could not be reached to verify the token; try again later"})
+}

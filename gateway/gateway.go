@@ -1,0 +1,263 @@
+// Package gateway assembles the HTTP surface of the MCP gateway: the MCP
+// Streamable HTTP endpoint behind bearer-token authentication, the RFC 9728
+// protected resource metadata, and health endpoints, on one Echo instance.
+//
+// The order of checks on the MCP endpoint is deliberate: Origin (MCP
+// transport spec, DNS-rebinding and CSRF defence), then the bearer token
+// (RFC 6750 §2.1, refused outright when malformed, before any network call),
+// then introspection (RFC 7662, cached), then the scope the JSON-RPC request
+// needs (RFC 6750 §3.1 insufficient_scope), and only then the Go MCP SDK.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-gateway/mcp-gateway/prm"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/tools"
+)
+
+// Verifier validates a bearer token. *introspect.Verifier implements it.
+type Verifier interface {
+	// Verify returns the token's information, or an error: an
+	// *introspect.InvalidTokenError when the token is not valid, an
+	// *introspect.UnavailableError or *introspect.ClientAuthError when no
+	// answer could be had. Anything else is treated as unavailable: the
+	// gateway fails closed.
+	Verify(ctx context.Context, token string) (*auth.TokenInfo, error)
+	// Ready reports whether tokens can be verified now.
+	Ready(ctx context.Context) error
+}
+
+// Scope challenge modes (SCOPE_CHALLENGE).
+const (
+	// ScopeChallengeHTTP answers a tools/call whose scope the token lacks
+	// with 403 insufficient_scope before the tool runs, so clients can step up.
+	ScopeChallengeHTTP = "http"
+	// ScopeChallengeTool leaves the check to the tool, which returns an
+	// isError result naming the missing scope.
+	ScopeChallengeTool = "tool"
+)
+
+// Mount routes every request whose path starts with one of Prefixes to
+// Handler; the embedded development authorization server uses it.
+type Mount struct {
+	Prefixes []string
+	Handler  http.Handler
+}
+
+// Config is the gateway's configuration, already validated by the caller.
+type Config struct {
+	// Resource is MCP_RESOURCE_URL: the PRM "resource" and the audience a
+	// token must carry. Its path is where MCP is served.
+	Resource string
+	// AuthorizationServers are listed in the PRM authorization_servers.
+	AuthorizationServers  []string
+	ScopesSupported       []string
+	ResourceName          string
+	ResourceDocumentation string
+
+	// AllowedOrigins may call the MCP endpoint from a browser, besides the
+	// resource's own origin. "*" allows any.
+	AllowedOrigins []string
+
+	Stateless      bool
+	JSONResponse   bool
+	SessionTimeout time.Duration
+	ScopeChallenge string // ScopeChallengeHTTP (default) or ScopeChallengeTool
+	// MaxBodyBytes bounds an MCP request body (default 1 MiB).
+	MaxBodyBytes int64
+	// ClockSkew is tolerated on token expiry.
+	ClockSkew time.Duration
+
+	Verifier Verifier
+	Policy   *scopes.Policy
+	Logger   *slog.Logger
+	Mounts   []Mount
+}
+
+// Gateway is the assembled HTTP handler.
+type Gateway struct {
+	cfg          Config
+	echo         *echo.Echo
+	challenge    prm.Challenge // the base challenge: resource_metadata and scope
+	mcpPath      string
+	origin       string // the resource's own origin, always allowed
+	resourceHost string
+}
+
+// New validates cfg and builds the gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Policy == nil {
+		cfg.Policy = scopes.Default()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.ScopeChallenge == "" {
+		cfg.ScopeChallenge = ScopeChallengeHTTP
+	}
+	if len(cfg.ScopesSupported) == 0 {
+		cfg.ScopesSupported = scopes.All()
+	}
+	var errs []error
+	if cfg.Verifier == nil {
+		errs = append(errs, errors.New("gateway: no token verifier"))
+	}
+	if cfg.ScopeChallenge != ScopeChallengeHTTP && cfg.ScopeChallenge != ScopeChallengeTool {
+		errs = append(errs, fmt.Errorf("gateway: scope challenge mode %q is neither %q nor %q", cfg.ScopeChallenge, ScopeChallengeHTTP, ScopeChallengeTool))
+	}
+	md, err := prm.NewMetadata(prm.Config{
+		Resource:              cfg.Resource,
+		AuthorizationServers:  cfg.AuthorizationServers,
+		ScopesSupported:       cfg.ScopesSupported,
+		ResourceName:          cfg.ResourceName,
+		ResourceDocumentation: cfg.ResourceDocumentation,
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	mdURL, err := prm.MetadataURL(cfg.Resource)
+	if err != nil {
+		return nil, err
+	}
+	mdPaths, err := prm.MetadataPaths(cfg.Resource)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(cfg.Resource)
+	if err != nil {
+		return nil, err
+	}
+	mcpPath := u.EscapedPath()
+	if mcpPath == "" {
+		mcpPath = "/"
+	}
+
+	g := &Gateway{
+		cfg:          cfg,
+		challenge:    prm.Challenge{ResourceMetadata: mdURL, Scope: cfg.ScopesSupported},
+		mcpPath:      mcpPath,
+		origin:       strings.ToLower(u.Scheme + "://" + u.Host),
+		resourceHost: u.Host,
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, &mcp.ServerOptions{
+		Logger: cfg.Logger,
+	})
+	if err := tools.Register(server, cfg.Policy); err != nil {
+		return nil, err
+	}
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Stateless:           cfg.Stateless,
+		JSONResponse:        cfg.JSONResponse,
+		SessionTimeout:      cfg.SessionTimeout,
+		MaxRequestBodyBytes: cfg.MaxBodyBytes,
+		Logger:              cfg.Logger,
+		// checkHost does this, allowing the resource's own host too.
+		DisableLocalhostProtection: true,
+	})
+	// The SDK keeps its TokenInfo context key unexported: the only way to
+	// hand it our already-verified TokenInfo (for req.Extra.TokenInfo and
+	// the per-user session binding) is its own middleware, fed by a
+	// verifier that reads what authenticate stored. The token is verified
+	// once.
+	sdk := auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL:    mdURL,
+		AllowMissingExpiration: true,
+		ClockSkew:              cfg.ClockSkew,
+	})(jsonErrors(streamable))
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = g.httpError
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
+	e.Use(middleware.Recover())
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", g.readyz)
+
+	mdHandler := echo.WrapHandler(prm.Handler(md))
+	for _, p := range mdPaths {
+		e.Any(p, mdHandler)
+	}
+
+	mcpHandler := echo.WrapHandler(sdk)
+	mcpMiddleware := []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp}
+	e.Any(mcpPath, mcpHandler, mcpMiddleware...)
+
+	for _, m := range cfg.Mounts {
+		h := echo.WrapHandler(m.Handler)
+		for _, p := range m.Prefixes {
+			e.Any(p, h)
+			if !strings.HasSuffix(p, "/") {
+				e.Any(p+"/*", h)
+			} else {
+				e.Any(p+"*", h)
+			}
+		}
+	}
+	g.echo = e
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.echo }
+
+// MCPPath is the request path the MCP endpoint is served at.
+func (g *Gateway) MCPPath() string { return g.mcpPath }
+
+func (g *Gateway) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+	defer cancel()
+	if err := g.cfg.Verifier.Ready(ctx); err != nil {
+		g.cfg.Logger.Warn("not ready", "error", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// httpError makes every error Echo itself produces (404, 405, panics
+// recovered) a JSON body.
+func (g *Gateway) httpError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code := http.StatusInternalServerError
+	msg := "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		msg = strings.ToLower(http.StatusText(code))
+	}
+	if code >= 500 {
+		g.cfg.Logger.Error("request failed", "error", err, "path", c.Request().URL.Path)
+	}
+	body := prm.ErrorBody{Error: strings.ReplaceAll(msg, " ", "_")}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, body)
+}

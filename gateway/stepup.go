@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mcp-gateway/mcp-gateway/prm"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
+)
+
+// stepUp answers a tools/call whose required scope the token lacks with
+// 403 insufficient_scope (RFC 6750 §3.1; MCP authorization "Scope Challenge
+// Handling") before the tool runs. It reads the body once, bounded, and
+// hands the same bytes on to the SDK.
+func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
+	if g.cfg.ScopeChallenge != ScopeChallengeHTTP {
+		return next
+	}
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodPost || r.Body == nil {
+			return next(c)
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, g.cfg.MaxBodyBytes))
+		_ = r.Body.Close()
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				prm.WriteError(c.Response(), http.StatusRequestEntityTooLarge, nil, prm.ErrorBody{Error: "request_too_large", ErrorDescription: "the request body is larger than this server accepts"})
+				return nil
+			}
+			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request body could not be read"})
+			return nil
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+
+		required := RequiredScopes(g.cfg.Policy, body)
+		if len(required) > 0 {
+			ti, _ := verifiedTokenInfo(r.Context(), "", r)
+			var granted []string
+			if ti != nil {
+				granted = ti.Scopes
+			}
+			if err := scopes.Check(granted, required); err != nil {
+				var insufficient *scopes.InsufficientScopeError
+				errors.As(err, &insufficient)
+				ch := g.challenge
+				ch.Error = prm.ErrInsufficientScope
+				ch.Scope = insufficient.ChallengeScopes()
+				ch.ErrorDescription = err.Error()
+				prm.WriteError(c.Response(), http.StatusForbidden, &ch, prm.ErrorBody{Error: prm.ErrInsufficientScope, ErrorDescription: err.Error()})
+				return nil
+			}
+		}
+		return next(c)
+	}
+}
+
+// rpcMessage is the part of a JSON-RPC request the scope check reads.
+type rpcMessage struct {
+	Method string `json:"method"`
+	Params struct {
+		Name      string `json:"name"`
+		Arguments struct {
+			Operation string `json:"operation"`
+		} `json:"arguments"`
+	} `json:"params"`
+}
+
+// RequiredScopes returns the scopes the JSON-RPC message (or batch) in body
+// needs according to policy. A body that does not parse needs none here:
+// the SDK rejects it with a JSON-RPC parse error, and nothing runs.
+func RequiredScopes(policy *scopes.Policy, body []byte) []string {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return nil
+	}
+	var msgs []rpcMessage
+	if body[0] == '[' {
+		if err := json.Unmarshal(body, &msgs); err != nil {
+			return nil
+		}
+	} else {
+		var m rpcMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil
+		}
+		msgs = []rpcMessage{m}
+	}
+	var out []string
+	for _, m := range msgs {
+		if m.Method != "tools/call" {
+			continue
+		}
+		for _, s := range policy.ForToolCall(m.Params.Name, m.Params.Arguments.Operation) {
+			if !containsString(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,163 @@
+package introspect
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// entry is one cached introspection verdict. It holds the SHA-256 digest of
+// the token, never the token: a memory dump of the cache yields nothing a
+// client could present.
+type entry struct {
+	// digest confirms a hit. The ristretto key is only 64 bits of it, so a
+	// key collision between two tokens must not hand one token the other's
+	// answer.
+	digest [32]byte
+	// until is when this entry stops being trusted, by Config.Now. It
+	// duplicates ristretto's own TTL (which runs on the real clock) so that
+	// the verifier's notion of time is the single one that matters, and
+	// tests can drive it with a fake clock.
+	until time.Time
+	// err is the cached negative verdict (inactive, rejected, audience,
+	// issuer, token type), or nil for an accepted answer.
+	err error
+	// info is the accepted answer, built once and shared read-only by every
+	// hit. nil when err is set.
+	info *auth.TokenInfo
+	// exp and nbf are re-checked on every hit (they depend on "now"); zero
+	// when the answer had no such claim.
+	exp, nbf time.Time
+}
+
+// result turns a cached entry into Verify's return values. It is the whole
+// cache-hit path after the lookup, so it must stay allocation-free for an
+// accepted token.
+func (e *entry) result(now time.Time, skew time.Duration) (*auth.TokenInfo, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	if err := checkTime(e.exp, e.nbf, now, skew); err != nil {
+		return nil, err
+	}
+	return e.info, nil
+}
+
+// cacheKey is the ristretto key for a token digest: its first 8 bytes.
+func cacheKey(d *[32]byte) uint64 { return binary.LittleEndian.Uint64(d[:8]) }
+
+// keyToHash hands ristretto our key unchanged. The key is already a uniform
+// hash, so rehashing it would only cost time. The conflict hash is 0, which
+// tells ristretto not to check one: ristretto's KeyToHash sees only the
+// 64-bit key, and widening the key (to a string holding more digest bytes)
+// would cost an allocation on every hit. Identity is instead confirmed
+// against the full 32-byte digest stored in the entry.
+func keyToHash(k uint64) (uint64, uint64) { return k, 0 }
+
+// Cost estimation, in approximate bytes of heap per entry. The numbers are
+// deliberately generous round figures, not measurements: they only need to
+// make CacheMaxBytes a meaningful bound.
+const (
+	// entry struct (~130 B) plus ristretto's per-item bookkeeping (store
+	// item, expiry bucket, policy counters: ~120 B).
+	entryOverhead = 256
+	// auth.TokenInfo struct (~100 B), the Extra map header and buckets for
+	// up to ~10 keys (~350 B) and the scopes slice header.
+	infoOverhead = 512
+	// per string held in a slice or map: header plus a little slack.
+	perString = 32
+)
+
+// cost estimates the heap an entry retains.
+func (e *entry) cost() int64 {
+	n := int64(entryOverhead)
+	if e.info == nil {
+		if ite, ok := e.err.(*InvalidTokenError); ok {
+			n += int64(len(ite.Detail))
+		}
+		return n
+	}
+	n += infoOverhead + int64(len(e.info.UserID))
+	for _, s := range e.info.Scopes {
+		n += perString + int64(len(s))
+	}
+	for k, v := range e.info.Extra {
+		n += perString + int64(len(k))
+		switch v := v.(type) {
+		case string:
+			n += perString + int64(len(v))
+		case []string:
+			n += perString
+			for _, s := range v {
+				n += perString + int64(len(s))
+			}
+		default:
+			n += 16 // int64 boxed in an interface
+		}
+	}
+	return n
+}
+
+// newCache builds the ristretto cache bounded by maxBytes of estimated cost.
+func newCache(maxBytes int64) (*ristretto.Cache[uint64, *entry], error) {
+	// ristretto recommends ~10 counters per item the cache can hold; assume
+	// ~1 KiB per entry, which a typical token with a handful of scopes and
+	// claims stays under.
+	counters := max(maxBytes/1024*10, 10_000)
+	counters = min(counters, 50_000_000)
+	return ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters:        counters,
+		MaxCost:            maxBytes,
+		BufferItems:        64, // the value ristretto's docs recommend
+		KeyToHash:          keyToHash,
+		IgnoreInternalCost: true, // our cost estimate already includes it
+	})
+}
+
+// activeTTL is how long an accepted answer may be reused:
+// min(exp-now, maxTTL), or maxTTL when the token has no "exp". A result <= 0
+// means the answer must not be cached as accepted. maxTTL is the bound on how
+// late a revocation is noticed.
+func activeTTL(now, exp time.Time, maxTTL time.Duration) time.Duration {
+	ttl := maxTTL
+	if !exp.IsZero() {
+		if d := exp.Sub(now); d < ttl {
+			ttl = d
+		}
+	}
+	return ttl
+}
+
+// store caches e for ttl (by both ristretto's real clock and Config.Now).
+// Non-positive ttl stores nothing. ristretto applies Sets asynchronously
+// and may refuse them (admission policy): a lost store only costs a later
+// introspection.
+func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	e.until = now.Add(ttl)
+	v.cacheMu.RLock()
+	defer v.cacheMu.RUnlock()
+	if v.cacheClosed {
+		return
+	}
+	v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), ttl)
+}
+
+// lookup returns the live entry for digest, if any.
+func (v *Verifier) lookup(d *[32]byte, now time.Time) (*entry, bool) {
+	v.cacheMu.RLock()
+	if v.cacheClosed {
+		v.cacheMu.RUnlock()
+		return nil, false
+	}
+	e, ok := v.cache.Get(cacheKey(d))
+	v.cacheMu.RUnlock()
+	if !ok || e == nil || e.digest != *d || !now.Before(e.until) {
+		return nil, false
+	}
+	return e, true
+}

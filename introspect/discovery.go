@@ -1,0 +1,163 @@
+package introspect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// ServerMetadata is the subset of RFC 8414 §2 authorization server metadata
+// (and the matching OpenID Connect Discovery 1.0 §3 fields) the gateway uses.
+type ServerMetadata struct {
+	Issuer                                    string   `json:"issuer"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint,omitempty"` // RFC 8414 §2, from RFC 7662
+	TokenEndpoint                             string   `json:"token_endpoint,omitempty"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint,omitempty"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"` // RFC 7591
+	RevocationEndpoint                        string   `json:"revocation_endpoint,omitempty"`   // RFC 7009
+	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+}
+
+// maxMetadataBytes bounds a metadata document; real ones are a few KiB.
+const maxMetadataBytes = 1 << 20
+
+// metadataURLs lists, in the order tried, where an issuer's metadata may
+// live:
+//  1. RFC 8414 §3.1: /.well-known/oauth-authorization-server inserted
+//     between the host and the issuer's path (terminating "/" removed);
+//  2. the same insertion with /.well-known/openid-configuration, which
+//     RFC 8414 §5 describes for OpenID providers;
+//  3. OpenID Connect Discovery 1.0 §4: the issuer with
+//     /.well-known/openid-configuration appended.
+//
+// For an issuer without a path, 2 and 3 are the same URL and it is listed once.
+func metadataURLs(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL", issuer)
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	origin := u.Scheme + "://" + u.Host
+	urls := []string{
+		origin + "/.well-known/oauth-authorization-server" + path,
+		origin + "/.well-known/openid-configuration" + path,
+	}
+	if appended := origin + path + "/.well-known/openid-configuration"; !slices.Contains(urls, appended) {
+		urls = append(urls, appended)
+	}
+	return urls, nil
+}
+
+// DiscoverMetadata fetches the authorization server metadata of issuer,
+// trying the RFC 8414 and OpenID Connect Discovery locations in turn (see
+// metadataURLs). A document whose "issuer" differs from issuer is refused
+// and ends the search (RFC 8414 §3.3: it prevents an attacker-controlled
+// document from redirecting the gateway's credentials; one trailing slash
+// difference is tolerated). A nil client selects a default client that
+// follows no redirects.
+func DiscoverMetadata(ctx context.Context, client *http.Client, issuer string) (*ServerMetadata, error) {
+	if client == nil {
+		client = newHTTPClient()
+		defer client.CloseIdleConnections()
+	}
+	urls, err := metadataURLs(issuer)
+	if err != nil {
+		return nil, err
+	}
+	var tried []error
+	for _, u := range urls {
+		md, found, err := fetchMetadata(ctx, client, u)
+		if err != nil {
+			return nil, fmt.Errorf("introspect: discovery: %w", err)
+		}
+		if !found {
+			tried = append(tried, fmt.Errorf("%s: not found", u))
+			continue
+		}
+		if !sameIssuer(md.Issuer, issuer) {
+			return nil, fmt.Errorf("introspect: discovery: metadata at %s has issuer %q, want %q (RFC 8414 §3.3)", u, md.Issuer, issuer)
+		}
+		return md, nil
+	}
+	return nil, fmt.Errorf("introspect: discovery: no metadata for issuer %q: %w", issuer, errors.Join(tried...))
+}
+
+// fetchMetadata GETs one metadata URL. found is false for any non-200
+// answer, so the next location is tried; err is set for transport failures
+// and for a 200 whose body is not a metadata document.
+func fetchMetadata(ctx context.Context, client *http.Client, u string) (md *ServerMetadata, found bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	body, tooBig, err := readLimited(resp.Body, maxMetadataBytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, false, nil
+	}
+	if tooBig {
+		return nil, false, fmt.Errorf("%s: metadata larger than %d bytes", u, maxMetadataBytes)
+	}
+	md = new(ServerMetadata)
+	if err := json.Unmarshal(body, md); err != nil {
+		return nil, false, fmt.Errorf("%s: metadata is not valid JSON: %w", u, err)
+	}
+	return md, true, nil
+}
+
+// Discover finds the introspection endpoint from Config.Issuer if it is not
+// known yet. It is idempotent and safe for concurrent use: concurrent calls
+// share one discovery, which is not cancelled when the first caller's ctx
+// ends. A discovered endpoint must satisfy the same URL rules as a
+// configured one (https, or http on loopback).
+func (v *Verifier) Discover(ctx context.Context) error {
+	if v.Endpoint() != "" {
+		return nil
+	}
+	ch := v.discover.DoChan("discover", func() (any, error) {
+		if v.Endpoint() != "" {
+			return nil, nil
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.Timeout)
+		defer cancel()
+		md, err := DiscoverMetadata(dctx, v.client, v.cfg.Issuer)
+		if err != nil {
+			v.log.Warn("introspection endpoint discovery failed", "issuer", v.cfg.Issuer, "err", err)
+			return nil, err
+		}
+		if md.IntrospectionEndpoint == "" {
+			return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint", v.cfg.Issuer)
+		}
+		if err := checkServerURL(md.IntrospectionEndpoint, false); err != nil {
+			return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w", err)
+		}
+		if m := md.IntrospectionEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, v.cfg.AuthMethod) {
+			v.log.Warn("authorization server does not list our introspection auth method",
+				"auth_method", v.cfg.AuthMethod, "supported", m)
+		}
+		ep := md.IntrospectionEndpoint
+		v.endpoint.Store(&ep)
+		v.log.Info("introspection endpoint discovered", "issuer", v.cfg.Issuer, "endpoint", ep)
+		return nil, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

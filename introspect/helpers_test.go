@@ -1,0 +1,59 @@
+package introspect
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+)
+
+const testResource = "https://mcp.example.com/mcp"
+
+// fakeClock is a manually advanced clock for Config.Now.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// newTestVerifier returns a Verifier talking to srv with a fake clock
+// starting at the real current time (the fake server mints exp from the
+// real clock).
+func newTestVerifier(t testing.TB, srv *introspecttest.Server, mods ...func(*Config)) (*Verifier, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock(time.Now())
+	cfg := Config{
+		Endpoint:     srv.IntrospectionURL(),
+		Issuer:       srv.URL,
+		ClientID:     srv.ClientID,
+		ClientSecret: srv.ClientSecret,
+		Audiences:    []string{testResource},
+		Timeout:      2 * time.Second,
+		Now:          clk.Now,
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	v, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(v.Close)
+	return v, clk
+}
+
+func reasonOf(err error) Reason {
+	var ite *InvalidTokenError
+	if errors.As(err, &ite) {
+		return ite.Reason
+	}
+	return ""
+}

@@ -1,0 +1,360 @@
+package introspect
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+func TestVerifyActiveAndCacheHit(t *testing.T) {
+	srv := introspecttest.New(t)
+	v, _ := newTestVerifier(t, srv)
+	tok := srv.Issue("alice", []string{"op:add", "op:div"}, testResource, time.Hour)
+
+	info, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if info.UserID != "alice" {
+		t.Errorf("UserID = %q, want alice", info.UserID)
+	}
+	if !slices.Equal(info.Scopes, []string{"op:add", "op:div"}) {
+		t.Errorf("Scopes = %q", info.Scopes)
+	}
+	if d := time.Until(info.Expiration); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("Expiration %v is not ~1h away", info.Expiration)
+	}
+	for _, k := range []string{"sub", "client_id", "iss", "aud", "token_type", "exp", "iat"} {
+		if _, ok := info.Extra[k]; !ok {
+			t.Errorf("Extra[%q] missing; Extra = %v", k, info.Extra)
+		}
+	}
+	if aud, _ := info.Extra["aud"].([]string); !slices.Equal(aud, []string{testResource}) {
+		t.Errorf(`Extra["aud"] = %#v`, info.Extra["aud"])
+	}
+	if _, ok := info.Extra["exp"].(int64); !ok {
+		t.Errorf(`Extra["exp"] = %T, want int64`, info.Extra["exp"])
+	}
+	if _, ok := info.Extra["username"]; ok {
+		t.Errorf(`Extra["username"] present though the answer had none`)
+	}
+
+	v.Wait()
+	info2, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("second Verify: %v", err)
+	}
+	if info2 != info {
+		t.Error("cache hit returned a different *TokenInfo")
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Errorf("server calls = %d, want 1 (second Verify should hit the cache)", n)
+	}
+}
+
+func TestVerifyReasons(t *testing.T) {
+	now := time.Now()
+	base := func(extra map[string]any) map[string]any {
+		c := map[string]any{"sub": "u", "aud": testResource, "exp": now.Add(time.Hour).Unix(), "scope": "op:add"}
+		for k, v := range extra {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	tests := []struct {
+		name   string
+		claims map[string]any // nil: token unknown to the server
+		token  string         // overrides the default token
+		mod    func(*Config)
+		want   Reason // "" means accepted
+	}{
+		{name: "unknown token", want: ReasonInactive},
+		{name: "active false", claims: map[string]any{"active": false, "sub": "u", "aud": testResource}, want: ReasonInactive},
+		{name: "ok", claims: base(nil)},
+		{name: "expired", claims: base(map[string]any{"exp": now.Add(-time.Minute).Unix()}), want: ReasonExpired},
+		{name: "expired within skew", claims: base(map[string]any{"exp": now.Add(-10 * time.Second).Unix()}),
+			mod: func(c *Config) { c.ClockSkew = 30 * time.Second }},
+		{name: "no exp accepted", claims: base(map[string]any{"exp": nil})},
+		{name: "nbf future", claims: base(map[string]any{"nbf": now.Add(time.Minute).Unix()}), want: ReasonNotYetValid},
+		{name: "nbf within skew", claims: base(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}),
+			mod: func(c *Config) { c.ClockSkew = 30 * time.Second }},
+		{name: "aud wrong", claims: base(map[string]any{"aud": "https://other.example.com/mcp"}), want: ReasonAudience},
+		{name: "aud trailing slash differs", claims: base(map[string]any{"aud": testResource + "/"}), want: ReasonAudience},
+		{name: "aud array contains", claims: base(map[string]any{"aud": []string{"x", testResource}})},
+		{name: "aud array without", claims: base(map[string]any{"aud": []string{"x", "y"}}), want: ReasonAudience},
+		{name: "aud empty array", claims: base(map[string]any{"aud": []string{}}), want: ReasonAudience},
+		{name: "aud normalised", claims: base(map[string]any{"aud": "HTTPS://MCP.Example.COM:443/%6dcp"})},
+		{name: "aud missing", claims: base(map[string]any{"aud": nil}), want: ReasonAudience},
+		{name: "aud missing allowed", claims: base(map[string]any{"aud": nil}), mod: func(c *Config) { c.AllowMissingAudience = true }},
+		{name: "aud wrong though missing allowed", claims: base(map[string]any{"aud": "nope"}),
+			mod: func(c *Config) { c.AllowMissingAudience = true }, want: ReasonAudience},
+		{name: "aud non-URI exact", claims: base(map[string]any{"aud": "api://default"}),
+			mod: func(c *Config) { c.Audiences = []string{"api://default"} }},
+		{name: "aud number is malformed", claims: base(map[string]any{"aud": 42}), want: ReasonInactive},
+		{name: "iss mismatch", claims: base(map[string]any{"iss": "https://evil.example.com"}), want: ReasonIssuer},
+		{name: "iss check disabled", claims: base(map[string]any{"iss": "https://evil.example.com"}),
+			mod: func(c *Config) { c.Issuer = "" }},
+		{name: "refresh token_type", claims: base(map[string]any{"token_type": "refresh_token"}), want: ReasonTokenType},
+		{name: "keycloak typ Refresh", claims: base(map[string]any{"typ": "Refresh"}), want: ReasonTokenType},
+		{name: "keycloak typ ID", claims: base(map[string]any{"typ": "ID"}), want: ReasonTokenType},
+		{name: "keycloak typ Bearer", claims: base(map[string]any{"typ": "Bearer"})},
+		{name: "token_use id_token", claims: base(map[string]any{"token_use": "id_token"}), want: ReasonTokenType},
+		{name: "token_use refresh_token", claims: base(map[string]any{"token_use": "refresh_token"}), want: ReasonTokenType},
+		{name: "token_use access_token", claims: base(map[string]any{"token_use": "access_token", "token_type": "bearer"})},
+		{name: "string exp fails closed", claims: base(map[string]any{"exp": "1999999999"}), want: ReasonInactive},
+		{name: "empty token", token: "\x00empty", want: ReasonMalformed},
+		{name: "token too long", token: strings.Repeat("a", MaxTokenLength+1), want: ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := introspecttest.New(t)
+			mods := []func(*Config){func(c *Config) { c.Issuer = srv.URL }}
+			if tt.mod != nil {
+				mods = append(mods, tt.mod)
+			}
+			v, _ := newTestVerifier(t, srv, mods...)
+			tok := "token-" + strings.ReplaceAll(tt.name, " ", "-")
+			switch {
+			case tt.token == "\x00empty":
+				tok = ""
+			case tt.token != "":
+				tok = tt.token
+			}
+			if tt.claims != nil {
+				srv.AddToken(tok, tt.claims)
+			}
+			info, err := v.Verify(t.Context(), tok)
+			if got := reasonOf(err); got != tt.want {
+				t.Fatalf("Verify reason = %q (err %v), want %q", got, err, tt.want)
+			}
+			if tt.want == "" {
+				if info == nil {
+					t.Fatal("nil TokenInfo for an accepted token")
+				}
+				return
+			}
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Errorf("errors.Is(err, auth.ErrInvalidToken) = false for %v", err)
+			}
+			if info != nil {
+				t.Errorf("TokenInfo %v returned with an error", info)
+			}
+			if tt.want == ReasonMalformed && srv.Calls() != 0 {
+				t.Errorf("malformed token was sent to the server")
+			}
+		})
+	}
+}
+
+func TestRejectedBy400(t *testing.T) {
+	for _, code := range []string{"unsupported_token_type", "invalid_request", "invalid_token"} {
+		t.Run(code, func(t *testing.T) {
+			srv := introspecttest.New(t)
+			srv.SetFailure(func(w http.ResponseWriter, r *http.Request) bool {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"error":"` + code + `"}`))
+				return true
+			})
+			v, _ := newTestVerifier(t, srv)
+			_, err := v.Verify(t.Context(), "tok")
+			if reasonOf(err) != ReasonRejected || !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("err = %v, want InvalidTokenError{rejected}", err)
+			}
+			// A verdict about the token: cached as a negative.
+			v.Wait()
+			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonRejected {
+				t.Fatalf("second err = %v", err)
+			}
+			if n := srv.Calls(); n != 1 {
+				t.Errorf("calls = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// TestExpiryRecheckedOnHit: exp and nbf are evaluated against the clock on
+// every cache hit, not only when the answer was fetched.
+func TestExpiryRecheckedOnHit(t *testing.T) {
+	t.Run("expired on hit", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, clk := newTestVerifier(t, srv, func(c *Config) {
+			c.ClockSkew = 10 * time.Second
+			c.CacheNegativeTTL = time.Minute
+		})
+		// Already 5s past exp but within the 10s skew: accepted, and cached
+		// (as an entry whose exp is rechecked) for CacheNegativeTTL.
+		srv.AddToken("tok", map[string]any{"aud": testResource, "exp": clk.Now().Add(-5 * time.Second).Unix()})
+		if _, err := v.Verify(t.Context(), "tok"); err != nil {
+			t.Fatalf("Verify within skew: %v", err)
+		}
+		v.Wait()
+		clk.Advance(6 * time.Second)
+		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonExpired {
+			t.Fatalf("after exp+skew: err = %v, want expired", err)
+		}
+		if n := srv.Calls(); n != 1 {
+			t.Errorf("calls = %d, want 1 (expiry must be decided from the cache)", n)
+		}
+	})
+	t.Run("nbf reached on hit", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, clk := newTestVerifier(t, srv, func(c *Config) { c.ClockSkew = 30 * time.Second })
+		srv.AddToken("tok", map[string]any{"aud": testResource, "nbf": clk.Now().Add(60 * time.Second).Unix()})
+		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonNotYetValid {
+			t.Fatalf("err = %v, want not_yet_valid", err)
+		}
+		v.Wait()
+		clk.Advance(31 * time.Second)
+		if _, err := v.Verify(t.Context(), "tok"); err != nil {
+			t.Fatalf("after nbf-skew: %v", err)
+		}
+		if n := srv.Calls(); n != 1 {
+			t.Errorf("calls = %d, want 1", n)
+		}
+	})
+	t.Run("active entry lives min(exp, max ttl)", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, clk := newTestVerifier(t, srv, func(c *Config) { c.CacheMaxTTL = time.Minute })
+		tok := srv.Issue("u", nil, testResource, time.Hour)
+		for i, adv := range []time.Duration{0, 59 * time.Second, 2 * time.Second} {
+			clk.Advance(adv)
+			if _, err := v.Verify(t.Context(), tok); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			v.Wait()
+		}
+		// Calls: first fetch, hit at +59s, refetch at +61s.
+		if n := srv.Calls(); n != 2 {
+			t.Errorf("calls = %d, want 2", n)
+		}
+	})
+}
+
+func TestRevocationNoticedAfterMaxTTL(t *testing.T) {
+	srv := introspecttest.New(t)
+	v, clk := newTestVerifier(t, srv, func(c *Config) { c.CacheMaxTTL = 10 * time.Second })
+	tok := srv.Issue("u", nil, testResource, time.Hour)
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	v.Wait()
+	srv.Revoke(tok)
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("within max TTL the cached answer is used: %v", err)
+	}
+	clk.Advance(11 * time.Second)
+	if _, err := v.Verify(t.Context(), tok); reasonOf(err) != ReasonInactive {
+		t.Fatalf("after max TTL: err = %v, want inactive", err)
+	}
+}
+
+func TestNegativeCache(t *testing.T) {
+	t.Run("cached for NegativeTTL", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, clk := newTestVerifier(t, srv, func(c *Config) { c.CacheNegativeTTL = 5 * time.Second })
+		for range 3 {
+			if _, err := v.Verify(t.Context(), "unknown"); reasonOf(err) != ReasonInactive {
+				t.Fatalf("err = %v", err)
+			}
+			v.Wait()
+		}
+		if n := srv.Calls(); n != 1 {
+			t.Fatalf("calls = %d, want 1", n)
+		}
+		clk.Advance(5 * time.Second)
+		srv.AddToken("unknown", map[string]any{"aud": testResource})
+		if _, err := v.Verify(t.Context(), "unknown"); err != nil {
+			t.Fatalf("after NegativeTTL: %v", err)
+		}
+		if n := srv.Calls(); n != 2 {
+			t.Fatalf("calls = %d, want 2", n)
+		}
+	})
+	t.Run("disabled", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, _ := newTestVerifier(t, srv, func(c *Config) { c.CacheNegativeTTL = -1 })
+		for range 3 {
+			_, _ = v.Verify(t.Context(), "unknown")
+			v.Wait()
+		}
+		if n := srv.Calls(); n != 3 {
+			t.Fatalf("calls = %d, want 3", n)
+		}
+	})
+	t.Run("claim failure cached", func(t *testing.T) {
+		srv := introspecttest.New(t)
+		v, _ := newTestVerifier(t, srv)
+		srv.AddToken("tok", map[string]any{"aud": "elsewhere"})
+		for range 3 {
+			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonAudience {
+				t.Fatalf("err = %v", err)
+			}
+			v.Wait()
+		}
+		if n := srv.Calls(); n != 1 {
+			t.Fatalf("calls = %d, want 1", n)
+		}
+	})
+}
+
+func TestEntryResult(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	info := &auth.TokenInfo{}
+	tests := []struct {
+		name string
+		e    entry
+		skew time.Duration
+		want Reason
+	}{
+		{"no times", entry{info: info}, 0, ""},
+		{"exp future", entry{info: info, exp: now.Add(time.Second)}, 0, ""},
+		{"exp now", entry{info: info, exp: now}, 0, ReasonExpired},
+		{"exp now with skew", entry{info: info, exp: now}, time.Second, ""},
+		{"exp past skew", entry{info: info, exp: now.Add(-2 * time.Second)}, time.Second, ReasonExpired},
+		{"nbf future", entry{info: info, nbf: now.Add(2 * time.Second)}, time.Second, ReasonNotYetValid},
+		{"nbf within skew", entry{info: info, nbf: now.Add(time.Second)}, time.Second, ""},
+		{"cached refusal", entry{err: &InvalidTokenError{Reason: ReasonIssuer}}, 0, ReasonIssuer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.e.result(now, tt.skew)
+			if reasonOf(err) != tt.want {
+				t.Fatalf("reason = %q (%v), want %q", reasonOf(err), err, tt.want)
+			}
+			if tt.want == "" && got != info {
+				t.Fatal("wrong info")
+			}
+		})
+	}
+}
+
+func TestActiveTTL(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		exp  time.Time
+		max  time.Duration
+		want time.Duration
+	}{
+		{time.Time{}, time.Minute, time.Minute},
+		{now.Add(time.Hour), time.Minute, time.Minute},
+		{now.Add(10 * time.Second), time.Minute, 10 * time.Second},
+		{now, time.Minute, 0},
+		{now.Add(-time.Second), time.Minute, -time.Second},
+	}
+	for _, tt := range tests {
+		if got := activeTTL(now, tt.exp, tt.max); got != tt.want {
+			t.Errorf("activeTTL(exp=%v, max=%v) = %v, want %v", tt.exp, tt.max, got, tt.want)
+		}
+	}
+}

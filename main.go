@@ -1,0 +1,208 @@
+// Command mcp-gateway is an OAuth-protected MCP server: a calculator whose
+// operations each need their own scope, behind RFC 9728 protected resource
+// metadata and RFC 7662 token introspection against an external
+// authorization server. With no AUTH_ISSUER_URL it runs in development
+// mode, with an embedded authorization server on the same listener.
+//
+// Configuration is by environment variables only; see .env.example.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/devauth"
+	"github.com/mcp-gateway/mcp-gateway/gateway"
+	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
+)
+
+func main() {
+	// Fly.io stops machines with SIGINT, Kubernetes and Docker with SIGTERM.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "mcp-gateway:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run starts the gateway and serves until ctx is cancelled, then shuts down
+// gracefully. onListen, when not nil, is called with the base URL once the
+// listener is bound; tests use it to start the whole server in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen func(baseURL string)) error {
+	if len(args) > 0 {
+		return &configError{problems: []string{fmt.Sprintf("unexpected arguments %q: the gateway is configured by environment variables (see .env.example)", args)}}
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	cfg.resolveResource(port)
+
+	var mounts []gateway.Mount
+	if cfg.DevMode {
+		issuer, err := devIssuer(cfg.ResourceURL)
+		if err != nil {
+			return err
+		}
+		das, err := devauth.New(devauth.Config{
+			Issuer:         issuer,
+			Resource:       cfg.ResourceURL,
+			Scopes:         cfg.ScopesSupported,
+			AccessTokenTTL: cfg.DevAuthTokenTTL,
+			Logger:         logger.With("component", "devauth"),
+		})
+		if err != nil {
+			return fmt.Errorf("development authorization server: %w", err)
+		}
+		cfg.IssuerURL = issuer
+		cfg.IntrospectionClientID, cfg.IntrospectionSecret = das.IntrospectionCredentials()
+		mounts = append(mounts, gateway.Mount{Prefixes: das.Paths(), Handler: das.Handler()})
+	}
+
+	verifier, err := introspect.New(ctx, introspect.Config{
+		Endpoint:             cfg.IntrospectionURL,
+		Issuer:               cfg.IssuerURL,
+		ClientID:             cfg.IntrospectionClientID,
+		ClientSecret:         cfg.IntrospectionSecret,
+		AuthMethod:           cfg.IntrospectionAuthMethod,
+		Audiences:            append([]string{cfg.ResourceURL}, cfg.AcceptedAudiences...),
+		AllowMissingAudience: cfg.AllowMissingAudience,
+		ClockSkew:            cfg.ClockSkew,
+		Timeout:              cfg.IntrospectionTimeout,
+		CacheMaxTTL:          cfg.CacheMaxTTL,
+		CacheNegativeTTL:     cfg.CacheNegativeTTL,
+		CacheMaxBytes:        cfg.CacheMaxBytes,
+		Logger:               logger.With("component", "introspect"),
+	})
+	if err != nil {
+		return &configError{problems: []string{err.Error()}}
+	}
+	defer verifier.Close()
+
+	gw, err := gateway.New(gateway.Config{
+		Resource:              cfg.ResourceURL,
+		AuthorizationServers:  []string{cfg.IssuerURL},
+		ScopesSupported:       cfg.ScopesSupported,
+		ResourceName:          cfg.ResourceName,
+		ResourceDocumentation: cfg.ResourceDocumentation,
+		AllowedOrigins:        cfg.AllowedOrigins,
+		Stateless:             cfg.Stateless,
+		JSONResponse:          cfg.JSONResponse,
+		SessionTimeout:        cfg.SessionTimeout,
+		ScopeChallenge:        cfg.ScopeChallenge,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		ClockSkew:             cfg.ClockSkew,
+		Verifier:              verifier,
+		Policy:                scopes.Default(),
+		Logger:                logger,
+		Mounts:                mounts,
+	})
+	if err != nil {
+		return &configError{problems: []string{err.Error()}}
+	}
+
+	srv := &http.Server{
+		Handler: gw.Handler(),
+		// Bounds on what a slow or hostile client can hold open.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	baseURL := "http://" + net.JoinHostPort(displayHost(cfg.Host), strconv.Itoa(port))
+	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode)
+	if cfg.DevMode {
+		printBanner(stdout, cfg)
+	}
+
+	// The endpoint is discovered after the listener is up, because in
+	// development mode the authorization server is on this very listener.
+	// /readyz retries when this gives up.
+	discoverCtx, cancelDiscover := context.WithCancel(ctx)
+	defer cancelDiscover()
+	go discover(discoverCtx, verifier, logger)
+
+	if onListen != nil {
+		onListen(baseURL)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// discover finds the introspection endpoint, retrying with jittered
+// backoff for about a minute.
+func discover(ctx context.Context, v *introspect.Verifier, logger *slog.Logger) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; attempt <= 10; attempt++ {
+		err := v.Discover(ctx)
+		if err == nil {
+			logger.Info("introspection endpoint known", "endpoint", v.Endpoint())
+			return
+		}
+		logger.Warn("authorization server discovery failed", "attempt", attempt, "error", err)
+		d := backoff/2 + rand.N(backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		backoff = min(backoff*2, 15*time.Second)
+	}
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func displayHost(h string) string {
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		return "localhost"
+	}
+	return h
+}

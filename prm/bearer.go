@@ -1,0 +1,197 @@
+// This file implements bearer token extraction from the Authorization
+// request header field (RFC 6750 §2.1), the only method MCP allows.
+
+package prm
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// MaxTokenLength is the longest bearer token accepted, in bytes.
+const MaxTokenLength = 4096
+
+// ErrNoToken is returned when the request has no Authorization header field
+// at all. The gateway answers it with 401 and a challenge without an error
+// code (RFC 6750 §3.1: no error information for a request that lacks
+// authentication).
+var ErrNoToken = errors.New("no bearer token")
+
+// MalformedError is returned for a request whose credentials cannot be read:
+// a bad Authorization header field, or a token sent by a method other than
+// the header. The gateway answers it with 400 invalid_request (RFC 6750 §3.1).
+//
+// Reason never contains the token or the header field value.
+type MalformedError struct {
+	Reason string
+}
+
+func (e *MalformedError) Error() string {
+	return "malformed Authorization header: " + e.Reason
+}
+
+// Reasons given in a [MalformedError].
+const (
+	ReasonMultipleHeaders  = "more than one Authorization header field"
+	ReasonEmptyHeader      = "empty Authorization header field"
+	ReasonUnsupported      = "unsupported scheme"
+	ReasonSeparator        = "scheme must be followed by a space"
+	ReasonMissingToken     = "missing bearer token"
+	ReasonTooLong          = "bearer token too long"
+	ReasonInvalidCharacter = "invalid character in bearer token"
+	ReasonTrailingData     = "unexpected data after bearer token"
+	ReasonQueryToken       = "token in URL query not supported"
+	ReasonFormBody         = "token in form body not supported"
+)
+
+// TokenFromHeader returns the bearer token in the Authorization header field
+// values (as from r.Header.Values("Authorization")).
+//
+// The grammar is RFC 6750 §2.1:
+//
+//	credentials = "Bearer" 1*SP b64token
+//	b64token    = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+//
+// after removing optional whitespace (SP, HTAB) around the whole value,
+// which is not part of a field value (RFC 9110 §5.5). So:
+//
+//   - no values: [ErrNoToken]; more than one value, or one that is empty:
+//     [*MalformedError];
+//   - the scheme is matched case-insensitively (RFC 9110 §11.1), and must be
+//     "Bearer" (Basic, DPoP, ... are "unsupported scheme");
+//   - it is followed by one or more SP; HTAB or anything else there is refused,
+//     as the grammar says;
+//   - the token must be a b64token of at most [MaxTokenLength] bytes, and
+//     nothing may follow it (no second token, no auth-params).
+//
+// The token returned is a substring of the value: a valid header costs no
+// allocation.
+func TokenFromHeader(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+	default:
+		return "", &MalformedError{Reason: ReasonMultipleHeaders}
+	}
+	v := trimOWS(values[0])
+	if v == "" {
+		return "", &MalformedError{Reason: ReasonEmptyHeader}
+	}
+	const scheme = "Bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", &MalformedError{Reason: ReasonUnsupported}
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", &MalformedError{Reason: ReasonMissingToken}
+	}
+	if rest[0] != ' ' {
+		if rest[0] == '\t' {
+			return "", &MalformedError{Reason: ReasonSeparator}
+		}
+		// e.g. "Bearerx abc": some other scheme.
+		return "", &MalformedError{Reason: ReasonUnsupported}
+	}
+	i := 0
+	for i < len(rest) && rest[i] == ' ' {
+		i++
+	}
+	tok := rest[i:]
+	if tok == "" {
+		return "", &MalformedError{Reason: ReasonMissingToken}
+	}
+	if reason := checkB64Token(tok); reason != "" {
+		return "", &MalformedError{Reason: reason}
+	}
+	return tok, nil
+}
+
+// checkB64Token returns "" if s is a b64token (RFC 6750 §2.1) of at most
+// MaxTokenLength bytes, else the reason it is not.
+func checkB64Token(s string) string {
+	if len(s) > MaxTokenLength {
+		return ReasonTooLong
+	}
+	i := 0
+	for i < len(s) && isB64TokenChar(s[i]) {
+		i++
+	}
+	if i == 0 {
+		return ReasonInvalidCharacter
+	}
+	for i < len(s) && s[i] == '=' {
+		i++
+	}
+	if i < len(s) {
+		switch s[i] {
+		case ' ', '\t', ',':
+			return ReasonTrailingData
+		default:
+			return ReasonInvalidCharacter
+		}
+	}
+	return ""
+}
+
+// b64token character set, as bitmasks over bytes 0-63 and 64-127:
+// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/".
+const (
+	b64CharsLo uint64 = 0x3ffe80000000000  // "+" "-" "." "/" DIGIT
+	b64CharsHi uint64 = 0x47fffffe87fffffe // ALPHA "_" "~"
+)
+
+// isB64TokenChar reports whether c is ALPHA / DIGIT / "-" / "." / "_" / "~"
+// / "+" / "/".
+func isB64TokenChar(c byte) bool {
+	if c < 64 {
+		return b64CharsLo&(1<<c) != 0
+	}
+	return c < 128 && b64CharsHi&(1<<(c-64)) != 0
+}
+
+// trimOWS removes leading and trailing SP and HTAB.
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// TokenFromRequest returns the bearer token of r, which must be sent in the
+// Authorization header field (see [TokenFromHeader]).
+//
+// The other RFC 6750 methods are refused with a [*MalformedError], whether or
+// not the header is also present (using two methods is itself invalid,
+// RFC 6750 §3.1):
+//
+//   - an access_token parameter in the URL query (§2.3): the MCP
+//     authorization specification forbids tokens in the query string;
+//   - a form-encoded body (§2.2): any request whose Content-Type is
+//     application/x-www-form-urlencoded is refused, since MCP bodies are JSON.
+//     The body is never read, so this costs nothing and cannot be used to
+//     make the gateway buffer a body before authentication.
+func TokenFromRequest(r *http.Request) (string, error) {
+	if r.URL != nil && r.URL.RawQuery != "" {
+		// ParseQuery returns what it could parse even on error.
+		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("access_token") {
+			return "", &MalformedError{Reason: ReasonQueryToken}
+		}
+	}
+	if isFormContentType(r.Header.Get("Content-Type")) {
+		return "", &MalformedError{Reason: ReasonFormBody}
+	}
+	return TokenFromHeader(r.Header.Values("Authorization"))
+}
+
+// isFormContentType reports whether the media type of the Content-Type value
+// ct is application/x-www-form-urlencoded, ignoring parameters and case.
+func isFormContentType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(trimOWS(mt), "application/x-www-form-urlencoded")
+}

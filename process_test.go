@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+)
+
+// TestMain lets a test re-execute this binary as the real gateway process,
+// to check exit statuses and signal handling.
+func TestMain(m *testing.M) {
+	if os.Getenv("MCP_GATEWAY_TEST_BE_MAIN") == "1" {
+		os.Args = os.Args[:1]
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func gatewayProcess(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append([]string{"MCP_GATEWAY_TEST_BE_MAIN=1", "PATH=" + os.Getenv("PATH")}, env...)
+	return cmd
+}
+
+func TestBadConfigurationExitsWithStatus2(t *testing.T) {
+	cmd := gatewayProcess(t, "AUTH_ISSUER_URL=https://idp.example.com", "PORT=-1", "CLOCK_SKEW=soon")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2; output:\n%s", err, out)
+	}
+	for _, want := range []string{"PORT", "CLOCK_SKEW", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not mention %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestSignalShutsDownGracefully(t *testing.T) {
+	as := introspecttest.New(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := gatewayProcess(t, "HOST=127.0.0.1", "PORT=0", "AUTH_ISSUER_URL="+as.URL,
+				"INTROSPECTION_CLIENT_ID="+as.ClientID, "INTROSPECTION_CLIENT_SECRET="+as.ClientSecret)
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			listening := make(chan struct{})
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				signalled := false
+				for sc.Scan() {
+					if !signalled && strings.Contains(sc.Text(), `"msg":"listening"`) {
+						signalled = true
+						close(listening)
+					}
+				}
+			}()
+			select {
+			case <-listening:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("gateway did not start")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("exit after %v: %v, want status 0", sig, err)
+				}
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("no exit within 15s of %v", sig)
+			}
+		})
+	}
+}

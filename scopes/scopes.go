@@ -1,0 +1,181 @@
+// Package scopes is the gateway's scope policy: which OAuth scope each
+// calculator operation needs, how granted scopes satisfy required ones, and
+// the insufficient-scope error that carries what a step-up must ask for.
+//
+// It is the single source of truth for both the HTTP step-up check (which
+// answers 403 before the tool runs) and the tool's own defence-in-depth check.
+//
+// Scope syntax is RFC 6749 §3.3: a space-delimited list of scope-tokens, each
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+package scopes
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The scopes this gateway defines, one per calculator operation, and the
+// parent scope that implies all of them.
+const (
+	Add      = "op:add"
+	Subtract = "op:sub"
+	Multiply = "op:mult"
+	Divide   = "op:div"
+
+	// Parent implies every "op:*" scope. The 2026-07-28 MCP authorization
+	// revision requires a server to honour a broader scope that covers the
+	// one an operation needs.
+	Parent = "op"
+)
+
+// The calculator's operation names, as they appear in the tool's "operation"
+// argument.
+const (
+	OpAdd      = "add"
+	OpSubtract = "subtract"
+	OpMultiply = "multiply"
+	OpDivide   = "divide"
+)
+
+// CalculatorTool and WhoamiTool are the names of the MCP tools the policy knows.
+const (
+	CalculatorTool = "calculator"
+	WhoamiTool     = "whoami"
+)
+
+// All lists the operation scopes in a stable order; it is the default
+// scopes_supported of the protected resource metadata.
+func All() []string { return []string{Add, Subtract, Multiply, Divide} }
+
+// Operations lists the calculator operations in a stable order.
+func Operations() []string { return []string{OpAdd, OpSubtract, OpMultiply, OpDivide} }
+
+// Policy maps calculator operations to the scope each needs. The zero value
+// is not usable; use [Default].
+type Policy struct {
+	byOperation map[string]string
+}
+
+// Default returns the gateway's policy: add needs op:add, subtract op:sub,
+// multiply op:mult, divide op:div.
+func Default() *Policy {
+	return &Policy{byOperation: map[string]string{
+		OpAdd:      Add,
+		OpSubtract: Subtract,
+		OpMultiply: Multiply,
+		OpDivide:   Divide,
+	}}
+}
+
+// ForOperation returns the scope a calculator operation needs. ok is false
+// for an unknown operation, which the tool rejects on its own.
+func (p *Policy) ForOperation(op string) (scope string, ok bool) {
+	scope, ok = p.byOperation[op]
+	return scope, ok
+}
+
+// ForToolCall returns the scopes a tools/call for tool with the given
+// calculator operation needs. Tools other than the calculator, and unknown
+// operations, need none here: they are refused (or answered) by the tool
+// itself, so the HTTP layer must not invent a challenge for them.
+func (p *Policy) ForToolCall(tool, operation string) []string {
+	if tool != CalculatorTool {
+		return nil
+	}
+	if s, ok := p.ForOperation(operation); ok {
+		return []string{s}
+	}
+	return nil
+}
+
+// Check returns nil when granted satisfies every scope in required, and an
+// *InsufficientScopeError otherwise.
+func Check(granted, required []string) error {
+	var missing []string
+	for _, r := range required {
+		if !Satisfies(granted, r) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &InsufficientScopeError{Missing: missing, Required: slices.Clone(required), Granted: slices.Clone(granted)}
+}
+
+// Satisfies reports whether granted covers required, either exactly or
+// through a parent scope: "op" covers "op:add". Only a whole
+// colon-separated prefix counts, so "o" or "op:" never cover "op:add".
+func Satisfies(granted []string, required string) bool {
+	for _, g := range granted {
+		if g == required {
+			return true
+		}
+		if g != "" && strings.HasPrefix(required, g) && len(required) > len(g) && required[len(g)] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+// InsufficientScopeError says a token lacks scopes an operation needs
+// (RFC 6750 §3.1 insufficient_scope).
+type InsufficientScopeError struct {
+	Missing  []string // the required scopes not covered by Granted
+	Required []string // every scope the operation needs
+	Granted  []string // what the token carries
+}
+
+func (e *InsufficientScopeError) Error() string {
+	return fmt.Sprintf("insufficient scope: this operation needs %s", strings.Join(e.Missing, " "))
+}
+
+// ChallengeScopes is the scope list for the step-up challenge: every scope
+// the operation needs followed by every scope already granted, without
+// duplicates. Clients that replace rather than add scopes when they step up
+// then keep what the user already consented to.
+func (e *InsufficientScopeError) ChallengeScopes() []string {
+	out := make([]string, 0, len(e.Required)+len(e.Granted))
+	for _, s := range append(slices.Clone(e.Required), e.Granted...) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Parse splits an RFC 6749 §3.3 scope string into its scope-tokens. Runs of
+// spaces are tolerated; anything outside the scope-token alphabet is an
+// error, so a hostile "scope" claim cannot smuggle quotes or control
+// characters into a WWW-Authenticate header.
+func Parse(s string) ([]string, error) {
+	fields := strings.Split(s, " ")
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		if f == "" {
+			continue
+		}
+		if !ValidToken(f) {
+			return nil, fmt.Errorf("scopes: invalid scope-token %q", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// ValidToken reports whether s is a non-empty RFC 6749 §3.3 scope-token.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
