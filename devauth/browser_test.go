@@ -87,7 +87,7 @@ func TestBrowserConsent(t *testing.T) {
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("screenshot of the consent page: %s", path)
+		t.Logf("screenshot: %s", path)
 	}
 
 	// Phone first: only look.
@@ -151,4 +151,22 @@ func TestBrowserConsent(t *testing.T) {
 	if in["active"] != true || in["scope"] != "op:add op:sub" || in["username"] != "browser-user" {
 		t.Fatalf("introspection %v, want scope exactly \"op:add op:sub\"", in)
 	}
+
+	// The token page mints a token in the browser too.
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(h.url("/")),
+		chromedp.Click(chromedp.CSS(`input[name="scope"][value="op:div"]`)),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("curl")),
+	); err != nil {
+		t.Fatalf("token page: %v", err)
+	}
+	minted, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("token")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := h.introspect(minted); in["active"] != true || in["scope"] != "op:add op:sub op:mult" || in["username"] != "developer" {
+		t.Fatalf("minted token introspection %v", in)
+	}
+	screenshot("token-page.png")
 }

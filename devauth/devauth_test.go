@@ -948,3 +948,21 @@ func TestNeverLogsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentGrants runs whole flows in parallel, for the race detector.
+func TestConcurrentGrants(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxClients, c.MaxTokens = 100, 40 })
+	for i := range 16 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			hh := *h
+			hh.t = t
+			clientID, tok := hh.grant(fmt.Sprintf("user%d", i), []string{scopes.Add})
+			hh.introspect(tok["access_token"].(string))
+			hh.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {tok["refresh_token"].(string)}})
+			if _, err := hh.srv.MintToken("x", []string{scopes.Add}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -373,16 +374,26 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	if len(token) > MaxTokenLength {
 		return nil, &InvalidTokenError{Reason: ReasonMalformed, Detail: "token too long"}
 	}
-	digest := sha256.Sum256([]byte(token))
+	// Hash the token's bytes in place: the conversion []byte(token) would
+	// copy (and heap-allocate for tokens over 32 bytes) on every request.
+	// sha256.Sum256 only reads its argument and does not retain it.
+	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.cfg.Now()
 	if e, ok := v.lookup(&digest, now); ok {
 		return e.result(now, v.cfg.ClockSkew)
 	}
+	return v.verifyMiss(ctx, token, digest)
+}
 
-	// Miss: one introspection per token however many requests carry it.
-	// The shared call must not die with the first caller's context (that
-	// would fail every other waiter), so it runs detached with its own
-	// timeout, and each caller waits on its own context.
+// verifyMiss is Verify's slow path. It is a separate function taking the
+// digest by value so that the closure below does not force the digest of
+// every cache hit onto the heap.
+//
+// One introspection runs per token however many requests carry it. The
+// shared call must not die with the first caller's context (that would fail
+// every other waiter), so it runs detached with its own timeout, and each
+// caller waits on its own context.
+func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte) (*auth.TokenInfo, error) {
 	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
 		return v.introspectAndStore(ctx, token, &digest)
 	})

@@ -89,9 +89,11 @@ func New(tb testing.TB, opts ...Option) *Server {
 	if err != nil {
 		tb.Fatalf("introspecttest: listen: %v", err)
 	}
+	// URL is set before the server starts: handlers read it, and a request
+	// from another process gives the race detector no ordering to see.
+	s.URL = "http://" + l.Addr().String() + s.issuerPath
 	s.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(s.serveHTTP)}}
 	s.srv.Start()
-	s.URL = s.srv.URL + s.issuerPath
 	tb.Cleanup(s.srv.Close)
 	return s
 }
@@ -205,6 +207,10 @@ func (s *Server) metadata(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
+	// Read the body first: only then does net/http watch the connection and
+	// cancel r.Context() when the client gives up, which ends the latency
+	// wait below instead of holding the server open.
+	formErr := r.ParseForm()
 	s.mu.Lock()
 	latency, failure := s.latency, s.failure
 	s.mu.Unlock()
@@ -225,7 +231,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": "invalid_request"})
 		return
 	}
-	if err := r.ParseForm(); err != nil {
+	if formErr != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}

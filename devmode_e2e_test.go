@@ -1,0 +1,888 @@
+package main
+
+// Development mode end to end: `go run .` with no configuration. The gateway
+// runs the embedded authorization server (devauth) on its own listener at
+// <origin>/dev-auth and introspects it over HTTP. These tests drive the
+// complete local OAuth flow the way an MCP client does: the Go MCP SDK's
+// client with its OAuth support (discovery from the 401, RFC 9728 and RFC
+// 8414 metadata, RFC 7591 registration, authorization code with PKCE and
+// RFC 8707 resource, step-up on 403, refresh), with the "browser" part done
+// over plain HTTP by consentBot, which reads and submits the consent form.
+// browser_e2e_test.go does the same in a real Chromium.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/net/html"
+	"golang.org/x/oauth2"
+)
+
+var allScopes = []string{"op:add", "op:sub", "op:mult", "op:div"}
+
+// noRedirectClient returns redirects to the caller instead of following
+// them: the authorization response is read from the Location header.
+var noRedirectClient = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// htmlForm is the first POST form of an HTML page, as a browser sees it.
+type htmlForm struct {
+	action  *url.URL            // resolved against the page URL
+	hidden  url.Values          // hidden inputs
+	scopes  []string            // values of the "scope" checkboxes, in page order
+	checked []string            // the scope checkboxes ticked when the page loads
+	text    []string            // names of text inputs
+	buttons map[string][]string // submit button name -> values
+}
+
+func attr(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+func nodeText(n *html.Node) string {
+	var b strings.Builder
+	for d := range n.Descendants() {
+		if d.Type == html.TextNode {
+			b.WriteString(d.Data)
+		}
+	}
+	return b.String()
+}
+
+func parseHTMLForm(page *url.URL, body []byte) (*htmlForm, error) {
+	doc, err := html.Parse(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	var form *html.Node
+	for n := range doc.Descendants() {
+		if n.Type == html.ElementNode && n.Data == "form" {
+			if m, _ := attr(n, "method"); strings.EqualFold(m, "post") {
+				form = n
+				break
+			}
+		}
+	}
+	if form == nil {
+		return nil, fmt.Errorf("no POST form on the page:\n%s", body)
+	}
+	action, _ := attr(form, "action")
+	au, err := page.Parse(action)
+	if err != nil {
+		return nil, fmt.Errorf("form action %q: %v", action, err)
+	}
+	f := &htmlForm{action: au, hidden: url.Values{}, buttons: map[string][]string{}}
+	for n := range form.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		name, _ := attr(n, "name")
+		value, _ := attr(n, "value")
+		typ, _ := attr(n, "type")
+		switch {
+		case n.Data == "input" && typ == "hidden":
+			f.hidden.Add(name, value)
+		case n.Data == "input" && typ == "checkbox" && name == "scope":
+			f.scopes = append(f.scopes, value)
+			if _, ok := attr(n, "checked"); ok {
+				f.checked = append(f.checked, value)
+			}
+		case n.Data == "input" && (typ == "text" || typ == ""):
+			f.text = append(f.text, name)
+		case n.Data == "button" && (typ == "submit" || typ == "") && name != "":
+			f.buttons[name] = append(f.buttons[name], value)
+		}
+	}
+	return f, nil
+}
+
+// elementText returns the text of the element with the given id.
+func elementText(body []byte, id string) (string, bool) {
+	doc, err := html.Parse(bytes.NewReader(body))
+	if err != nil {
+		return "", false
+	}
+	for n := range doc.Descendants() {
+		if v, _ := attr(n, "id"); n.Type == html.ElementNode && v == id {
+			return nodeText(n), true
+		}
+	}
+	return "", false
+}
+
+// authorizationError is an error authorization response (RFC 6749 §4.1.2.1)
+// delivered to the redirect URI.
+type authorizationError struct {
+	Code, Description, State, Iss string
+}
+
+func (e *authorizationError) Error() string {
+	return fmt.Sprintf("authorization response: %s (%s)", e.Code, e.Description)
+}
+
+// parseAuthorizationResponse reads the authorization response from the
+// redirect a browser would follow. It checks that it goes to the client's
+// redirect URI.
+func parseAuthorizationResponse(redirect, location string) (*auth.AuthorizationResult, error) {
+	loc, err := url.Parse(location)
+	if err != nil {
+		return nil, fmt.Errorf("redirect Location %q: %v", location, err)
+	}
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirect {
+		return nil, fmt.Errorf("redirected to %s, not to the redirect URI %s", got, redirect)
+	}
+	q := loc.Query()
+	if code := q.Get("error"); code != "" {
+		return nil, &authorizationError{Code: code, Description: q.Get("error_description"), State: q.Get("state"), Iss: q.Get("iss")}
+	}
+	if q.Get("code") == "" {
+		return nil, fmt.Errorf("authorization response without code or error: %s", location)
+	}
+	return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+}
+
+// consentAnswer is what the user does on the consent page.
+type consentAnswer struct {
+	grant []string // the scopes left ticked
+	deny  bool     // click Deny instead of Approve
+}
+
+// consentBot is the "browser" of an auth.AuthorizationCodeFetcher over plain
+// HTTP: it opens the authorization URL, reads the consent form (action,
+// hidden id and CSRF fields, scope checkboxes), ticks the scopes decide
+// chooses, types the user name, submits, and reads code, state and iss from
+// the redirect without following it. It never calls t.Fatal: the SDK may
+// call it from any goroutine.
+type consentBot struct {
+	user     string
+	redirect string
+	decide   func(round int, offered, checked []string) consentAnswer
+
+	rounds  atomic.Int32
+	mu      sync.Mutex
+	offered [][]string // the scopes offered in each round
+}
+
+func (b *consentBot) offeredIn(round int) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if round < 1 || round > len(b.offered) {
+		return nil
+	}
+	return b.offered[round-1]
+}
+
+func (b *consentBot) fetch(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+	round := int(b.rounds.Add(1))
+	page, err := url.Parse(args.URL)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := noRedirectClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	b.mu.Lock()
+	b.offered = append(b.offered, nil)
+	b.mu.Unlock()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		// The authorization server refused the request without asking.
+		return parseAuthorizationResponse(b.redirect, loc)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET authorization URL: status %d: %s", resp.StatusCode, body)
+	}
+	form, err := parseHTMLForm(page, body)
+	if err != nil {
+		return nil, err
+	}
+	if form.hidden.Get("id") == "" || form.hidden.Get("csrf") == "" {
+		return nil, fmt.Errorf("consent form without hidden id and csrf fields: %v", form.hidden)
+	}
+	if !slices.Contains(form.text, "user") || !slices.Contains(form.buttons["action"], "approve") || !slices.Contains(form.buttons["action"], "deny") {
+		return nil, fmt.Errorf("consent form without a user field and Approve/Deny buttons: %+v", form)
+	}
+	if form.action.Host != page.Host {
+		return nil, fmt.Errorf("consent form posts to %s, another origin than the page %s", form.action, page.Host)
+	}
+	b.mu.Lock()
+	b.offered[round-1] = slices.Clone(form.scopes)
+	b.mu.Unlock()
+
+	ans := b.decide(round, form.scopes, form.checked)
+	v := url.Values{}
+	for k, vs := range form.hidden {
+		v[k] = vs
+	}
+	for _, sc := range ans.grant {
+		if !slices.Contains(form.scopes, sc) {
+			return nil, fmt.Errorf("round %d: the consent page does not offer %s (offered %v)", round, sc, form.scopes)
+		}
+		v.Add("scope", sc)
+	}
+	v.Set("user", b.user)
+	v.Set("action", "approve")
+	if ans.deny {
+		v.Set("action", "deny")
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.action.String(), strings.NewReader(v.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = noRedirectClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("POST consent: status %d, want 303; body %s", resp.StatusCode, body)
+	}
+	return parseAuthorizationResponse(b.redirect, resp.Header.Get("Location"))
+}
+
+// grantRounds answers round n with grants[n-1] (the last entry for later
+// rounds); a nil entry leaves the page's defaults ticked.
+func grantRounds(grants ...[]string) func(int, []string, []string) consentAnswer {
+	return func(round int, offered, checked []string) consentAnswer {
+		g := grants[min(round, len(grants))-1]
+		if g == nil {
+			g = checked
+		}
+		return consentAnswer{grant: g}
+	}
+}
+
+// trafficRecorder records the requests an http.Client sends: the bearer
+// tokens, the responses' status and challenge, and the refresh_token grants.
+type trafficRecorder struct {
+	base http.RoundTripper
+
+	mu        sync.Mutex
+	tokens    []string // Authorization bearer tokens, in order
+	statuses  []int
+	forbidden []string // WWW-Authenticate of 403 responses
+	refreshes int      // grant_type=refresh_token requests
+}
+
+func (r *trafficRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	refresh := false
+	if req.Method == http.MethodPost && req.Body != nil && strings.HasSuffix(req.URL.Path, "/token") {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		form, _ := url.ParseQuery(string(b))
+		refresh = form.Get("grant_type") == "refresh_token"
+	}
+	resp, err := r.base.RoundTrip(req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+		r.tokens = append(r.tokens, tok)
+	}
+	if refresh && err == nil && resp.StatusCode == http.StatusOK {
+		r.refreshes++
+	}
+	if err == nil {
+		r.statuses = append(r.statuses, resp.StatusCode)
+		if resp.StatusCode == http.StatusForbidden {
+			r.forbidden = append(r.forbidden, strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
+		}
+	}
+	return resp, err
+}
+
+func (r *trafficRecorder) lastToken() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tokens) == 0 {
+		return ""
+	}
+	return r.tokens[len(r.tokens)-1]
+}
+
+func (r *trafficRecorder) refreshCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refreshes
+}
+
+func (r *trafficRecorder) snapshot() (statuses []int, forbidden []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.statuses), slices.Clone(r.forbidden)
+}
+
+// publicClientMetadata is the RFC 7591 metadata of a native MCP client with
+// a loopback redirect URI.
+func publicClientMetadata(redirect, name string) *oauthex.ClientRegistrationMetadata {
+	return &oauthex.ClientRegistrationMetadata{
+		RedirectURIs:            []string{redirect},
+		TokenEndpointAuthMethod: "none",
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		ClientName:              name,
+	}
+}
+
+func loopbackRedirect(t *testing.T) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
+}
+
+func calcResult(t *testing.T, res *mcp.CallToolResult) float64 {
+	t.Helper()
+	var out struct {
+		Result float64 `json:"result"`
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("calculator result %s: %v", b, err)
+	}
+	return out.Result
+}
+
+type whoamiResult struct {
+	Sub      string   `json:"sub"`
+	Username string   `json:"username"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+func whoami(t *testing.T, cs *mcp.ClientSession) whoamiResult {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+	if err != nil || res.IsError {
+		t.Fatalf("whoami: %v %+v", err, res)
+	}
+	var who whoamiResult
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, &who); err != nil {
+		t.Fatalf("whoami %s: %v", b, err)
+	}
+	return who
+}
+
+// TestDevModeSDKOAuthFlow is the issue's acceptance test: with no
+// configuration, the SDK's OAuth client discovers the embedded authorization
+// server from the gateway's 401, registers, gets the user's consent for add
+// and sub only, exchanges the code and calls the calculator; divide's 403
+// step-up is answered by a second consent that grants op:div; whoami names
+// the user typed on the consent page; an expired access token is refreshed
+// without another consent.
+func TestDevModeSDKOAuthFlow(t *testing.T) {
+	const ttl = 2 * time.Second
+	g := startGateway(t, map[string]string{"DEV_AUTH_TOKEN_TTL": ttl.String()})
+	waitReady(t, g)
+	issuer := strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth"
+
+	redirect := loopbackRedirect(t)
+	bot := &consentBot{
+		user:     "dev-alice",
+		redirect: redirect,
+		// Round one: only add and sub of the four offered. Round two (the
+		// step-up for divide): everything offered, op:div included.
+		decide: grantRounds([]string{"op:add", "op:sub"}, nil),
+	}
+	asTraffic := &trafficRecorder{base: http.DefaultTransport}
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
+			Metadata: publicClientMetadata(redirect, "dev mode e2e"),
+		},
+		RedirectURL:              redirect,
+		AuthorizationCodeFetcher: bot.fetch,
+		RequestRefreshToken:      true,
+		Client:                   &http.Client{Transport: asTraffic, Timeout: 10 * time.Second},
+		// oauth2's default token source treats a token as expired 10s
+		// early, so with a 2s token it would refresh before every request.
+		// Refresh only in the last 300ms instead, so that the refresh below
+		// happens because the token expired, and can be seen to.
+		NewTokenSource: func(ctx context.Context, cfg *oauth2.Config, tok *oauth2.Token) (oauth2.TokenSource, error) {
+			return oauth2.ReuseTokenSourceWithExpiry(tok, cfg.TokenSource(ctx, tok), 300*time.Millisecond), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpTraffic := &trafficRecorder{base: http.DefaultTransport}
+	client := mcp.NewClient(&mcp.Implementation{Name: "devmode-e2e", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:     g.Resource,
+		HTTPClient:   &http.Client{Transport: mcpTraffic},
+		OAuthHandler: handler,
+		MaxRetries:   -1,
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect through OAuth: %v\nlogs:\n%s", err, g.Logs)
+	}
+	defer cs.Close()
+
+	// Discovery -> registration -> consent -> token exchange.
+	if n := bot.rounds.Load(); n != 1 {
+		t.Fatalf("consent rounds after connect = %d, want 1", n)
+	}
+	if got := bot.offeredIn(1); !slices.Equal(got, allScopes) {
+		t.Errorf("round 1 consent offers %v, want %v (the scopes of the 401 challenge)", got, allScopes)
+	}
+	if statuses, _ := mcpTraffic.snapshot(); len(statuses) == 0 || statuses[0] != http.StatusUnauthorized {
+		t.Errorf("first MCP response statuses %v, want a 401 first", statuses)
+	}
+	res, err := calc(cs, "add", 2, 3)
+	if err != nil || res.IsError {
+		t.Fatalf("add: %v %+v", err, res)
+	}
+	if r := calcResult(t, res); r != 5 {
+		t.Errorf("2 + 3 = %v", r)
+	}
+	who := whoami(t, cs)
+	if who.Sub != "dev-alice" || who.ClientID == "" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub"}) {
+		t.Errorf("whoami = %+v, want sub dev-alice with scopes [op:add op:sub]", who)
+	}
+	ts, err := handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		t.Fatalf("token source: %v", err)
+	}
+	first, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.RefreshToken == "" {
+		t.Error("the token response has no refresh token")
+	}
+	if s, _ := first.Extra("scope").(string); s != "op:add op:sub" {
+		t.Errorf("token response scope = %q, want \"op:add op:sub\"", s)
+	}
+
+	// Step-up: divide needs op:div. The gateway answers 403
+	// insufficient_scope, the SDK asks for consent again, the bot grants
+	// op:div, and the retried call succeeds.
+	res, err = calc(cs, "divide", 6, 3)
+	if err != nil || res.IsError {
+		t.Fatalf("divide after step-up: %v %+v\nlogs:\n%s", err, res, g.Logs)
+	}
+	if r := calcResult(t, res); r != 2 {
+		t.Errorf("6 / 3 = %v", r)
+	}
+	if n := bot.rounds.Load(); n != 2 {
+		t.Errorf("consent rounds after divide = %d, want 2 (one step-up)", n)
+	}
+	if got, want := bot.offeredIn(2), []string{"op:add", "op:sub", "op:div"}; !slices.Equal(got, want) {
+		t.Errorf("step-up consent offers %v, want %v", got, want)
+	}
+	_, forbidden := mcpTraffic.snapshot()
+	if len(forbidden) != 1 {
+		t.Fatalf("403 responses = %q, want exactly one", forbidden)
+	}
+	cs403, err := oauthex.ParseWWWAuthenticate([]string{forbidden[0]})
+	if err != nil || len(cs403) != 1 || cs403[0].Params["error"] != "insufficient_scope" || cs403[0].Params["scope"] != "op:div op:add op:sub" {
+		t.Errorf("403 challenge %q (%v), want insufficient_scope with scope \"op:div op:add op:sub\"", forbidden[0], err)
+	}
+	who = whoami(t, cs)
+	if who.Sub != "dev-alice" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub", "op:div"}) {
+		t.Errorf("whoami after step-up = %+v", who)
+	}
+	if res, err := calc(cs, "subtract", 6, 3); err != nil || res.IsError {
+		t.Errorf("subtract after step-up (scope kept): %v %+v", err, res)
+	}
+
+	// Refresh: wait until the access token has expired (by its Expiry, as
+	// the client sees it), then call again. The token source must refresh,
+	// and the gateway must accept the new token, with no consent.
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Expiry.IsZero() || time.Until(tok.Expiry) > ttl+time.Second {
+		t.Fatalf("token expiry %v, want about %v from now (DEV_AUTH_TOKEN_TTL)", tok.Expiry, ttl)
+	}
+	refreshesBefore := asTraffic.refreshCount()
+	deadline := time.Now().Add(10 * time.Second)
+	for !time.Now().After(tok.Expiry) {
+		if time.Now().After(deadline) {
+			t.Fatalf("token expiry %v never passed", tok.Expiry)
+		}
+		time.Sleep(min(50*time.Millisecond, time.Until(tok.Expiry)+time.Millisecond))
+	}
+	res, err = calc(cs, "divide", 8, 2)
+	if err != nil || res.IsError {
+		t.Fatalf("divide after the access token expired: %v %+v\nlogs:\n%s", err, res, g.Logs)
+	}
+	if r := calcResult(t, res); r != 4 {
+		t.Errorf("8 / 2 = %v", r)
+	}
+	used := mcpTraffic.lastToken()
+	if used == "" || used == tok.AccessToken {
+		t.Error("the call after expiry did not use a new access token")
+	}
+	if n := asTraffic.refreshCount() - refreshesBefore; n < 1 {
+		t.Errorf("refresh_token grants after expiry = %d, want at least 1", n)
+	}
+	if n := bot.rounds.Load(); n != 2 {
+		t.Errorf("consent rounds after refresh = %d, want still 2", n)
+	}
+	if who := whoami(t, cs); who.Sub != "dev-alice" || !slices.Contains(who.Scopes, "op:div") {
+		t.Errorf("whoami after refresh = %+v", who)
+	}
+	// The expired token itself is refused.
+	r := post(t, g.Resource, fmt.Sprintf(callAdd, "add"), bearer(tok.AccessToken))
+	if r.Status != http.StatusUnauthorized || challenge(t, r).Params["error"] != "invalid_token" {
+		t.Errorf("expired access token: status %d, challenge %q; want 401 invalid_token", r.Status, r.Header.Values("WWW-Authenticate"))
+	}
+	t.Logf("issuer %s; %d refresh grant(s); %d consent rounds", issuer, asTraffic.refreshCount(), bot.rounds.Load())
+	if strings.Contains(g.Logs.String(), tok.AccessToken) || strings.Contains(g.Logs.String(), used) {
+		t.Error("an access token appears in the logs")
+	}
+}
+
+// TestDevModeConsentDenied: the user clicks Deny (or approves with nothing
+// ticked); the client gets access_denied.
+func TestDevModeConsentDenied(t *testing.T) {
+	g := startGateway(t, nil)
+	waitReady(t, g)
+	for _, tc := range []struct {
+		name string
+		ans  consentAnswer
+	}{
+		{"deny", consentAnswer{grant: allScopes, deny: true}},
+		{"approve nothing", consentAnswer{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redirect := loopbackRedirect(t)
+			bot := &consentBot{user: "dev-bob", redirect: redirect,
+				decide: func(int, []string, []string) consentAnswer { return tc.ans }}
+			handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: publicClientMetadata(redirect, "denied")},
+				RedirectURL:                     redirect,
+				AuthorizationCodeFetcher:        bot.fetch,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			client := mcp.NewClient(&mcp.Implementation{Name: "denied", Version: "1"}, nil)
+			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: g.Resource, OAuthHandler: handler, MaxRetries: -1}, nil)
+			if err == nil {
+				cs.Close()
+				t.Fatal("connect succeeded after the user denied consent")
+			}
+			var ae *authorizationError
+			if !errors.As(err, &ae) || ae.Code != "access_denied" {
+				t.Fatalf("connect error = %v, want the authorization error access_denied", err)
+			}
+			if ae.Iss == "" || ae.State == "" {
+				t.Errorf("error response without state or iss: %+v", ae)
+			}
+			// The SDK (v1.8.0) first tries SEP-2575 server/discover and, when
+			// that fails for any reason, falls back to initialize, which
+			// asks for consent again: the user is asked at most twice.
+			if n := bot.rounds.Load(); n < 1 || n > 2 {
+				t.Errorf("consent rounds = %d, want 1 or 2", n)
+			}
+		})
+	}
+}
+
+// devASClient is a public client registered at the embedded authorization
+// server, found the way a client finds it: from the gateway's metadata.
+type devASClient struct {
+	meta   *oauthex.AuthServerMeta
+	cfg    *oauth2.Config
+	bot    *consentBot
+	issuer string
+}
+
+func newDevASClient(t *testing.T, g *gatewayUnderTest, user string, grant []string) *devASClient {
+	t.Helper()
+	ctx := context.Background()
+	prmURL := strings.Replace(g.Resource, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
+	prm, err := oauthex.GetProtectedResourceMetadata(ctx, prmURL, g.Resource, http.DefaultClient)
+	if err != nil || len(prm.AuthorizationServers) != 1 {
+		t.Fatalf("protected resource metadata: %+v %v", prm, err)
+	}
+	issuer := prm.AuthorizationServers[0]
+	if want := strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth"; issuer != want {
+		t.Errorf("authorization server %q, want %q", issuer, want)
+	}
+	meta, err := auth.GetAuthServerMetadata(ctx, issuer, http.DefaultClient)
+	if err != nil || meta == nil {
+		t.Fatalf("authorization server metadata: %v", err)
+	}
+	redirect := loopbackRedirect(t)
+	reg, err := oauthex.RegisterClient(ctx, meta.RegistrationEndpoint, publicClientMetadata(redirect, "token endpoint e2e"), http.DefaultClient)
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	return &devASClient{
+		meta:   meta,
+		issuer: issuer,
+		bot:    &consentBot{user: user, redirect: redirect, decide: grantRounds(grant)},
+		cfg: &oauth2.Config{
+			ClientID:    reg.ClientID,
+			Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+			RedirectURL: redirect,
+			Scopes:      allScopes,
+		},
+	}
+}
+
+// authorize runs the authorization request with the given verifier and
+// resource and returns the authorization response (or its error).
+func (c *devASClient) authorize(state, verifier, resource string) (*auth.AuthorizationResult, error) {
+	u := c.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource))
+	return c.bot.fetch(context.Background(), &auth.AuthorizationArgs{URL: u})
+}
+
+func (c *devASClient) exchange(code, verifier, resource string) (*oauth2.Token, error) {
+	return c.cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resource))
+}
+
+func wantGrantError(t *testing.T, err error, code string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want an RFC 6749 error response %s", err, code)
+	}
+	if re.ErrorCode != code || re.Response.StatusCode != http.StatusBadRequest {
+		t.Fatalf("token endpoint answered %d %s (%s), want 400 %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription, code)
+	}
+}
+
+// waitRefused polls the gateway with tok until it answers 401
+// invalid_token, for at most within, and returns how long that took.
+func waitRefused(t *testing.T, g *gatewayUnderTest, tok string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		r := post(t, g.Resource, fmt.Sprintf(callAdd, "add"), bearer(tok))
+		if r.Status == http.StatusUnauthorized {
+			if ch := challenge(t, r); ch.Params["error"] != "invalid_token" {
+				t.Errorf("challenge %v, want error=invalid_token", ch.Params)
+			}
+			return time.Since(start)
+		}
+		if r.Status != http.StatusOK {
+			t.Fatalf("status %d while waiting for refusal; body %s", r.Status, r.Body)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("token still accepted %v later", time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestDevModeAuthorizationServerErrors drives the embedded authorization
+// server's endpoints directly and checks each RFC error, and that the
+// gateway notices revocation within CACHE_MAX_TTL.
+func TestDevModeAuthorizationServerErrors(t *testing.T) {
+	const cacheTTL = time.Second
+	g := startGateway(t, map[string]string{"CACHE_MAX_TTL": cacheTTL.String()})
+	waitReady(t, g)
+	c := newDevASClient(t, g, "dev-carol", []string{"op:add"})
+	if !c.meta.AuthorizationResponseIssParameterSupported || !slices.Contains(c.meta.CodeChallengeMethodsSupported, "S256") || c.meta.RevocationEndpoint == "" {
+		t.Errorf("authorization server metadata %+v", c.meta)
+	}
+
+	t.Run("wrong PKCE verifier", func(t *testing.T) {
+		verifier := oauth2.GenerateVerifier()
+		res, err := c.authorize("pkce", verifier, g.Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State != "pkce" || res.Iss != c.issuer {
+			t.Errorf("authorization response state %q iss %q", res.State, res.Iss)
+		}
+		_, err = c.exchange(res.Code, oauth2.GenerateVerifier(), g.Resource)
+		wantGrantError(t, err, "invalid_grant")
+		// The failed attempt used the code up.
+		_, err = c.exchange(res.Code, verifier, g.Resource)
+		wantGrantError(t, err, "invalid_grant")
+	})
+
+	t.Run("reused code", func(t *testing.T) {
+		verifier := oauth2.GenerateVerifier()
+		res, err := c.authorize("reuse", verifier, g.Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := c.exchange(res.Code, verifier, g.Resource)
+		if err != nil {
+			t.Fatalf("first exchange: %v", err)
+		}
+		if s, _ := tok.Extra("scope").(string); s != "op:add" {
+			t.Errorf("granted scope %q, want op:add", s)
+		}
+		if r := post(t, g.Resource, fmt.Sprintf(callAdd, "add"), bearer(tok.AccessToken)); r.Status != http.StatusOK {
+			t.Fatalf("add with the new token: %d %s", r.Status, r.Body)
+		}
+		_, err = c.exchange(res.Code, verifier, g.Resource)
+		wantGrantError(t, err, "invalid_grant")
+		// RFC 6749 §4.1.2: the tokens issued from a replayed code are
+		// revoked, so the gateway stops accepting them.
+		d := waitRefused(t, g, tok.AccessToken, cacheTTL+2*time.Second)
+		t.Logf("token of a replayed code refused after %v", d.Round(time.Millisecond))
+	})
+
+	t.Run("foreign resource", func(t *testing.T) {
+		_, err := c.authorize("evil", oauth2.GenerateVerifier(), "https://evil.example/mcp")
+		var ae *authorizationError
+		if !errors.As(err, &ae) || ae.Code != "invalid_target" {
+			t.Fatalf("err = %v, want a redirect with error=invalid_target", err)
+		}
+		if ae.State != "evil" || ae.Iss != c.issuer {
+			t.Errorf("error response state %q iss %q, want evil and %s", ae.State, ae.Iss, c.issuer)
+		}
+	})
+
+	t.Run("revoked token", func(t *testing.T) {
+		verifier := oauth2.GenerateVerifier()
+		res, err := c.authorize("revoke", verifier, g.Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := c.exchange(res.Code, verifier, g.Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Accepted, and so cached by the gateway.
+		for range 2 {
+			if r := post(t, g.Resource, fmt.Sprintf(callAdd, "add"), bearer(tok.AccessToken)); r.Status != http.StatusOK {
+				t.Fatalf("add before revocation: %d %s", r.Status, r.Body)
+			}
+		}
+		resp, err := http.PostForm(c.meta.RevocationEndpoint, url.Values{
+			"token": {tok.AccessToken}, "token_type_hint": {"access_token"}, "client_id": {c.cfg.ClientID},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: status %d", resp.StatusCode)
+		}
+		d := waitRefused(t, g, tok.AccessToken, cacheTTL+time.Second)
+		t.Logf("revoked token refused after %v (CACHE_MAX_TTL %v)", d.Round(time.Millisecond), cacheTTL)
+	})
+}
+
+// TestDevModeBannerAndTokenPage: the banner tells a newcomer where things
+// are, and the token page mints a token the gateway honours scope by scope.
+func TestDevModeBannerAndTokenPage(t *testing.T) {
+	g := startGateway(t, nil)
+	waitReady(t, g)
+
+	out := g.Stdout.String()
+	lower := strings.ToLower(out)
+	for _, want := range []string{
+		g.Resource,
+		"npx @modelcontextprotocol/inspector",
+		"claude mcp add --transport http calculator " + g.Resource,
+		strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner does not contain %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(lower, "development mode") || !strings.Contains(lower, "not use this mode in production") {
+		t.Errorf("banner does not say development mode, not for production:\n%s", out)
+	}
+	if strings.Contains(g.Logs.String(), "claude mcp add") {
+		t.Error("the banner went to the log stream, not stdout")
+	}
+
+	// The token page: GET, fill the mint form for op:add, POST, read the token.
+	pageURL := strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth/"
+	resp, err := http.Get(pageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", pageURL, resp.StatusCode)
+	}
+	page, _ := url.Parse(pageURL)
+	form, err := parseHTMLForm(page, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form.hidden.Get("csrf") == "" || !slices.Equal(form.scopes, allScopes) || !slices.Contains(form.text, "user") {
+		t.Fatalf("token page form %+v", form)
+	}
+	v := url.Values{"csrf": form.hidden["csrf"], "scope": {"op:add"}, "user": {"page-user"}}
+	resp, err = http.PostForm(form.action.String(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST token page: %d %s", resp.StatusCode, body)
+	}
+	tok, ok := elementText(body, "token")
+	tok = strings.TrimSpace(tok)
+	if !ok || tok == "" {
+		t.Fatalf("no token on the page:\n%s", body)
+	}
+	if curl, _ := elementText(body, "curl"); !strings.Contains(curl, g.Resource) || !strings.Contains(curl, tok) {
+		t.Errorf("curl command %q does not call %s with the token", curl, g.Resource)
+	}
+
+	r := post(t, g.Resource, fmt.Sprintf(callAdd, "add"), bearer(tok))
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"result":9`) {
+		t.Fatalf("add with the page's token: %d %s", r.Status, r.Body)
+	}
+	r = post(t, g.Resource, fmt.Sprintf(callAdd, "divide"), bearer(tok))
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("divide with an op:add token: status %d, want 403; body %s", r.Status, r.Body)
+	}
+	if ch := challenge(t, r); ch.Params["error"] != "insufficient_scope" || ch.Params["scope"] != "op:div op:add" {
+		t.Errorf("divide challenge %v, want insufficient_scope with scope \"op:div op:add\"", ch.Params)
+	}
+	who := whoami(t, mcpClient(t, g, tok))
+	if who.Sub != "page-user" || who.ClientID != "devauth-token-page" || !slices.Equal(who.Scopes, []string{"op:add"}) {
+		t.Errorf("whoami with the page's token = %+v", who)
+	}
+	// The CSRF token is single-use: replaying the form is refused.
+	resp, err = http.PostForm(form.action.String(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("replayed token page form: status %d, want 403", resp.StatusCode)
+	}
+}
