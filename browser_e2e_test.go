@@ -186,7 +186,7 @@ func TestBrowserDevModeConsentThroughGateway(t *testing.T) {
 	if r := calcResult(t, res); r != 5 {
 		t.Errorf("2 + 3 = %v", r)
 	}
-	if who := whoami(t, cs); who.Sub != "browser-alice" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub"}) {
+	if who := callWhoami(t, cs); who.Sub != "browser-alice" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub"}) {
 		t.Errorf("whoami = %+v, want browser-alice with [op:add op:sub]", who)
 	}
 

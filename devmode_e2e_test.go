@@ -33,7 +33,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-var allScopes = []string{"op:add", "op:sub", "op:mult", "op:div"}
+var devScopes = []string{"op:add", "op:sub", "op:mult", "op:div"}
 
 // noRedirectClient returns redirects to the caller instead of following
 // them: the authorization response is read from the Location header.
@@ -52,7 +52,7 @@ type htmlForm struct {
 	buttons map[string][]string // submit button name -> values
 }
 
-func attr(n *html.Node, key string) (string, bool) {
+func htmlAttr(n *html.Node, key string) (string, bool) {
 	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val, true
@@ -79,7 +79,7 @@ func parseHTMLForm(page *url.URL, body []byte) (*htmlForm, error) {
 	var form *html.Node
 	for n := range doc.Descendants() {
 		if n.Type == html.ElementNode && n.Data == "form" {
-			if m, _ := attr(n, "method"); strings.EqualFold(m, "post") {
+			if m, _ := htmlAttr(n, "method"); strings.EqualFold(m, "post") {
 				form = n
 				break
 			}
@@ -88,7 +88,7 @@ func parseHTMLForm(page *url.URL, body []byte) (*htmlForm, error) {
 	if form == nil {
 		return nil, fmt.Errorf("no POST form on the page:\n%s", body)
 	}
-	action, _ := attr(form, "action")
+	action, _ := htmlAttr(form, "action")
 	au, err := page.Parse(action)
 	if err != nil {
 		return nil, fmt.Errorf("form action %q: %v", action, err)
@@ -98,15 +98,15 @@ func parseHTMLForm(page *url.URL, body []byte) (*htmlForm, error) {
 		if n.Type != html.ElementNode {
 			continue
 		}
-		name, _ := attr(n, "name")
-		value, _ := attr(n, "value")
-		typ, _ := attr(n, "type")
+		name, _ := htmlAttr(n, "name")
+		value, _ := htmlAttr(n, "value")
+		typ, _ := htmlAttr(n, "type")
 		switch {
 		case n.Data == "input" && typ == "hidden":
 			f.hidden.Add(name, value)
 		case n.Data == "input" && typ == "checkbox" && name == "scope":
 			f.scopes = append(f.scopes, value)
-			if _, ok := attr(n, "checked"); ok {
+			if _, ok := htmlAttr(n, "checked"); ok {
 				f.checked = append(f.checked, value)
 			}
 		case n.Data == "input" && (typ == "text" || typ == ""):
@@ -125,7 +125,7 @@ func elementText(body []byte, id string) (string, bool) {
 		return "", false
 	}
 	for n := range doc.Descendants() {
-		if v, _ := attr(n, "id"); n.Type == html.ElementNode && v == id {
+		if v, _ := htmlAttr(n, "id"); n.Type == html.ElementNode && v == id {
 			return nodeText(n), true
 		}
 	}
@@ -380,7 +380,7 @@ type whoamiResult struct {
 	Scopes   []string `json:"scopes"`
 }
 
-func whoami(t *testing.T, cs *mcp.ClientSession) whoamiResult {
+func callWhoami(t *testing.T, cs *mcp.ClientSession) whoamiResult {
 	t.Helper()
 	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
 	if err != nil || res.IsError {
@@ -454,8 +454,8 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if n := bot.rounds.Load(); n != 1 {
 		t.Fatalf("consent rounds after connect = %d, want 1", n)
 	}
-	if got := bot.offeredIn(1); !slices.Equal(got, allScopes) {
-		t.Errorf("round 1 consent offers %v, want %v (the scopes of the 401 challenge)", got, allScopes)
+	if got := bot.offeredIn(1); !slices.Equal(got, devScopes) {
+		t.Errorf("round 1 consent offers %v, want %v (the scopes of the 401 challenge)", got, devScopes)
 	}
 	if statuses, _ := mcpTraffic.snapshot(); len(statuses) == 0 || statuses[0] != http.StatusUnauthorized {
 		t.Errorf("first MCP response statuses %v, want a 401 first", statuses)
@@ -467,7 +467,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if r := calcResult(t, res); r != 5 {
 		t.Errorf("2 + 3 = %v", r)
 	}
-	who := whoami(t, cs)
+	who := callWhoami(t, cs)
 	if who.Sub != "dev-alice" || who.ClientID == "" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub"}) {
 		t.Errorf("whoami = %+v, want sub dev-alice with scopes [op:add op:sub]", who)
 	}
@@ -510,7 +510,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if err != nil || len(cs403) != 1 || cs403[0].Params["error"] != "insufficient_scope" || cs403[0].Params["scope"] != "op:div op:add op:sub" {
 		t.Errorf("403 challenge %q (%v), want insufficient_scope with scope \"op:div op:add op:sub\"", forbidden[0], err)
 	}
-	who = whoami(t, cs)
+	who = callWhoami(t, cs)
 	if who.Sub != "dev-alice" || !slices.Equal(who.Scopes, []string{"op:add", "op:sub", "op:div"}) {
 		t.Errorf("whoami after step-up = %+v", who)
 	}
@@ -553,7 +553,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if n := bot.rounds.Load(); n != 2 {
 		t.Errorf("consent rounds after refresh = %d, want still 2", n)
 	}
-	if who := whoami(t, cs); who.Sub != "dev-alice" || !slices.Contains(who.Scopes, "op:div") {
+	if who := callWhoami(t, cs); who.Sub != "dev-alice" || !slices.Contains(who.Scopes, "op:div") {
 		t.Errorf("whoami after refresh = %+v", who)
 	}
 	// The expired token itself is refused.
@@ -576,7 +576,7 @@ func TestDevModeConsentDenied(t *testing.T) {
 		name string
 		ans  consentAnswer
 	}{
-		{"deny", consentAnswer{grant: allScopes, deny: true}},
+		{"deny", consentAnswer{grant: devScopes, deny: true}},
 		{"approve nothing", consentAnswer{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -654,7 +654,7 @@ func newDevASClient(t *testing.T, g *gatewayUnderTest, user string, grant []stri
 			ClientID:    reg.ClientID,
 			Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
 			RedirectURL: redirect,
-			Scopes:      allScopes,
+			Scopes:      devScopes,
 		},
 	}
 }
@@ -839,7 +839,7 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if form.hidden.Get("csrf") == "" || !slices.Equal(form.scopes, allScopes) || !slices.Contains(form.text, "user") {
+	if form.hidden.Get("csrf") == "" || !slices.Equal(form.scopes, devScopes) || !slices.Contains(form.text, "user") {
 		t.Fatalf("token page form %+v", form)
 	}
 	v := url.Values{"csrf": form.hidden["csrf"], "scope": {"op:add"}, "user": {"page-user"}}
@@ -872,7 +872,7 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 	if ch := challenge(t, r); ch.Params["error"] != "insufficient_scope" || ch.Params["scope"] != "op:div op:add" {
 		t.Errorf("divide challenge %v, want insufficient_scope with scope \"op:div op:add\"", ch.Params)
 	}
-	who := whoami(t, mcpClient(t, g, tok))
+	who := callWhoami(t, mcpClient(t, g, tok))
 	if who.Sub != "page-user" || who.ClientID != "devauth-token-page" || !slices.Equal(who.Scopes, []string{"op:add"}) {
 		t.Errorf("whoami with the page's token = %+v", who)
 	}

@@ -110,7 +110,7 @@ func TestFullFlow(t *testing.T) {
 		t.Fatal("tokens survived code reuse")
 	}
 	verifier = oauth2.GenerateVerifier()
-	resp, body = h.get(cfg.AuthCodeURL("state-456", oauth2.S256ChallengeOption(verifier), resource))
+	_, body = h.get(cfg.AuthCodeURL("state-456", oauth2.S256ChallengeOption(verifier), resource))
 	f = parseConsent(t, body)
 	resp, err = browser.PostForm(h.url("/consent"), url.Values{
 		"id": {f.id}, "csrf": {f.csrf}, "action": {"approve"}, "user": {"alice"}, "scope": f.checked,

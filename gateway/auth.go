@@ -56,6 +56,14 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 
 		ti, err := g.cfg.Verifier.Verify(r.Context(), token)
+		if err == nil && ti == nil {
+			err = errors.New("verifier returned no token information")
+		}
+		if err == nil && !ti.Expiration.IsZero() && ti.Expiration.Add(g.cfg.ClockSkew).Before(time.Now()) {
+			// The SDK re-checks expiry after us and would answer with a
+			// plain-text 401; refuse here with the proper challenge.
+			err = &introspect.InvalidTokenError{Reason: introspect.ReasonExpired}
+		}
 		if err != nil {
 			g.refuse(c, err)
 			return nil

@@ -22,7 +22,7 @@ func TestJSONErrorsWrapper(t *testing.T) {
 		{
 			name: "plain-text error becomes JSON",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Error(w, "Content-Type must be 'application/json'", 415)
+				http.Error(w, "Content-Type must be 'application/json'", http.StatusUnsupportedMediaType)
 			},
 			wantStatus: 415, wantCode: "unsupported_media_type", wantDescPfx: "Content-Type must be 'application/json'",
 		},

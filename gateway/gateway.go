@@ -180,11 +180,11 @@ func New(cfg Config) (*Gateway, error) {
 	// the per-user session binding) is its own middleware, fed by a
 	// verifier that reads what authenticate stored. The token is verified
 	// once.
-	sdk := auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
+	sdk := jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL:    mdURL,
 		AllowMissingExpiration: true,
 		ClockSkew:              cfg.ClockSkew,
-	})(jsonErrors(streamable))
+	})(streamable))
 
 	e := echo.New()
 	e.HideBanner = true

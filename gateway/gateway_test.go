@@ -480,10 +480,7 @@ func TestExpiredTokenInfo(t *testing.T) {
 		t.Errorf("resource_metadata = %q, want %q", p["resource_metadata"], testPRMURL)
 	}
 	if !json.Valid(rec.Body.Bytes()) || p["error"] != "invalid_token" {
-		// KNOWN BUG (reported): the 401 comes from auth.RequireBearerToken,
-		// outside jsonErrors, as text/plain "token expired" and without
-		// error="invalid_token". Remove this skip once gateway.go fixes it.
-		t.Skipf("known bug: expired TokenInfo gives a non-JSON 401 without error=invalid_token: %q %q", rec.Header().Get("Content-Type"), rec.Body.String())
+		t.Errorf("expired TokenInfo: want a JSON 401 with error=invalid_token, got %q %q %q", rec.Header().Get("Content-Type"), p["error"], rec.Body.String())
 	}
 }
 

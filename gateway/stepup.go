@@ -83,8 +83,18 @@ func RequiredScopes(policy *scopes.Policy, body []byte) []string {
 	}
 	var msgs []rpcMessage
 	if body[0] == '[' {
-		if err := json.Unmarshal(body, &msgs); err != nil {
+		// Decode members one by one: a legal member of another shape (a
+		// notification with array params) must not hide a tools/call
+		// beside it.
+		var raw []json.RawMessage
+		if err := json.Unmarshal(body, &raw); err != nil {
 			return nil
+		}
+		for _, r := range raw {
+			var m rpcMessage
+			if json.Unmarshal(r, &m) == nil {
+				msgs = append(msgs, m)
+			}
 		}
 	} else {
 		var m rpcMessage
