@@ -46,6 +46,9 @@ func main() {
 // gracefully. onListen, when not nil, is called with the base URL once the
 // listener is bound; tests use it to start the whole server in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen func(baseURL string)) error {
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, args[1:], stdout) // configuration doctor, check.go
+	}
 	if len(args) > 0 {
 		return &configError{problems: []string{fmt.Sprintf("unexpected arguments %q: the gateway is configured by environment variables (see .env.example)", args)}}
 	}

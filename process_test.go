@@ -17,7 +17,8 @@ import (
 // to check exit statuses and signal handling.
 func TestMain(m *testing.M) {
 	if os.Getenv("MCP_GATEWAY_TEST_BE_MAIN") == "1" {
-		os.Args = os.Args[:1]
+		// MCP_GATEWAY_TEST_ARGS: the command line, e.g. "check".
+		os.Args = append(os.Args[:1], strings.Fields(os.Getenv("MCP_GATEWAY_TEST_ARGS"))...)
 		main()
 		os.Exit(0)
 	}

@@ -15,17 +15,15 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/prm"
 )
 
-type tokenInfoKey struct{}
-
 // verifiedTokenInfo is the auth.TokenVerifier handed to the SDK's
 // RequireBearerToken. It does not look at the token: authenticate has
-// already verified it and stored the result in the request context.
+// already verified it and stored the result in the request's state.
 func verifiedTokenInfo(ctx context.Context, _ string, _ *http.Request) (*auth.TokenInfo, error) {
-	ti, _ := ctx.Value(tokenInfoKey{}).(*auth.TokenInfo)
-	if ti == nil {
+	st := stateFrom(ctx)
+	if st == nil || st.ti == nil {
 		return nil, auth.ErrInvalidToken
 	}
-	return ti, nil
+	return st.ti, nil
 }
 
 // defaultRetryAfter is sent with a 503 when the authorization server gave
@@ -44,10 +42,12 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if errors.Is(err, prm.ErrNoToken) {
 				// RFC 6750 §3.1: a request without authentication gets no
 				// error code, just the challenge.
+				setAuth(c, authMissing)
 				ch := g.challenge
 				prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: "unauthorized", ErrorDescription: "authorization required: send a bearer token"})
 				return nil
 			}
+			setAuth(c, authMalformed)
 			ch := g.challenge
 			ch.Error = prm.ErrInvalidRequest
 			ch.ErrorDescription = err.Error()
@@ -55,7 +55,7 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 
-		ti, err := g.cfg.Verifier.Verify(r.Context(), token)
+		ti, err := g.cfg.Verifier.Verify(introspect.WithClient(r.Context(), g.clientAddr(r)), token)
 		if err == nil && ti == nil {
 			err = errors.New("verifier returned no token information")
 		}
@@ -68,7 +68,14 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			g.refuse(c, err)
 			return nil
 		}
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		st := stateFrom(r.Context())
+		if st == nil {
+			// Not behind observe (cannot happen in New's wiring).
+			st = &reqState{}
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		}
+		st.ti = ti
+		st.auth = authOK
 		return next(c)
 	}
 }
@@ -77,20 +84,40 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // authorization server called invalid gets 401 invalid_token; when no
 // answer could be had, the client gets 503 with Retry-After, never 401
 // (which would send it through a login that cannot help) and never 200.
+//
+// A client that sent too many unknown tokens (*introspect.RateLimitError)
+// gets 429 with Retry-After; the authorization server is not involved.
 func (g *Gateway) refuse(c echo.Context, err error) {
 	w := c.Response()
+	var limited *introspect.RateLimitError
+	if errors.As(err, &limited) {
+		setAuth(c, authRateLimited)
+		w.Header().Set("Retry-After", retryAfterSeconds(limited.RetryAfter))
+		prm.WriteError(w, http.StatusTooManyRequests, nil, prm.ErrorBody{Error: "rate_limited", ErrorDescription: "too many unrecognised tokens from this client; try again later"})
+		return
+	}
 	var invalid *introspect.InvalidTokenError
 	if errors.As(err, &invalid) {
+		setAuth(c, string(invalid.Reason))
 		ch := g.challenge
 		ch.Error = prm.ErrInvalidToken
 		ch.ErrorDescription = invalid.Error()
 		prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: prm.ErrInvalidToken, ErrorDescription: invalid.Error()})
 		return
 	}
+	setAuth(c, authUnavailable)
 	retry := defaultRetryAfter
 	var unavailable *introspect.UnavailableError
 	var clientAuth *introspect.ClientAuthError
+	desc := "the authorization server could not be reached to verify the token; try again later"
 	switch {
+	case errors.Is(err, introspect.ErrOverloaded):
+		// Load shedding (counted in introspection_shed_total); the
+		// request log line says auth=unavailable.
+		if errors.As(err, &unavailable) && unavailable.RetryAfter > 0 {
+			retry = unavailable.RetryAfter
+		}
+		desc = "the gateway is overloaded and could not verify the token; try again later"
 	case errors.As(err, &unavailable):
 		if unavailable.RetryAfter > 0 {
 			retry = unavailable.RetryAfter
@@ -101,6 +128,12 @@ func (g *Gateway) refuse(c echo.Context, err error) {
 	default:
 		g.cfg.Logger.Error("token verification failed", "error", err)
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
-	prm.WriteError(w, http.StatusServiceUnavailable, nil, prm.ErrorBody{Error: "temporarily_unavailable", ErrorDescription: "the authorization server could not be reached to verify the token; try again later"})
+	w.Header().Set("Retry-After", retryAfterSeconds(retry))
+	prm.WriteError(w, http.StatusServiceUnavailable, nil, prm.ErrorBody{Error: "temporarily_unavailable", ErrorDescription: desc})
+}
+
+// retryAfterSeconds formats d as Retry-After delay-seconds: rounded up, at
+// least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }

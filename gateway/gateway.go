@@ -24,6 +24,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
@@ -82,6 +83,28 @@ type Config struct {
 	// ClockSkew is tolerated on token expiry.
 	ClockSkew time.Duration
 
+	// MaxSessions bounds the live MCP sessions in stateful mode; a request
+	// that would open one more gets 503 with Retry-After. 0 means
+	// DefaultMaxSessions, a negative value no limit.
+	MaxSessions int
+	// MaxStreams bounds the concurrent GET event streams in stateful mode;
+	// one more gets 503 with Retry-After. 0 means DefaultMaxStreams, a
+	// negative value no limit.
+	MaxStreams int
+	// ClientIPHeader names a request header set by a trusted proxy with the
+	// client's IP address (e.g. "Fly-Client-IP"); it is what introspection
+	// load shedding attributes a request to, when present and a valid IP.
+	// Otherwise the connection's remote address is used. Leave it empty
+	// when no proxy sets it: any client can send any header.
+	ClientIPHeader string
+
+	// Metrics, when not nil, records the gateway's Prometheus metrics.
+	Metrics *metrics.Metrics
+	// ServeMetrics serves Metrics at GET /metrics on this handler (when
+	// Metrics is not nil). Leave it false when the metrics have a listener
+	// of their own.
+	ServeMetrics bool
+
 	Verifier Verifier
 	Policy   *scopes.Policy
 	Logger   *slog.Logger
@@ -96,6 +119,12 @@ type Gateway struct {
 	mcpPath      string
 	origin       string // the resource's own origin, always allowed
 	resourceHost string
+	landing      *landingPage
+	// routes are the registered route patterns; any other c.Path() is
+	// logged and counted as unmatched.
+	routes   map[string]struct{}
+	sessions *sessionLimiter // nil: no limit (or stateless)
+	streams  chan struct{}   // semaphore; nil: no limit (or stateless)
 }
 
 // New validates cfg and builds the gateway.
@@ -114,6 +143,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if len(cfg.ScopesSupported) == 0 {
 		cfg.ScopesSupported = scopes.All()
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = DefaultMaxStreams
 	}
 	var errs []error
 	if cfg.Verifier == nil {
@@ -166,6 +201,20 @@ func New(cfg Config) (*Gateway, error) {
 	if err := tools.Register(server, cfg.Policy); err != nil {
 		return nil, err
 	}
+	if cfg.Metrics != nil {
+		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics))
+	}
+	if !cfg.Stateless {
+		if cfg.MaxSessions > 0 {
+			g.sessions = &sessionLimiter{server: server, max: cfg.MaxSessions}
+		}
+		if cfg.MaxStreams > 0 {
+			g.streams = make(chan struct{}, cfg.MaxStreams)
+		}
+	}
+	if g.landing, err = newLandingPage(cfg, mdURL); err != nil {
+		return nil, err
+	}
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Stateless:           cfg.Stateless,
 		JSONResponse:        cfg.JSONResponse,
@@ -190,13 +239,19 @@ func New(cfg Config) (*Gateway, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = g.httpError
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
+	e.Use(g.observe)
 	e.Use(middleware.Recover())
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", g.readyz)
+	if cfg.ServeMetrics && cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
+	}
+	if mcpPath != "/" {
+		e.GET("/", g.landing.serve)
+	}
 
 	mdHandler := echo.WrapHandler(prm.Handler(md))
 	for _, p := range mdPaths {
@@ -204,7 +259,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 
 	mcpHandler := echo.WrapHandler(sdk)
-	mcpMiddleware := []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp}
+	mcpMiddleware := []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp, g.limits}
+	if mcpPath == "/" {
+		mcpMiddleware = append([]echo.MiddlewareFunc{g.landingOnRoot}, mcpMiddleware...)
+	}
 	e.Any(mcpPath, mcpHandler, mcpMiddleware...)
 
 	for _, m := range cfg.Mounts {
@@ -217,6 +275,10 @@ func New(cfg Config) (*Gateway, error) {
 				e.Any(p+"*", h)
 			}
 		}
+	}
+	g.routes = make(map[string]struct{})
+	for _, r := range e.Routes() {
+		g.routes[r.Path] = struct{}{}
 	}
 	g.echo = e
 	return g, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -526,7 +528,7 @@ func TestEchoErrorsAreJSON(t *testing.T) {
 	}{
 		{http.MethodGet, "/nope", 404, "not_found"},
 		{http.MethodPost, "/mcp/extra", 404, "not_found"},
-		{http.MethodGet, "/", 404, "not_found"},
+		{http.MethodGet, "/index.html", 404, "not_found"},
 		{http.MethodPost, "/healthz", 405, "method_not_allowed"},
 	}
 	for _, tt := range tests {
@@ -687,5 +689,30 @@ func BenchmarkRequiredScopes(b *testing.B) {
 				_ = RequiredScopes(p, body)
 			}
 		})
+	}
+}
+
+// BenchmarkHandlerCachedTokenObserved is BenchmarkHandlerCachedToken with
+// what production runs: metrics, and a JSON request log line at Info.
+func BenchmarkHandlerCachedTokenObserved(b *testing.B) {
+	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour)}
+	v := newFakeVerifier(map[string]verdict{"bench-token": {ti: ti}})
+	cfg := testConfig(v)
+	cfg.Metrics = metrics.New()
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	g, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := g.Handler()
+	body := rpcCall(1, "add")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, mcpRequest("bench-token", body))
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
 	}
 }

@@ -16,7 +16,9 @@ import (
 // stepUp answers a tools/call whose required scope the token lacks with
 // 403 insufficient_scope (RFC 6750 §3.1; MCP authorization "Scope Challenge
 // Handling") before the tool runs. It reads the body once, bounded, and
-// hands the same bytes on to the SDK.
+// hands the same bytes on to the SDK. The tool and operation it finds are
+// kept for the request log line. In ScopeChallengeTool mode it does
+// nothing (the tool checks the scope), so no tool is logged.
 func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	if g.cfg.ScopeChallenge != ScopeChallengeHTTP {
 		return next
@@ -40,7 +42,20 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 
-		required := RequiredScopes(g.cfg.Policy, body)
+		msgs := parseRPC(body)
+		st := stateFrom(r.Context())
+		if st != nil {
+			for _, m := range msgs {
+				if m.Method == "tools/call" {
+					st.tool = clampTool(m.Params.Name)
+					if st.tool == scopes.CalculatorTool {
+						st.op = clampOperation(m.Params.Arguments.Operation)
+					}
+					break
+				}
+			}
+		}
+		required := requiredScopes(g.cfg.Policy, msgs)
 		if len(required) > 0 {
 			ti, _ := verifiedTokenInfo(r.Context(), "", r)
 			var granted []string
@@ -50,6 +65,9 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 			if err := scopes.Check(granted, required); err != nil {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
+				if st != nil {
+					st.auth = authInsufficientScope
+				}
 				ch := g.challenge
 				ch.Error = prm.ErrInsufficientScope
 				ch.Scope = insufficient.ChallengeScopes()
@@ -77,11 +95,16 @@ type rpcMessage struct {
 // needs according to policy. A body that does not parse needs none here:
 // the SDK rejects it with a JSON-RPC parse error, and nothing runs.
 func RequiredScopes(policy *scopes.Policy, body []byte) []string {
+	return requiredScopes(policy, parseRPC(body))
+}
+
+// parseRPC decodes the JSON-RPC message or batch in body as far as the
+// scope check needs; nil when it does not parse.
+func parseRPC(body []byte) []rpcMessage {
 	body = bytes.TrimLeft(body, " \t\r\n")
 	if len(body) == 0 {
 		return nil
 	}
-	var msgs []rpcMessage
 	if body[0] == '[' {
 		// Decode members one by one: a legal member of another shape (a
 		// notification with array params) must not hide a tools/call
@@ -90,19 +113,23 @@ func RequiredScopes(policy *scopes.Policy, body []byte) []string {
 		if err := json.Unmarshal(body, &raw); err != nil {
 			return nil
 		}
+		var msgs []rpcMessage
 		for _, r := range raw {
 			var m rpcMessage
 			if json.Unmarshal(r, &m) == nil {
 				msgs = append(msgs, m)
 			}
 		}
-	} else {
-		var m rpcMessage
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil
-		}
-		msgs = []rpcMessage{m}
+		return msgs
 	}
+	var m rpcMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil
+	}
+	return []rpcMessage{m}
+}
+
+func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
 	var out []string
 	for _, m := range msgs {
 		if m.Method != "tools/call" {

@@ -21,6 +21,12 @@ type entry struct {
 	// the verifier's notion of time is the single one that matters, and
 	// tests can drive it with a fake clock.
 	until time.Time
+	// staleUntil is when an accepted answer stops being usable even as a
+	// stale fallback (Config.StaleIfError): min(until+StaleIfError, exp).
+	// It equals until for refusals and when StaleIfError is off. ristretto
+	// keeps the entry until then; between until and staleUntil it is only
+	// served when re-introspection fails with an *UnavailableError.
+	staleUntil time.Time
 	// err is the cached negative verdict (inactive, rejected, audience,
 	// issuer, token type), or nil for an accepted answer.
 	err error
@@ -101,7 +107,10 @@ func (e *entry) cost() int64 {
 }
 
 // newCache builds the ristretto cache bounded by maxBytes of estimated cost.
-func newCache(maxBytes int64) (*ristretto.Cache[uint64, *entry], error) {
+// Every entry ristretto drops (capacity eviction, TTL expiry, or refusal by
+// its admission policy) is reported to obs.CacheEviction. metrics turns on
+// ristretto's counters (tests only: they cost on every lookup).
+func newCache(maxBytes int64, obs Observer, metrics bool) (*ristretto.Cache[uint64, *entry], error) {
 	// ristretto recommends ~10 counters per item the cache can hold; assume
 	// ~1 KiB per entry, which a typical token with a handful of scopes and
 	// claims stays under.
@@ -113,6 +122,9 @@ func newCache(maxBytes int64) (*ristretto.Cache[uint64, *entry], error) {
 		BufferItems:        64, // the value ristretto's docs recommend
 		KeyToHash:          keyToHash,
 		IgnoreInternalCost: true, // our cost estimate already includes it
+		Metrics:            metrics,
+		OnEvict:            func(*ristretto.Item[*entry]) { obs.CacheEviction() },
+		OnReject:           func(*ristretto.Item[*entry]) { obs.CacheEviction() },
 	})
 }
 
@@ -133,22 +145,48 @@ func activeTTL(now, exp time.Time, maxTTL time.Duration) time.Duration {
 // store caches e for ttl (by both ristretto's real clock and Config.Now).
 // Non-positive ttl stores nothing. ristretto applies Sets asynchronously
 // and may refuse them (admission policy): a lost store only costs a later
-// introspection.
+// introspection. Replacing an existing entry for the same key is immediate.
+//
+// An accepted answer is kept past its fresh life for Config.StaleIfError,
+// but never past its exp, so it can stand in while the authorization server
+// is failing (see serveStale).
 func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
 	e.until = now.Add(ttl)
+	e.staleUntil = e.until
+	if e.info != nil && v.cfg.StaleIfError > 0 {
+		su := e.until.Add(v.cfg.StaleIfError)
+		if !e.exp.IsZero() && e.exp.Before(su) {
+			su = e.exp
+		}
+		if su.After(e.until) {
+			e.staleUntil = su
+		}
+	}
 	v.cacheMu.RLock()
 	defer v.cacheMu.RUnlock()
 	if v.cacheClosed {
 		return
 	}
-	v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), ttl)
+	v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Sub(now))
 }
 
-// lookup returns the live entry for digest, if any.
-func (v *Verifier) lookup(d *[32]byte, now time.Time) (*entry, bool) {
+// forget drops whatever is cached under digest's key, at once.
+func (v *Verifier) forget(d *[32]byte) {
+	v.cacheMu.RLock()
+	defer v.cacheMu.RUnlock()
+	if !v.cacheClosed {
+		v.cache.Del(cacheKey(d))
+	}
+}
+
+// lookup returns the entry for digest, if any is still usable: fresh is
+// true when it may be used as is; otherwise e is an accepted answer past its
+// fresh life but within its stale window (Config.StaleIfError), usable only
+// as a fallback.
+func (v *Verifier) lookup(d *[32]byte, now time.Time) (e *entry, fresh bool) {
 	v.cacheMu.RLock()
 	if v.cacheClosed {
 		v.cacheMu.RUnlock()
@@ -156,8 +194,8 @@ func (v *Verifier) lookup(d *[32]byte, now time.Time) (*entry, bool) {
 	}
 	e, ok := v.cache.Get(cacheKey(d))
 	v.cacheMu.RUnlock()
-	if !ok || e == nil || e.digest != *d || !now.Before(e.until) {
+	if !ok || e == nil || e.digest != *d || !now.Before(e.staleUntil) {
 		return nil, false
 	}
-	return e, true
+	return e, now.Before(e.until)
 }

@@ -26,8 +26,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -38,6 +40,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // Client authentication methods for the introspection call (RFC 7662 §2.1
@@ -114,6 +117,31 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational logs (never the token). nil discards.
 	Logger *slog.Logger
+
+	// Observer receives metrics events (see Observer). nil selects
+	// NopObserver.
+	Observer Observer
+	// StaleIfError lets an accepted answer whose cache life (CacheMaxTTL)
+	// has ended be served for up to this long afterwards, but never at or
+	// past the token's exp, when re-introspecting it fails with an
+	// *UnavailableError (never on a refusal or a ClientAuthError). Each such
+	// use is logged at Warn and reported to Observer.StaleUse. An inactive
+	// answer drops the stale entry at once. Zero (default) disables it.
+	StaleIfError time.Duration
+	// MaxConcurrency bounds the introspection calls in flight (requests
+	// waiting on another request's call for the same token do not count).
+	// When all are busy a new cache miss waits briefly (100ms at most),
+	// then fails with an *UnavailableError wrapping ErrOverloaded. Default
+	// DefaultMaxConcurrency.
+	MaxConcurrency int
+	// ClientRate and ClientBurst limit cache misses (unknown tokens) per
+	// client address, as set on the request context with WithClient; past
+	// the limit Verify returns *RateLimitError without calling the
+	// authorization server. Cache hits are never limited. Zero ClientRate
+	// (default) means unlimited; a zero ClientBurst with a positive rate
+	// means max(1, ceil(ClientRate)).
+	ClientRate  rate.Limit
+	ClientBurst int
 }
 
 // Verifier verifies bearer tokens by RFC 7662 introspection. It is safe for
@@ -139,9 +167,23 @@ type Verifier struct {
 	endpoint    atomic.Pointer[string]
 	authFailure atomic.Pointer[ClientAuthError] // set on 401/403/invalid_client, cleared by a 200
 
+	obs      Observer
+	sem      chan struct{}   // MaxConcurrency introspection slots
+	shedWait time.Duration   // how long a miss waits for a slot
+	limiters *clientLimiters // nil: no per-client rate limit
+
+	// stop is cancelled by Close, aborting shared introspections in
+	// flight; inflight counts them so Close can wait for them.
+	stop     context.Context
+	stopNow  context.CancelFunc
+	inflight sync.WaitGroup
+
 	// beforeWait, when set (tests only), runs just before a Verify call
 	// waits for a shared introspection.
 	beforeWait func()
+	// beforeRetry, when set (tests only), runs before the pause that
+	// precedes a retried connection.
+	beforeRetry func()
 }
 
 // New validates cfg and returns a Verifier. Every configuration problem is
@@ -157,9 +199,16 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg.applyDefaults()
 
 	v := &Verifier{
-		cfg:     cfg,
-		checker: newClaimChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience),
-		log:     cfg.Logger,
+		cfg:      cfg,
+		checker:  newClaimChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience),
+		log:      cfg.Logger,
+		obs:      cfg.Observer,
+		sem:      make(chan struct{}, cfg.MaxConcurrency),
+		shedWait: min(defaultShedWait, cfg.Timeout),
+	}
+	v.stop, v.stopNow = context.WithCancel(context.Background())
+	if cfg.ClientRate > 0 {
+		v.limiters = newClientLimiters(cfg.ClientRate, cfg.ClientBurst, maxClientLimiters)
 	}
 	if cfg.HTTPClient != nil {
 		// A shallow copy so we can refuse redirects without changing the
@@ -182,7 +231,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		ep := cfg.Endpoint
 		v.endpoint.Store(&ep)
 	}
-	c, err := newCache(cfg.CacheMaxBytes)
+	c, err := newCache(cfg.CacheMaxBytes, v.obs, false)
 	if err != nil {
 		return nil, fmt.Errorf("introspect: cache: %w", err)
 	}
@@ -239,6 +288,18 @@ func (c *Config) validate() error {
 	if c.MaxResponseBytes < 0 {
 		add("MaxResponseBytes must not be negative")
 	}
+	if c.StaleIfError < 0 {
+		add("StaleIfError must not be negative")
+	}
+	if c.MaxConcurrency < 0 {
+		add("MaxConcurrency must not be negative")
+	}
+	if c.ClientRate < 0 {
+		add("ClientRate must not be negative")
+	}
+	if c.ClientBurst < 0 {
+		add("ClientBurst must not be negative")
+	}
 	return errors.Join(errs...)
 }
 
@@ -266,6 +327,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if c.ClientRate > 0 && c.ClientBurst == 0 {
+		c.ClientBurst = max(1, int(math.Ceil(float64(c.ClientRate))))
 	}
 	c.Audiences = append([]string(nil), c.Audiences...)
 }
@@ -335,9 +405,11 @@ func (v *Verifier) Endpoint() string {
 	return ""
 }
 
-// Close stops the cache's goroutines and, if the Verifier created its own
-// HTTP client, closes its idle connections. Verify keeps working after
-// Close, without a cache.
+// Close stops everything the Verifier started: it cancels introspection
+// calls in flight (their waiters get an *UnavailableError) and waits for
+// them to return, stops the cache's goroutines and, if the Verifier created
+// its own HTTP client, closes its idle connections. Verify keeps working
+// after Close, without a cache.
 func (v *Verifier) Close() {
 	v.cacheMu.Lock()
 	if !v.cacheClosed {
@@ -345,6 +417,8 @@ func (v *Verifier) Close() {
 		v.cache.Close()
 	}
 	v.cacheMu.Unlock()
+	v.stopNow()
+	v.inflight.Wait()
 	if v.ownsClient {
 		v.client.CloseIdleConnections()
 	}
@@ -365,8 +439,10 @@ func (v *Verifier) Wait() {
 // be treated as read-only.
 //
 // Errors: *InvalidTokenError (unwraps to auth.ErrInvalidToken),
-// *UnavailableError, *ClientAuthError; if ctx ends while waiting, an
-// *UnavailableError wrapping ctx's cause.
+// *UnavailableError (also when shed for load: it then wraps ErrOverloaded),
+// *ClientAuthError, *RateLimitError (too many cache misses from the client
+// named by WithClient); if ctx ends while waiting, an *UnavailableError
+// wrapping ctx's cause.
 func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
 	if token == "" {
 		return nil, &InvalidTokenError{Reason: ReasonMalformed, Detail: "empty token"}
@@ -379,21 +455,32 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	// sha256.Sum256 only reads its argument and does not retain it.
 	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.cfg.Now()
-	if e, ok := v.lookup(&digest, now); ok {
+	e, fresh := v.lookup(&digest, now)
+	if fresh {
+		v.obs.CacheHit()
 		return e.result(now, v.cfg.ClockSkew)
 	}
-	return v.verifyMiss(ctx, token, digest)
+	v.obs.CacheMiss()
+	return v.verifyMiss(ctx, token, digest, e)
 }
 
 // verifyMiss is Verify's slow path. It is a separate function taking the
 // digest by value so that the closure below does not force the digest of
-// every cache hit onto the heap.
+// every cache hit onto the heap. stale is an accepted answer past its fresh
+// life (Config.StaleIfError), or nil.
 //
 // One introspection runs per token however many requests carry it. The
 // shared call must not die with the first caller's context (that would fail
 // every other waiter), so it runs detached with its own timeout, and each
 // caller waits on its own context.
-func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte) (*auth.TokenInfo, error) {
+func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
+	// A token we already know to be good is not an unknown token: only
+	// misses without any cached answer count against the client's rate.
+	if stale == nil {
+		if err := v.allowClient(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
 		return v.introspectAndStore(ctx, token, &digest)
 	})
@@ -402,30 +489,40 @@ func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte
 	}
 	select {
 	case res := <-ch:
-		info, _ := res.Val.(*auth.TokenInfo)
 		if res.Err != nil {
+			if info, ok := v.serveStale(stale, res.Err); ok {
+				return info, nil
+			}
 			return nil, res.Err
 		}
+		info, _ := res.Val.(*auth.TokenInfo)
 		return info, nil
 	case <-ctx.Done():
 		return nil, &UnavailableError{RetryAfter: defaultRetryAfter, Err: context.Cause(ctx)}
 	}
 }
 
-// introspectAndStore is the shared part of a cache miss: ask the AS, check
-// the claims, remember the verdict.
+// introspectAndStore is the shared part of a cache miss: take an
+// introspection slot, ask the AS, check the claims, remember the verdict.
 func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest *[32]byte) (*auth.TokenInfo, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.Timeout)
 	defer cancel()
-
+	if v.track() {
+		defer v.inflight.Done()
+		defer context.AfterFunc(v.stop, cancel)()
+	}
+	if err := v.acquire(ctx); err != nil {
+		return nil, err
+	}
 	r, err := v.introspect(ctx, token)
+	v.release()
 	now := v.cfg.Now()
 	if err != nil {
 		// Only a verdict about the token is cached; "could not ask" and
 		// "our credentials were refused" say nothing about it.
 		var ite *InvalidTokenError
 		if errors.As(err, &ite) {
-			v.store(&entry{digest: *digest, err: ite}, now, v.cfg.CacheNegativeTTL)
+			v.storeRefusal(&entry{digest: *digest, err: ite}, now)
 		}
 		return nil, err
 	}
@@ -433,7 +530,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 	e := &entry{digest: *digest, exp: timeOf(r.Exp, r.HasExp), nbf: timeOf(r.Nbf, r.HasNbf)}
 	if st := v.checker.checkStatic(r); st != nil {
 		e.err = st
-		v.store(e, now, v.cfg.CacheNegativeTTL)
+		v.storeRefusal(e, now)
 		v.log.Debug("introspection: token refused", "reason", string(st.Reason))
 		return nil, st
 	}
@@ -444,15 +541,31 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		// path recomputes "expired" from exp.
 		ttl = v.cfg.CacheNegativeTTL
 	}
-	v.store(e, now, ttl)
+	if ttl > 0 {
+		v.store(e, now, ttl)
+	} else {
+		v.forget(digest)
+	}
 	if err := checkTime(e.exp, e.nbf, now, v.cfg.ClockSkew); err != nil {
 		return nil, err
 	}
 	return e.info, nil
 }
 
-// introspect makes the RFC 7662 §2.1 request and interprets the answer's
-// status and body.
+// storeRefusal caches a refusal for CacheNegativeTTL. Either way it
+// replaces any earlier (possibly stale, accepted) answer for the token at
+// once: a token the AS now refuses must never be served stale.
+func (v *Verifier) storeRefusal(e *entry, now time.Time) {
+	if v.cfg.CacheNegativeTTL > 0 {
+		v.store(e, now, v.cfg.CacheNegativeTTL)
+		return
+	}
+	v.forget(&e.digest)
+}
+
+// introspect makes the RFC 7662 §2.1 request, retrying once (after 50-150
+// ms) when the connection failed before any response, and interprets the
+// answer's status and body.
 func (v *Verifier) introspect(ctx context.Context, token string) (*response, error) {
 	endpoint := v.Endpoint()
 	if endpoint == "" {
@@ -468,9 +581,38 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*response, err
 		form.Set("client_id", v.cfg.ClientID)
 		form.Set("client_secret", v.cfg.ClientSecret)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	body := form.Encode()
+	r, retry, err := v.exchange(ctx, endpoint, body)
+	if retry && v.waitRetry(ctx) {
+		v.log.Info("introspection: retrying after connection failure", "endpoint", endpoint)
+		r, _, err = v.exchange(ctx, endpoint, body)
+	}
+	return r, err
+}
+
+// Observer outcomes of one introspection exchange.
+const (
+	outcomeActive      = "active"
+	outcomeInactive    = "inactive"
+	outcomeRejected    = "rejected"
+	outcomeClientAuth  = "client_auth"
+	outcomeTimeout     = "timeout"
+	outcomeNetwork     = "network"
+	outcomeStatus      = "status"
+	outcomeBadResponse = "bad_response"
+)
+
+// exchange is one HTTP exchange with the introspection endpoint, reported
+// to the Observer. retry says the request failed before any response and
+// may be tried once more.
+func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (r *response, retry bool, err error) {
+	outcome := outcomeNetwork
+	start := time.Now()
+	defer func() { v.obs.IntrospectionCall(outcome, time.Since(start)) }()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
 	if err != nil {
-		return nil, &UnavailableError{RetryAfter: defaultRetryAfter, Err: errors.New("cannot build introspection request")}
+		return nil, false, &UnavailableError{RetryAfter: defaultRetryAfter, Err: errors.New("cannot build introspection request")}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -478,46 +620,83 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*response, err
 		req.Header.Set("Authorization", v.basicHeader)
 	}
 
-	start := time.Now()
+	// Whether any byte of a response arrived decides whether a failure
+	// may be retried.
+	var gotResponse atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { gotResponse.Store(true) },
+	}))
 	resp, err := v.client.Do(req)
 	if err != nil {
 		// A *url.Error names the method and endpoint URL, never the body,
 		// so it does not contain the token.
+		outcome = transportOutcome(ctx, err)
 		v.log.Warn("introspection: authorization server unreachable", "endpoint", endpoint, "err", err)
-		return nil, &UnavailableError{RetryAfter: defaultRetryAfter, Err: err}
+		return nil, retryable(ctx, err, gotResponse.Load()), &UnavailableError{RetryAfter: defaultRetryAfter, Err: err}
 	}
 	defer resp.Body.Close()
 	body, tooBig, err := readLimited(resp.Body, v.cfg.MaxResponseBytes)
 	v.log.Debug("introspection", "status", resp.StatusCode, "duration", time.Since(start))
 	if err != nil {
-		return nil, &UnavailableError{RetryAfter: defaultRetryAfter, Err: fmt.Errorf("reading introspection response: %w", err)}
+		outcome = transportOutcome(ctx, err)
+		return nil, false, &UnavailableError{RetryAfter: defaultRetryAfter, Err: fmt.Errorf("reading introspection response: %w", err)}
 	}
 
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK:
 		v.authFailure.Store(nil)
 		if tooBig {
-			return nil, unavailable("introspection response larger than %d bytes", v.cfg.MaxResponseBytes)
+			outcome = outcomeBadResponse
+			return nil, false, unavailable("introspection response larger than %d bytes", v.cfg.MaxResponseBytes)
 		}
 		r, err := parseResponse(body)
-		if ue, ok := err.(*UnavailableError); ok {
-			v.log.Warn("introspection: uninterpretable response", "err", ue.Err)
+		switch err.(type) {
+		case nil:
+			outcome = outcomeActive
+		case *UnavailableError:
+			outcome = outcomeBadResponse
+			v.log.Warn("introspection: uninterpretable response", "err", err.(*UnavailableError).Err)
+		default:
+			outcome = outcomeInactive
 		}
-		return r, err
+		return r, false, err
 	case code == http.StatusBadRequest:
-		return nil, v.badRequest(body)
+		err := v.badRequest(body)
+		switch err.(type) {
+		case *InvalidTokenError:
+			outcome = outcomeRejected
+		case *ClientAuthError:
+			outcome = outcomeClientAuth
+		default:
+			outcome = outcomeStatus
+		}
+		return nil, false, err
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return nil, v.clientAuthFailed(code)
+		outcome = outcomeClientAuth
+		return nil, false, v.clientAuthFailed(code)
 	case code == http.StatusTooManyRequests || code >= 500:
+		outcome = outcomeStatus
 		ra := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		v.log.Warn("introspection: authorization server unavailable", "status", code, "retry_after", ra)
-		return nil, &UnavailableError{RetryAfter: ra, Err: fmt.Errorf("authorization server answered HTTP %d", code)}
+		return nil, false, &UnavailableError{RetryAfter: ra, Err: fmt.Errorf("authorization server answered HTTP %d", code)}
 	case code >= 300 && code < 400:
+		outcome = outcomeBadResponse
 		v.log.Warn("introspection: redirect not followed", "status", code)
-		return nil, unavailable("authorization server answered HTTP %d redirect; redirects are not followed", code)
+		return nil, false, unavailable("authorization server answered HTTP %d redirect; redirects are not followed", code)
 	default:
-		return nil, unavailable("authorization server answered HTTP %d", code)
+		outcome = outcomeStatus
+		return nil, false, unavailable("authorization server answered HTTP %d", code)
 	}
+}
+
+// transportOutcome classifies a failed exchange as "timeout" or "network".
+func transportOutcome(ctx context.Context, err error) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
+		return outcomeTimeout
+	}
+	return outcomeNetwork
 }
 
 // badRequest interprets a 400 by its RFC 6749 §5.2 "error" code.

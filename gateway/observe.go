@@ -1,0 +1,247 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-gateway/mcp-gateway/metrics"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
+)
+
+// Authentication outcomes, as logged and counted (metrics.AuthOutcome). The
+// reasons an introspect.InvalidTokenError carries are used as they are.
+const (
+	authOK                = "ok"
+	authMissing           = "missing"
+	authMalformed         = "malformed"
+	authInsufficientScope = "insufficient_scope"
+	authUnavailable       = "unavailable"
+	authRateLimited       = "rate_limited"
+	authForbiddenOrigin   = "forbidden_origin"
+)
+
+// reqState is what the middlewares learn about one request, for the
+// request log line, the metrics, and the SDK's token verifier. It is
+// allocated per request and never pooled: the SDK may keep the request
+// context of a session's first request.
+type reqState struct {
+	ti   *auth.TokenInfo // the verified token's information; shared, read-only
+	auth string          // authentication outcome; "" when not on the MCP endpoint
+	tool string          // the (first) tools/call of the body: tool name, clamped
+	op   string          // and its calculator operation, clamped
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// setAuth records the authentication outcome of the request in c.
+func setAuth(c echo.Context, outcome string) {
+	if st := stateFrom(c.Request().Context()); st != nil {
+		st.auth = outcome
+	}
+}
+
+// Request IDs are a random per-process prefix and a counter: unique enough
+// to find one request's log line, and cheap.
+var (
+	requestIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+	requestIDCounter atomic.Uint64
+)
+
+func newRequestID() string {
+	var buf [32]byte
+	b := append(buf[:0], requestIDPrefix...)
+	return string(strconv.AppendUint(b, requestIDCounter.Add(1), 36))
+}
+
+// validRequestID reports whether an incoming X-Request-Id may be used
+// (and echoed, and logged) as it is: 1 to 128 of [A-Za-z0-9._-].
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// observe is the outermost middleware: it assigns the request ID, carries
+// a reqState through the request, and afterwards records the request's
+// metrics and writes its one log line. It never logs the raw path or query
+// (a client may put a token there), only the route pattern.
+func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		route := c.Path()
+		if _, ok := g.routes[route]; !ok {
+			route = ""
+		}
+		st := &reqState{}
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+
+		status := c.Response().Status
+		elapsed := time.Since(start)
+		m := g.cfg.Metrics
+		m.HTTPRequest(route, status, elapsed)
+		if st.auth != "" {
+			m.AuthOutcome(st.auth)
+		}
+
+		level := slog.LevelInfo
+		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+			level = slog.LevelDebug
+		}
+		ctx := r.Context()
+		if !g.cfg.Logger.Enabled(ctx, level) {
+			return nil
+		}
+		if route == "" {
+			route = metrics.Unmatched
+		}
+		attrs := make([]slog.Attr, 0, 9)
+		attrs = append(attrs,
+			slog.String("request_id", id),
+			slog.String("method", r.Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
+		)
+		if st.auth != "" {
+			attrs = append(attrs, slog.String("auth", st.auth))
+		}
+		if st.ti != nil && st.ti.UserID != "" {
+			attrs = append(attrs, slog.String("subject_hash", subjectHash(st.ti.UserID)))
+		}
+		if st.tool != "" {
+			attrs = append(attrs, slog.String("tool", st.tool))
+			if st.op != "" {
+				attrs = append(attrs, slog.String("operation", st.op))
+			}
+		}
+		g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
+		return nil
+	}
+}
+
+// subjectHash identifies a subject in logs without naming it: the first 16
+// hex digits of SHA-256 of "sub".
+func subjectHash(sub string) string {
+	sum := sha256.Sum256([]byte(sub))
+	return hex.EncodeToString(sum[:8])
+}
+
+// clientAddr is the address load shedding attributes a request to: the
+// configured client-IP header (set by a trusted proxy, e.g. Fly-Client-IP)
+// when present and a valid IP, else the host of the connection's remote
+// address. X-Forwarded-For is never trusted by default: any client can
+// send it.
+func (g *Gateway) clientAddr(r *http.Request) string {
+	if g.cfg.ClientIPHeader != "" {
+		if v := strings.TrimSpace(r.Header.Get(g.cfg.ClientIPHeader)); v != "" {
+			if _, err := netip.ParseAddr(v); err == nil {
+				return v
+			}
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// Tool and operation names as logged and counted: the known ones, or
+// "other" (they come from the client).
+func clampTool(tool string) string {
+	switch tool {
+	case scopes.CalculatorTool, scopes.WhoamiTool:
+		return tool
+	}
+	return metrics.Other
+}
+
+func clampOperation(op string) string {
+	switch op {
+	case "", scopes.OpAdd, scopes.OpSubtract, scopes.OpMultiply, scopes.OpDivide:
+		return op
+	}
+	return metrics.Other
+}
+
+// toolCallMetrics is MCP server middleware counting tools/call requests by
+// tool, operation and outcome.
+func toolCallMetrics(m *metrics.Metrics) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method != "tools/call" {
+				return next(ctx, method, req)
+			}
+			res, err := next(ctx, method, req)
+			var tool, op string
+			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && p != nil {
+				tool = p.Name
+				if tool == scopes.CalculatorTool {
+					op = operationOf(p.Arguments)
+				}
+			}
+			outcome := "ok"
+			if err != nil {
+				outcome = "protocol_error"
+			} else if r, ok := res.(*mcp.CallToolResult); ok && r != nil && r.IsError {
+				outcome = "tool_error"
+			}
+			m.ToolCall(clampTool(tool), clampOperation(op), outcome)
+			return res, err
+		}
+	}
+}
+
+// operationOf reads the calculator's "operation" argument.
+func operationOf(args json.RawMessage) string {
+	if len(args) == 0 {
+		return ""
+	}
+	var a struct {
+		Operation string `json:"operation"`
+	}
+	if json.Unmarshal(args, &a) != nil {
+		return metrics.Other
+	}
+	return a.Operation
+}

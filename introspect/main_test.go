@@ -1,0 +1,89 @@
+package introspect
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: a
+// Verifier's Close must stop everything it started (cache goroutines,
+// shared introspections, connections).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingObserver records every Observer event.
+type countingObserver struct {
+	hits, misses, evictions, stale atomic.Int64
+
+	mu       sync.Mutex
+	outcomes []string
+	shed     map[string]int
+}
+
+func newCountingObserver() *countingObserver { return &countingObserver{shed: map[string]int{}} }
+
+func (o *countingObserver) IntrospectionCall(outcome string, _ time.Duration) {
+	o.mu.Lock()
+	o.outcomes = append(o.outcomes, outcome)
+	o.mu.Unlock()
+}
+func (o *countingObserver) CacheHit()      { o.hits.Add(1) }
+func (o *countingObserver) CacheMiss()     { o.misses.Add(1) }
+func (o *countingObserver) CacheEviction() { o.evictions.Add(1) }
+func (o *countingObserver) StaleUse()      { o.stale.Add(1) }
+func (o *countingObserver) Shed(reason string) {
+	o.mu.Lock()
+	o.shed[reason]++
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) calls() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.outcomes...)
+}
+
+func (o *countingObserver) shedCount(reason string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.shed[reason]
+}
+
+// syncBuffer is a bytes.Buffer safe for a slog handler written from
+// several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// digestOf is the cache digest of a token.
+func digestOf(tok string) *[32]byte {
+	d := sha256.Sum256([]byte(tok))
+	return &d
+}
+
+// insertAnswer caches a parsed introspection answer for tok directly, the
+// way a successful introspection does, without any HTTP. For tests that
+// need many entries.
+func insertAnswer(v *Verifier, tok string, r *response, now time.Time) {
+	e := &entry{digest: *digestOf(tok), exp: timeOf(r.Exp, r.HasExp), nbf: timeOf(r.Nbf, r.HasNbf)}
+	e.info = r.tokenInfo()
+	v.store(e, now, activeTTL(now, e.exp, v.cfg.CacheMaxTTL))
+}

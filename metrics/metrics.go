@@ -1,0 +1,311 @@
+// Package metrics holds the gateway's Prometheus metrics: HTTP requests,
+// authentication outcomes, introspection calls and cache behaviour (as an
+// introspect.Observer), load shedding and MCP tool calls.
+//
+// Every label value is taken from a small fixed set, or clamped to one, so
+// the number of series is bounded whatever clients send; nothing that
+// identifies a token, a user or a client ever becomes a label. All methods
+// are safe for concurrent use and do nothing on a nil *Metrics, so callers
+// need no checks.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect"
+)
+
+const namespace = "mcp_gateway"
+
+// Label values used when a caller passes something outside the known set.
+const (
+	// Unmatched is the route of a request no route matched (a 404).
+	Unmatched = "unmatched"
+	// Other replaces any label value outside its fixed set.
+	Other = "other"
+)
+
+// maxRoutes bounds the distinct route label values. Routes are Echo route
+// patterns, a handful per process; past this many, new ones count as Other.
+const maxRoutes = 64
+
+// Authentication outcomes: the values of auth_outcomes_total{reason}.
+var authReasons = []string{
+	"ok", "missing", "malformed", "inactive", "audience", "expired", "issuer",
+	"token_type", "rejected", "insufficient_scope", "unavailable",
+	"rate_limited", "forbidden_origin", Other,
+}
+
+// Introspection outcomes, as introspect.Observer documents them.
+var introspectionOutcomes = []string{
+	"active", "inactive", "rejected", "client_auth", "timeout", "network",
+	"status", "bad_response", Other,
+}
+
+var shedReasons = []string{"concurrency", "rate", Other}
+
+var (
+	tools        = []string{"calculator", "whoami", Other}
+	operations   = []string{"add", "subtract", "multiply", "divide", "none", Other}
+	toolOutcomes = []string{"ok", "tool_error", "protocol_error", Other}
+)
+
+// Metrics is the gateway's set of Prometheus metrics, on a registry of its
+// own (never the global one).
+type Metrics struct {
+	registry *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	authOutcomes *prometheus.CounterVec
+	introCalls   *prometheus.CounterVec
+	introDur     prometheus.Histogram
+	cacheLookups *prometheus.CounterVec
+	cacheHit     prometheus.Counter
+	cacheMiss    prometheus.Counter
+	cacheEvicts  prometheus.Counter
+	staleUses    prometheus.Counter
+	shed         *prometheus.CounterVec
+	toolCalls    *prometheus.CounterVec
+
+	routesMu sync.RWMutex
+	routes   map[string]struct{}
+}
+
+var _ introspect.Observer = (*Metrics)(nil)
+
+// New builds the metrics on a new registry, together with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		routes:   make(map[string]struct{}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_requests_total",
+			Help: "HTTP requests served, by Echo route pattern and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by Echo route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		authOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "auth_outcomes_total",
+			Help: "Authentication decisions on the MCP endpoint, by reason.",
+		}, []string{"reason"}),
+		introCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "introspection_calls_total",
+			Help: "HTTP exchanges with the introspection endpoint, by outcome.",
+		}, []string{"outcome"}),
+		introDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "introspection_duration_seconds",
+			Help:    "Duration of one exchange with the introspection endpoint.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_lookups_total",
+			Help: "Introspection cache lookups, by result.",
+		}, []string{"result"}),
+		cacheEvicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_evictions_total",
+			Help: "Introspection cache entries dropped for capacity or at their TTL.",
+		}),
+		staleUses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_stale_uses_total",
+			Help: "Expired cached answers served because the authorization server was failing.",
+		}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "introspection_shed_total",
+			Help: "Introspections not attempted because of load shedding, by reason.",
+		}, []string{"reason"}),
+		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tool_calls_total",
+			Help: "MCP tools/call requests, by tool, calculator operation and outcome.",
+		}, []string{"tool", "operation", "outcome"}),
+	}
+	m.cacheHit = m.cacheLookups.WithLabelValues("hit")
+	m.cacheMiss = m.cacheLookups.WithLabelValues("miss")
+	// Series that exist from the start, so dashboards and alerts see zeros
+	// rather than nothing.
+	for _, r := range authReasons {
+		m.authOutcomes.WithLabelValues(r)
+	}
+	for _, o := range introspectionOutcomes {
+		m.introCalls.WithLabelValues(o)
+	}
+	for _, r := range shedReasons {
+		m.shed.WithLabelValues(r)
+	}
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.httpRequests, m.httpDuration, m.authOutcomes, m.introCalls, m.introDur,
+		m.cacheLookups, m.cacheEvicts, m.staleUses, m.shed, m.toolCalls,
+	)
+	return m
+}
+
+// Registry is the registry the metrics are on, for tests and for adding
+// collectors.
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.registry
+}
+
+// Handler serves the metrics in the Prometheus exposition format. On a nil
+// *Metrics it answers 404.
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// HTTPRequest records one served request. route is the router's route
+// pattern, never the raw path; "" (no route matched) counts as
+// "unmatched", and past a bounded number of distinct routes new ones count
+// as "other".
+func (m *Metrics) HTTPRequest(route string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	route = m.clampRoute(route)
+	m.httpRequests.WithLabelValues(route, statusCode(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) clampRoute(route string) string {
+	if route == "" || route[0] != '/' {
+		return Unmatched
+	}
+	m.routesMu.RLock()
+	_, known := m.routes[route]
+	n := len(m.routes)
+	m.routesMu.RUnlock()
+	if known {
+		return route
+	}
+	if n >= maxRoutes {
+		return Other
+	}
+	m.routesMu.Lock()
+	defer m.routesMu.Unlock()
+	if _, known := m.routes[route]; known {
+		return route
+	}
+	if len(m.routes) >= maxRoutes {
+		return Other
+	}
+	m.routes[route] = struct{}{}
+	return route
+}
+
+// statusCodes holds the decimal text of every valid status code, so the
+// hot path does not format one.
+var statusCodes = func() (s [600]string) {
+	for i := 100; i < len(s); i++ {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func statusCode(status int) string {
+	if status < 100 || status >= len(statusCodes) {
+		return Other
+	}
+	return statusCodes[status]
+}
+
+// AuthOutcome records one authentication decision. reason is one of "ok",
+// "missing", "malformed", "inactive", "audience", "expired", "issuer",
+// "token_type", "rejected", "insufficient_scope", "unavailable",
+// "rate_limited", "forbidden_origin"; anything else counts as "other".
+func (m *Metrics) AuthOutcome(reason string) {
+	if m == nil {
+		return
+	}
+	m.authOutcomes.WithLabelValues(clamp(reason, authReasons)).Inc()
+}
+
+// ToolCall records one MCP tools/call. tool is "calculator" or "whoami";
+// operation is the calculator operation ("add", "subtract", "multiply",
+// "divide") or "" / "none" for none; outcome is "ok", "tool_error" (an
+// isError result) or "protocol_error" (a JSON-RPC error). Anything else
+// counts as "other".
+func (m *Metrics) ToolCall(tool, operation, outcome string) {
+	if m == nil {
+		return
+	}
+	if operation == "" {
+		operation = "none"
+	}
+	m.toolCalls.WithLabelValues(clamp(tool, tools), clamp(operation, operations), clamp(outcome, toolOutcomes)).Inc()
+}
+
+// IntrospectionCall implements introspect.Observer.
+func (m *Metrics) IntrospectionCall(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.introCalls.WithLabelValues(clamp(outcome, introspectionOutcomes)).Inc()
+	m.introDur.Observe(d.Seconds())
+}
+
+// CacheHit implements introspect.Observer.
+func (m *Metrics) CacheHit() {
+	if m == nil {
+		return
+	}
+	m.cacheHit.Inc()
+}
+
+// CacheMiss implements introspect.Observer.
+func (m *Metrics) CacheMiss() {
+	if m == nil {
+		return
+	}
+	m.cacheMiss.Inc()
+}
+
+// CacheEviction implements introspect.Observer.
+func (m *Metrics) CacheEviction() {
+	if m == nil {
+		return
+	}
+	m.cacheEvicts.Inc()
+}
+
+// StaleUse implements introspect.Observer.
+func (m *Metrics) StaleUse() {
+	if m == nil {
+		return
+	}
+	m.staleUses.Inc()
+}
+
+// Shed implements introspect.Observer: reason is "concurrency" or "rate".
+func (m *Metrics) Shed(reason string) {
+	if m == nil {
+		return
+	}
+	m.shed.WithLabelValues(clamp(reason, shedReasons)).Inc()
+}
+
+// clamp returns v when it is one of allowed, else Other.
+func clamp(v string, allowed []string) string {
+	for _, a := range allowed {
+		if a == v {
+			return v
+		}
+	}
+	return Other
+}
