@@ -41,6 +41,12 @@ type env struct {
 	CacheMaxTTL      string `envconfig:"CACHE_MAX_TTL" default:"60s"`
 	CacheNegativeTTL string `envconfig:"CACHE_NEGATIVE_TTL" default:"5s"`
 	CacheMaxBytes    string `envconfig:"CACHE_MAX_BYTES" default:"67108864"`
+	StaleIfError     string `envconfig:"STALE_IF_ERROR" default:"0s"`
+
+	IntrospectionMaxConcurrency string `envconfig:"INTROSPECTION_MAX_CONCURRENCY" default:"64"`
+	IntrospectionClientRate     string `envconfig:"INTROSPECTION_CLIENT_RATE" default:"50"`
+	IntrospectionClientBurst    string `envconfig:"INTROSPECTION_CLIENT_BURST" default:"100"`
+	ClientIPHeader              string `envconfig:"CLIENT_IP_HEADER"`
 
 	Stateless      string `envconfig:"MCP_STATELESS" default:"true"`
 	JSONResponse   string `envconfig:"MCP_JSON_RESPONSE" default:"true"`
@@ -48,6 +54,9 @@ type env struct {
 	ScopeChallenge string `envconfig:"SCOPE_CHALLENGE" default:"http"`
 	AllowedOrigins string `envconfig:"ALLOWED_ORIGINS"`
 	MaxBodyBytes   string `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	MaxSessions    string `envconfig:"MCP_MAX_SESSIONS" default:"1000"`
+	MaxStreams     string `envconfig:"MCP_MAX_STREAMS" default:"1000"`
+	MetricsPort    string `envconfig:"METRICS_PORT"`
 
 	ShutdownTimeout string `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	LogLevel        string `envconfig:"LOG_LEVEL" default:"info"`
@@ -84,6 +93,12 @@ type config struct {
 	CacheMaxTTL      time.Duration
 	CacheNegativeTTL time.Duration
 	CacheMaxBytes    int64
+	StaleIfError     time.Duration
+
+	IntrospectionMaxConcurrency int
+	IntrospectionClientRate     float64 // cache misses per second per client address; 0 = no limit
+	IntrospectionClientBurst    int
+	ClientIPHeader              string
 
 	Stateless      bool
 	JSONResponse   bool
@@ -91,6 +106,9 @@ type config struct {
 	ScopeChallenge string
 	AllowedOrigins []string
 	MaxBodyBytes   int64
+	MaxSessions    int
+	MaxStreams     int
+	MetricsPort    int // 0: /metrics on the main port
 
 	ShutdownTimeout time.Duration
 	LogLevel        string
@@ -130,6 +148,29 @@ func (p *problems) duration(name, v string, min time.Duration) time.Duration {
 		p.addf("%s=%s must be at least %s", name, d, min)
 	}
 	return d
+}
+
+func (p *problems) float(name, v string, min, max float64) float64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		p.addf("%s=%q is not a number", name, v)
+		return 0
+	}
+	if f < min || f > max {
+		p.addf("%s=%v must be between %v and %v", name, f, min, max)
+	}
+	return f
+}
+
+// validHeaderName reports whether s is an RFC 9110 §5.1 field name (token).
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (p *problems) boolean(name, v string) bool {
@@ -216,6 +257,19 @@ func (e env) validate() (*config, error) {
 	c.JSONResponse = p.boolean("MCP_JSON_RESPONSE", e.JSONResponse)
 	c.SessionTimeout = p.duration("MCP_SESSION_TIMEOUT", e.SessionTimeout, 0)
 	c.MaxBodyBytes = p.integer("MAX_BODY_BYTES", e.MaxBodyBytes, 1<<10, 64<<20)
+	c.MaxSessions = int(p.integer("MCP_MAX_SESSIONS", e.MaxSessions, 1, 1_000_000))
+	c.MaxStreams = int(p.integer("MCP_MAX_STREAMS", e.MaxStreams, 1, 1_000_000))
+	if strings.TrimSpace(e.MetricsPort) != "" {
+		c.MetricsPort = int(p.integer("METRICS_PORT", e.MetricsPort, 1, 65535))
+	}
+	c.StaleIfError = p.duration("STALE_IF_ERROR", e.StaleIfError, 0)
+	c.IntrospectionMaxConcurrency = int(p.integer("INTROSPECTION_MAX_CONCURRENCY", e.IntrospectionMaxConcurrency, 1, 10_000))
+	c.IntrospectionClientRate = p.float("INTROSPECTION_CLIENT_RATE", e.IntrospectionClientRate, 0, 1e6)
+	c.IntrospectionClientBurst = int(p.integer("INTROSPECTION_CLIENT_BURST", e.IntrospectionClientBurst, 1, 1_000_000))
+	c.ClientIPHeader = strings.TrimSpace(e.ClientIPHeader)
+	if c.ClientIPHeader != "" && !validHeaderName(c.ClientIPHeader) {
+		p.addf("CLIENT_IP_HEADER=%q is not an HTTP header name", e.ClientIPHeader)
+	}
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", e.ShutdownTimeout, 0)
 	c.DevAuthAllowPublic = p.boolean("DEV_AUTH_ALLOW_PUBLIC", e.DevAuthAllowPublic)
 	c.DevAuthTokenTTL = p.duration("DEV_AUTH_TOKEN_TTL", e.DevAuthTokenTTL, time.Second)

@@ -170,7 +170,13 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if v.cacheClosed {
 		return
 	}
-	v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Sub(now))
+	if v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Sub(now)) {
+		// ristretto applies a Set asynchronously. Without this wait, a
+		// request arriving just after the coalesced call returned would
+		// miss and introspect the same token again. It runs once per
+		// introspection, never on a hit.
+		v.cache.Wait()
+	}
 }
 
 // forget drops whatever is cached under digest's key, at once.

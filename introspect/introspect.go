@@ -199,12 +199,14 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg.applyDefaults()
 
 	v := &Verifier{
-		cfg:      cfg,
-		checker:  newClaimChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience),
-		log:      cfg.Logger,
-		obs:      cfg.Observer,
-		sem:      make(chan struct{}, cfg.MaxConcurrency),
-		shedWait: min(defaultShedWait, cfg.Timeout),
+		cfg:     cfg,
+		checker: newClaimChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience),
+		log:     cfg.Logger,
+		obs:     cfg.Observer,
+		sem:     make(chan struct{}, cfg.MaxConcurrency),
+		// Queueing for a slot may use half the time budget, so that a
+		// call that gets one still has time to be answered.
+		shedWait: min(defaultShedWait, cfg.Timeout/2),
 	}
 	v.stop, v.stopNow = context.WithCancel(context.Background())
 	if cfg.ClientRate > 0 {

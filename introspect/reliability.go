@@ -52,7 +52,7 @@ const (
 	DefaultMaxConcurrency = 64
 	// defaultShedWait is how long a new cache miss waits for an
 	// introspection slot before it is shed.
-	defaultShedWait = 100 * time.Millisecond
+	defaultShedWait = 2 * time.Second
 	// overloadedRetryAfter is the RetryAfter of a shed request.
 	overloadedRetryAfter = time.Second
 	// maxClientLimiters bounds the per-client limiter table: the client

@@ -109,7 +109,15 @@ func checkTime(exp, nbf, now time.Time, skew time.Duration) error {
 // once per introspection and shared by every cache hit, so callers must
 // treat it as read-only.
 func (r *response) tokenInfo() *auth.TokenInfo {
-	ti := &auth.TokenInfo{Scopes: r.Scopes, Extra: make(map[string]any, 10)}
+	// The map is sized to what it will hold: every cached token keeps one,
+	// so a generous default size would cost hundreds of bytes per token.
+	n := 0
+	for _, present := range [...]bool{r.HasExp, r.HasIat, r.HasAud, r.Sub != "", r.Username != "", r.Email != "", r.ClientID != "", r.Iss != "", r.TokenType != ""} {
+		if present {
+			n++
+		}
+	}
+	ti := &auth.TokenInfo{Scopes: r.Scopes, Extra: make(map[string]any, n)}
 	if ti.Scopes == nil {
 		ti.Scopes = []string{}
 	}
