@@ -712,3 +712,119 @@ func TestConfigurationErrorsListedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsEndpoint(t *testing.T) {
+	as, g := externalAS(t, nil)
+	tok := as.Issue("frank", []string{"op:add"}, g.Resource, time.Hour)
+	post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), nil)
+	post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(tok))
+	post(t, g.MCP(), fmt.Sprintf(callAdd, "divide"), bearer(tok))
+	resp, err := http.Get(g.BaseURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`mcp_gateway_auth_outcomes_total{reason="missing"} 1`,
+		`mcp_gateway_auth_outcomes_total{reason="insufficient_scope"} 1`,
+		`mcp_gateway_introspection_calls_total{outcome="active"} 1`,
+		`mcp_gateway_cache_lookups_total{result="hit"}`,
+		`mcp_gateway_tool_calls_total{operation="add",outcome="ok",tool="calculator"} 1`,
+		`mcp_gateway_http_requests_total{code="200",route="/mcp"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, tok) || strings.Contains(text, "frank") {
+		t.Error("/metrics contains the token or the subject")
+	}
+}
+
+func TestMetricsOnTheirOwnPort(t *testing.T) {
+	port := freePort(t)
+	_, g := externalAS(t, map[string]string{"METRICS_PORT": fmt.Sprint(port)})
+	resp, err := http.Get(g.BaseURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the public port: %d, want 404", resp.StatusCode)
+	}
+	resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "mcp_gateway_") {
+		t.Errorf("METRICS_PORT: %d %.200s", resp.StatusCode, b)
+	}
+}
+
+// A client sending many unknown tokens is slowed down with 429, while a
+// token already in the cache keeps working.
+func TestUnknownTokenFloodRateLimited(t *testing.T) {
+	as, g := externalAS(t, map[string]string{"INTROSPECTION_CLIENT_RATE": "1", "INTROSPECTION_CLIENT_BURST": "3"})
+	valid := as.Issue("grace", []string{"op:add"}, g.Resource, time.Hour)
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(valid)); r.Status != 200 {
+		t.Fatalf("valid token: %d", r.Status)
+	}
+	limited := 0
+	for i := range 20 {
+		r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(fmt.Sprintf("garbage-%d", i)))
+		switch r.Status {
+		case http.StatusTooManyRequests:
+			limited++
+			if r.Header.Get("Retry-After") == "" || r.json(t)["error"] != "rate_limited" {
+				t.Errorf("429 without Retry-After or error: %v %s", r.Header, r.Body)
+			}
+		case http.StatusUnauthorized:
+		default:
+			t.Errorf("garbage token: status %d", r.Status)
+		}
+	}
+	if limited < 10 {
+		t.Errorf("%d of 20 unknown tokens rate-limited, want most", limited)
+	}
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(valid)); r.Status != 200 {
+		t.Errorf("cached token during the flood: %d", r.Status)
+	}
+}
+
+// With STALE_IF_ERROR, a token whose cached answer has aged out keeps
+// working while the authorization server is down; a token never seen gets
+// 503.
+func TestStaleIfError(t *testing.T) {
+	as, g := externalAS(t, map[string]string{"CACHE_MAX_TTL": "200ms", "STALE_IF_ERROR": "1m"})
+	tok := as.Issue("heidi", []string{"op:add"}, g.Resource, time.Hour)
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(tok)); r.Status != 200 {
+		t.Fatalf("before the outage: %d", r.Status)
+	}
+	as.SetFailure(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(http.StatusBadGateway); return true })
+	calls := as.Calls()
+	// Wait until the answer's fresh life is over: the gateway asks again.
+	deadline := time.Now().Add(5 * time.Second)
+	for as.Calls() == calls {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway never re-introspected after CACHE_MAX_TTL")
+		}
+		if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(tok)); r.Status != 200 {
+			t.Fatalf("during the outage: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(tok)); r.Status != 200 {
+		t.Errorf("stale answer not served: %d %s", r.Status, r.Body)
+	}
+	fresh := as.Issue("ivan", []string{"op:add"}, g.Resource, time.Hour)
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(fresh)); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("new token during the outage: %d, want 503", r.Status)
+	}
+	if !strings.Contains(g.Logs.String(), "stale") {
+		t.Error("stale use not logged")
+	}
+}

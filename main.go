@@ -22,9 +22,12 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mcp-gateway/mcp-gateway/devauth"
 	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -66,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	port := ln.Addr().(*net.TCPAddr).Port
 	cfg.resolveResource(port)
 
+	m := metrics.New()
 	var mounts []gateway.Mount
 	if cfg.DevMode {
 		issuer, err := devIssuer(cfg.ResourceURL)
@@ -100,6 +104,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		CacheMaxTTL:          cfg.CacheMaxTTL,
 		CacheNegativeTTL:     cfg.CacheNegativeTTL,
 		CacheMaxBytes:        cfg.CacheMaxBytes,
+		StaleIfError:         cfg.StaleIfError,
+		MaxConcurrency:       cfg.IntrospectionMaxConcurrency,
+		ClientRate:           rate.Limit(cfg.IntrospectionClientRate),
+		ClientBurst:          cfg.IntrospectionClientBurst,
+		Observer:             m,
 		Logger:               logger.With("component", "introspect"),
 	})
 	if err != nil {
@@ -124,6 +133,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		Policy:                scopes.Default(),
 		Logger:                logger,
 		Mounts:                mounts,
+		Metrics:               m,
+		ServeMetrics:          cfg.MetricsPort == 0,
+		MaxSessions:           cfg.MaxSessions,
+		MaxStreams:            cfg.MaxStreams,
+		ClientIPHeader:        cfg.ClientIPHeader,
 	})
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}
@@ -138,8 +152,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+
+	// METRICS_PORT keeps /metrics off the public listener.
+	var metricsSrv *http.Server
+	if cfg.MetricsPort != 0 {
+		mln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.MetricsPort)))
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		defer mln.Close()
+		metricsSrv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- metricsSrv.Serve(mln) }()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	baseURL := "http://" + net.JoinHostPort(displayHost(cfg.Host), strconv.Itoa(port))
 	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode)
@@ -166,6 +193,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -169,7 +169,9 @@ func TestFailureMatrix(t *testing.T) {
 			// Nothing cached: the next call asks again.
 			v.Wait()
 			n := len(obs.calls())
-			_, err = v.Verify(t.Context(), tok)
+			if _, err := v.Verify(t.Context(), tok); err == nil && tt.endpoint == nil {
+				t.Error("the second Verify succeeded while the server is still failing")
+			}
 			if len(obs.calls()) == n {
 				t.Error("the failure was cached: the second Verify made no introspection")
 			}

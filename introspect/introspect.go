@@ -476,14 +476,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 // every other waiter), so it runs detached with its own timeout, and each
 // caller waits on its own context.
 func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
-	// A token we already know to be good is not an unknown token: only
-	// misses without any cached answer count against the client's rate.
-	if stale == nil {
-		if err := v.allowClient(ctx); err != nil {
-			return nil, err
-		}
-	}
 	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
+		// The client's rate counts introspection calls it causes, so it
+		// is charged here, once per shared call, not once per waiter: a
+		// burst of requests with one new token costs one. A token we
+		// already know to be good (a stale answer) is not an unknown
+		// token and is not charged.
+		if stale == nil {
+			if err := v.allowClient(ctx); err != nil {
+				return nil, err
+			}
+		}
 		return v.introspectAndStore(ctx, token, &digest)
 	})
 	if v.beforeWait != nil {
@@ -652,12 +655,12 @@ func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (r *resp
 			return nil, false, unavailable("introspection response larger than %d bytes", v.cfg.MaxResponseBytes)
 		}
 		r, err := parseResponse(body)
-		switch err.(type) {
+		switch e := err.(type) {
 		case nil:
 			outcome = outcomeActive
 		case *UnavailableError:
 			outcome = outcomeBadResponse
-			v.log.Warn("introspection: uninterpretable response", "err", err.(*UnavailableError).Err)
+			v.log.Warn("introspection: uninterpretable response", "err", e.Err)
 		default:
 			outcome = outcomeInactive
 		}
