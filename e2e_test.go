@@ -828,3 +828,44 @@ func TestStaleIfError(t *testing.T) {
 		t.Error("stale use not logged")
 	}
 }
+
+// Bodies crafted so that a scope check and the SDK might read different
+// operations: none may divide without op:div, and whenever the SDK would
+// run a division the HTTP layer must already have answered 403.
+func TestNoParserDifferentialBypass(t *testing.T) {
+	as, g := externalAS(t, nil)
+	tok := as.Issue("judy", []string{"op:add"}, g.Resource, time.Hour)
+	const head = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":`
+	bodies := []string{
+		head + `{"operation":"add","operation":"divide","a":6,"b":3}}}`,
+		head + `{"operation":"divide","operation":"add","a":6,"b":3}}}`,
+		head + `{"operation":"add","Operation":"divide","a":6,"b":3}}}`,
+		head + `{"Operation":"divide","a":6,"b":3}}}`,
+		head + `{"operation":"divide","a":6,"b":3}}}x`,
+		head + `{"operation":"divide","a":6,"b":3}}} {"jsonrpc":"2.0","id":2,"method":"tools/call"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","a":6,"b":3}},"params":{"name":"calculator","arguments":{"operation":"divide","a":6,"b":3}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"calculator","arguments":{"operation":"divide","a":6,"b":3}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"calculator","arguments":{"operation":"divide","a":6,"b":3}}}`,
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"calculator\",\"arguments\":{\"operation\":\"div\\u0069de\",\"a\":6,\"b\":3}}}",
+	}
+	for i, b := range bodies {
+		r := post(t, g.MCP(), b, bearer(tok))
+		if r.Status == http.StatusForbidden {
+			continue
+		}
+		// Anything that got through must not be a successful division (6/3).
+		var rpc struct {
+			Result *mcp.CallToolResult `json:"result"`
+		}
+		_ = json.Unmarshal(r.Body, &rpc)
+		if rpc.Result != nil && !rpc.Result.IsError {
+			out, _ := json.Marshal(rpc.Result.StructuredContent)
+			if strings.Contains(string(out), `"operation":"divide"`) {
+				t.Errorf("body %d: division ran without op:div: %s", i, r.Body)
+			}
+		}
+		if rpc.Result != nil && rpc.Result.IsError && strings.Contains(string(r.Body), "op:div") {
+			t.Errorf("body %d: the SDK ran a division the HTTP check let through (the tool caught it): %s", i, r.Body)
+		}
+	}
+}

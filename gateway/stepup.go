@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -100,9 +100,15 @@ func RequiredScopes(policy *scopes.Policy, body []byte) []string {
 
 // parseRPC decodes the JSON-RPC message or batch in body as far as the
 // scope check needs; nil when it does not parse.
+//
+// The body is decoded exactly as the Go MCP SDK decodes it (segmentio's
+// decoder, struct fields matched case-sensitively, nesting bounded), so the
+// operation checked here is the operation the tool will run: a parser
+// differential could otherwise let {"operation":"add","Operation":"divide"}
+// past the check. The tool re-checks its scope anyway.
 func parseRPC(body []byte) []rpcMessage {
 	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) == 0 {
+	if len(body) == 0 || tooDeep(body, maxJSONDepth) {
 		return nil
 	}
 	if body[0] == '[' {
@@ -110,20 +116,20 @@ func parseRPC(body []byte) []rpcMessage {
 		// notification with array params) must not hide a tools/call
 		// beside it.
 		var raw []json.RawMessage
-		if err := json.Unmarshal(body, &raw); err != nil {
+		if err := decode(body, &raw); err != nil {
 			return nil
 		}
 		var msgs []rpcMessage
 		for _, r := range raw {
 			var m rpcMessage
-			if json.Unmarshal(r, &m) == nil {
+			if decode(r, &m) == nil {
 				msgs = append(msgs, m)
 			}
 		}
 		return msgs
 	}
 	var m rpcMessage
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := decode(body, &m); err != nil {
 		return nil
 	}
 	return []rpcMessage{m}
@@ -142,6 +148,46 @@ func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
 		}
 	}
 	return out
+}
+
+// maxJSONDepth is the SDK's own nesting bound (internal/json).
+const maxJSONDepth = 1000
+
+func decode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DontMatchCaseInsensitiveStructFields()
+	return dec.Decode(v)
+}
+
+// tooDeep reports whether the JSON text nests objects and arrays deeper
+// than max, skipping over strings. It bounds the work a hostile body can
+// make the peek do before the SDK sees it.
+func tooDeep(b []byte, max int) bool {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
 }
 
 func containsString(list []string, s string) bool {

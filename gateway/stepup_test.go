@@ -52,14 +52,13 @@ func TestRequiredScopes(t *testing.T) {
 		{"not JSON", "divide please", nil},
 		{"JSON string", `"tools/call"`, nil},
 		{"JSON null", `null`, nil},
-		{"trailing garbage", call("calculator", "divide") + "x", nil},
+		// Decoded as the SDK decodes it (a stream decoder reads the first
+		// value): trailing bytes must not hide the call from the check.
+		{"trailing garbage", call("calculator", "divide") + "x", []string{"op:div"}},
 		{"BOM is not whitespace", "\ufeff" + call("calculator", "divide"), nil},
-		// Known property of encoding/json: object keys match struct fields
-		// case-insensitively, so these count as a divide call here even
-		// though the SDK may read them differently. That can only make the
-		// HTTP layer ask for more, never less, than the tool, and the tool
-		// re-checks the scope itself.
-		{"case-variant keys", `{"jsonrpc":"2.0","id":1,"METHOD":"tools/call","Params":{"NAME":"calculator","Arguments":{"Operation":"divide"}}}`, []string{"op:div"}},
+		// Keys match case-sensitively, as in the SDK: this is not a
+		// tools/call there either, so nothing runs and nothing is needed.
+		{"case-variant keys", `{"jsonrpc":"2.0","id":1,"METHOD":"tools/call","Params":{"NAME":"calculator","Arguments":{"Operation":"divide"}}}`, nil},
 		// And for duplicate keys the last one wins.
 		{"duplicate keys last wins", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","operation":"divide"}}}`, []string{"op:div"}},
 	}
