@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -87,7 +88,11 @@ func (g *gatewayServer) Close() {
 
 // newVerifier builds the verifier as main.go does; cacheMaxBytes 0 means
 // the default.
-func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger) (*introspect.Verifier, error) {
+// The per-client miss rate (INTROSPECTION_CLIENT_RATE) is left off: every
+// request here comes from one loopback address, and the burst targets
+// measure coalescing, which a rate limit on unknown tokens from one address
+// would (by design) cut short. Metrics are on, as in production.
+func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer) (*introspect.Verifier, error) {
 	if cacheMaxBytes == 0 {
 		cacheMaxBytes = defCacheMaxBytes
 	}
@@ -104,6 +109,8 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 		CacheMaxTTL:          defCacheMaxTTL,
 		CacheNegativeTTL:     defCacheNegativeTTL,
 		CacheMaxBytes:        cacheMaxBytes,
+		MaxConcurrency:       introspect.DefaultMaxConcurrency,
+		Observer:             obs,
 		Logger:               logger.With("component", "introspect"),
 	})
 }
@@ -111,7 +118,8 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 // startGateway starts the gateway on ln; resource is its MCP_RESOURCE_URL.
 func startGateway(ctx context.Context, ln net.Listener, resource, issuer string) (*gatewayServer, error) {
 	logger := benchLogger()
-	v, err := newVerifier(ctx, issuer, resource, 0, logger)
+	m := metrics.New()
+	v, err := newVerifier(ctx, issuer, resource, 0, logger, m)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +137,8 @@ func startGateway(ctx context.Context, ln net.Listener, resource, issuer string)
 		Verifier:             v,
 		Policy:               scopes.Default(),
 		Logger:               logger,
+		Metrics:              m,
+		ServeMetrics:         true,
 	})
 	if err != nil {
 		v.Close()

@@ -196,7 +196,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 
 	server := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, &mcp.ServerOptions{
-		Logger: cfg.Logger,
+		Logger: sdkLogger(cfg.Logger),
 	})
 	if err := tools.Register(server, cfg.Policy); err != nil {
 		return nil, err
@@ -220,7 +220,7 @@ func New(cfg Config) (*Gateway, error) {
 		JSONResponse:        cfg.JSONResponse,
 		SessionTimeout:      cfg.SessionTimeout,
 		MaxRequestBodyBytes: cfg.MaxBodyBytes,
-		Logger:              cfg.Logger,
+		Logger:              sdkLogger(cfg.Logger),
 		// checkHost does this, allowing the resource's own host too.
 		DisableLocalhostProtection: true,
 	})

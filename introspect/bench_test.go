@@ -140,7 +140,7 @@ func TestCacheMemoryPer100kTokens(t *testing.T) {
 // typicalCost is the cost estimate of one typical entry, for the log.
 func typicalCost(now time.Time) int64 {
 	r := typicalAnswer(1, now)
-	e := &entry{info: r.tokenInfo()}
+	e := &entry{info: r.tokenInfo(newInterner(nil, nil))}
 	return e.cost()
 }
 
@@ -156,7 +156,7 @@ func TestCacheCostBounded(t *testing.T) {
 	now := time.Now()
 	r := typicalAnswer(0, now)
 	for i := range 20_000 { // ~20x the capacity
-		e := &entry{digest: *digestOf(strconv.Itoa(i)), info: r.tokenInfo()}
+		e := &entry{digest: *digestOf(strconv.Itoa(i)), info: r.tokenInfo(newInterner(nil, nil))}
 		c.SetWithTTL(cacheKey(&e.digest), e, e.cost(), time.Hour)
 		if i%500 == 499 {
 			c.Wait()

@@ -82,8 +82,8 @@ func TestIdPClaimMapping(t *testing.T) {
 			if aud, _ := info.Extra["aud"].([]string); !slices.Equal(aud, tt.aud) {
 				t.Errorf("Extra[aud] = %#v, want %q", info.Extra["aud"], tt.aud)
 			}
-			if !info.Expiration.Equal(time.Unix(tt.exp, 0)) || info.Extra["exp"] != tt.exp {
-				t.Errorf("Expiration = %v, Extra[exp] = %v, want %d", info.Expiration, info.Extra["exp"], tt.exp)
+			if !info.Expiration.Equal(time.Unix(tt.exp, 0)) {
+				t.Errorf("Expiration = %v, want %d", info.Expiration, tt.exp)
 			}
 			// And once exp is reached the same answer is refused.
 			clk.ns.Store(time.Unix(tt.exp, 0).UnixNano())

@@ -39,6 +39,8 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
@@ -151,6 +153,7 @@ type Verifier struct {
 	client     *http.Client
 	ownsClient bool
 	checker    claimChecker
+	known      *interner
 	cache      *ristretto.Cache[uint64, *entry]
 	// cacheMu guards cacheClosed. ristretto's Close is not safe against
 	// concurrent Get/Set (they can send on channels Close has closed, which
@@ -201,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg:     cfg,
 		checker: newClaimChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience),
+		known:   newInterner(append(scopes.All(), scopes.Parent), cfg.Audiences),
 		log:     cfg.Logger,
 		obs:     cfg.Observer,
 		sem:     make(chan struct{}, cfg.MaxConcurrency),
@@ -539,7 +543,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		v.log.Debug("introspection: token refused", "reason", string(st.Reason))
 		return nil, st
 	}
-	e.info = r.tokenInfo()
+	e.info = r.tokenInfo(v.known)
 	ttl := activeTTL(now, e.exp, v.cfg.CacheMaxTTL)
 	if ttl <= 0 {
 		// Already past exp: remember briefly like any refusal; the hit

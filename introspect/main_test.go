@@ -84,6 +84,6 @@ func digestOf(tok string) *[32]byte {
 // need many entries.
 func insertAnswer(v *Verifier, tok string, r *response, now time.Time) {
 	e := &entry{digest: *digestOf(tok), exp: timeOf(r.Exp, r.HasExp), nbf: timeOf(r.Nbf, r.HasNbf)}
-	e.info = r.tokenInfo()
+	e.info = r.tokenInfo(newInterner(nil, nil))
 	v.store(e, now, activeTTL(now, e.exp, v.cfg.CacheMaxTTL))
 }

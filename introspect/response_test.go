@@ -33,7 +33,7 @@ func TestIdPFixtures(t *testing.T) {
 	}{
 		{file: "okta.json", now: 1451603000, issuer: "https://example.okta.com/oauth2/default",
 			wantUser: "john.doe@example.com", wantScope: []string{"openid", "profile", "op:add"},
-			wantExtra: map[string]any{"client_id": "a9VpZDRCeFh3Nkk2VdYa", "username": "john.doe@example.com", "token_type": "Bearer", "exp": int64(1451606400)}},
+			wantExtra: map[string]any{"client_id": "a9VpZDRCeFh3Nkk2VdYa", "username": "john.doe@example.com"}},
 		{file: "okta.json", now: 1451606400, issuer: "https://example.okta.com/oauth2/default", want: ReasonExpired},
 		{file: "okta.json", now: 1451603000, issuer: "https://other.okta.com/oauth2/default", want: ReasonIssuer},
 		{file: "okta-inactive.json", now: 1700000100, want: ReasonInactive},
@@ -53,7 +53,7 @@ func TestIdPFixtures(t *testing.T) {
 			wantUser: "2a5c6f7e-8b9d-4c1e-a2f3-b4c5d6e7f809", wantScope: []string{"openid", "email", "op:add", "op:mult"},
 			wantExtra: map[string]any{"email": "bob@example.com"}},
 		{file: "generic-scope-array.json", now: 1700000100,
-			wantUser: "carol", wantScope: []string{"op:add", "op:sub", "op:div"}, wantExtra: map[string]any{"exp": int64(1700000300)}},
+			wantUser: "carol", wantScope: []string{"op:add", "op:sub", "op:div"}, wantExtra: map[string]any{"sub": "carol"}},
 		{file: "generic-minimal.json", now: 1700000100, want: ReasonAudience},
 		{file: "generic-minimal.json", now: 1700000100, allowNoAu: true, wantScope: []string{}},
 	}
@@ -229,7 +229,7 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatal("aud without HasAud")
 		}
 		// The TokenInfo built from it is consistent.
-		ti := r.tokenInfo()
+		ti := r.tokenInfo(newInterner(nil, nil))
 		if r.HasExp == ti.Expiration.IsZero() {
 			t.Fatalf("Expiration %v vs exp %d/%v", ti.Expiration, r.Exp, r.HasExp)
 		}

@@ -108,42 +108,83 @@ func checkTime(exp, nbf, now time.Time, skew time.Duration) error {
 // tokenInfo builds the SDK's TokenInfo from an accepted answer. It is built
 // once per introspection and shared by every cache hit, so callers must
 // treat it as read-only.
-func (r *response) tokenInfo() *auth.TokenInfo {
-	// The map is sized to what it will hold: every cached token keeps one,
-	// so a generous default size would cost hundreds of bytes per token.
+//
+// Every cached token keeps one, so it holds only what is read downstream:
+// the scopes, the expiry, the user (for the SDK's session binding) and, in
+// Extra, "sub", "username", "email", "client_id" (whoami) and "aud". The
+// claims checked once at insert time (iss, token type, nbf) are not kept.
+// Well-known strings (the operation scopes, the configured audience) are
+// shared rather than copied per token.
+func (r *response) tokenInfo(known *interner) *auth.TokenInfo {
 	n := 0
-	for _, present := range [...]bool{r.HasExp, r.HasIat, r.HasAud, r.Sub != "", r.Username != "", r.Email != "", r.ClientID != "", r.Iss != "", r.TokenType != ""} {
+	for _, present := range [...]bool{r.HasAud, r.Sub != "", r.Username != "", r.Email != "", r.ClientID != ""} {
 		if present {
 			n++
 		}
 	}
-	ti := &auth.TokenInfo{Scopes: r.Scopes, Extra: make(map[string]any, n)}
-	if ti.Scopes == nil {
-		ti.Scopes = []string{}
-	}
+	ti := &auth.TokenInfo{Scopes: known.scopes(r.Scopes), Extra: make(map[string]any, n)}
 	if r.HasExp {
 		ti.Expiration = time.Unix(r.Exp, 0).UTC()
-		ti.Extra["exp"] = r.Exp
-	}
-	if r.HasIat {
-		ti.Extra["iat"] = r.Iat
 	}
 	ti.UserID = r.Sub
 	if ti.UserID == "" {
 		ti.UserID = r.Username
 	}
 	for _, kv := range [...]struct{ k, v string }{
-		{"sub", r.Sub}, {"username", r.Username}, {"email", r.Email},
-		{"client_id", r.ClientID}, {"iss", r.Iss}, {"token_type", r.TokenType},
+		{"sub", r.Sub}, {"username", r.Username}, {"email", r.Email}, {"client_id", r.ClientID},
 	} {
 		if kv.v != "" {
 			ti.Extra[kv.k] = kv.v
 		}
 	}
 	if r.HasAud {
-		ti.Extra["aud"] = r.Aud
+		ti.Extra["aud"] = known.audience(r.Aud)
 	}
 	return ti
+}
+
+// interner hands out shared copies of strings most tokens carry, so that a
+// cache of many tokens does not hold many copies of them.
+type interner struct {
+	scopeSet map[string]string
+	audSets  [][]string // one single-element slice per configured audience
+}
+
+func newInterner(scopeTokens, audiences []string) *interner {
+	in := &interner{scopeSet: make(map[string]string, len(scopeTokens))}
+	for _, s := range scopeTokens {
+		in.scopeSet[s] = s
+	}
+	for _, a := range audiences {
+		in.audSets = append(in.audSets, []string{a})
+	}
+	return in
+}
+
+// scopes returns s with known scope-tokens replaced by shared strings, in
+// a slice of exactly the right size; never nil.
+func (in *interner) scopes(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		if k, ok := in.scopeSet[v]; ok {
+			v = k
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// audience returns a shared slice when aud is exactly one configured
+// audience, else aud itself.
+func (in *interner) audience(aud []string) []string {
+	if len(aud) == 1 {
+		for _, a := range in.audSets {
+			if a[0] == aud[0] {
+				return a
+			}
+		}
+	}
+	return aud
 }
 
 // timeOf turns an optional unix time into a time.Time (zero when absent).
