@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // devIssuer is the embedded authorization server's issuer: the resource's
@@ -35,4 +38,25 @@ func printBanner(w io.Writer, cfg *config) {
    claude mcp add --transport http calculator %s
 %s
 `, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, cfg.ResourceURL, cfg.ResourceURL, line)
+}
+
+// warnPublicDevMode repeats, every interval until ctx ends, that a
+// development server with no real login is reachable beyond loopback
+// (DEV_AUTH_ALLOW_PUBLIC=true): once is easy to miss in a scrolling log.
+func warnPublicDevMode(ctx context.Context, logger *slog.Logger, host string, interval time.Duration) {
+	warn := func() {
+		logger.Warn("DEVELOPMENT MODE IS LISTENING BEYOND LOOPBACK: anyone who can reach this address can get a token for any user name; never expose it for longer than a test",
+			"host", host, "setting", "DEV_AUTH_ALLOW_PUBLIC=true")
+	}
+	warn()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			warn()
+		}
+	}
 }

@@ -869,3 +869,25 @@ func TestNoParserDifferentialBypass(t *testing.T) {
 		}
 	}
 }
+
+// Limits on what a client controls: header size, body size, token length.
+func TestRequestLimits(t *testing.T) {
+	as, g := externalAS(t, map[string]string{"MAX_BODY_BYTES": "4096"})
+	tok := as.Issue("leo", []string{"op:add"}, g.Resource, time.Hour)
+
+	h := bearer(tok)
+	h.Set("X-Padding", strings.Repeat("p", 40<<10))
+	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), h); r.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("40 KiB of headers: status %d, want 431", r.Status)
+	}
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","a":1,"b":2,"pad":"` + strings.Repeat("x", 8<<10) + `"}}}`
+	if r := post(t, g.MCP(), big, bearer(tok)); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("8 KiB body with MAX_BODY_BYTES=4096: status %d, want 413", r.Status)
+	} else {
+		r.json(t)
+	}
+	deep := strings.Repeat("[", 5000) + strings.Repeat("]", 5000)
+	if r := post(t, g.MCP(), deep, bearer(tok)); r.Status == http.StatusOK || r.Status >= 500 {
+		t.Errorf("5000-deep JSON: status %d, want a 4xx", r.Status)
+	}
+}

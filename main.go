@@ -172,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode)
 	if cfg.DevMode {
 		printBanner(stdout, cfg)
+		if !isLoopbackHost(cfg.Host) {
+			go warnPublicDevMode(ctx, logger, cfg.Host, time.Minute)
+		}
 	}
 
 	// The endpoint is discovered after the listener is up, because in

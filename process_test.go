@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -91,5 +94,78 @@ func TestSignalShutsDownGracefully(t *testing.T) {
 				t.Fatalf("no exit within 15s of %v", sig)
 			}
 		})
+	}
+}
+
+// On SIGTERM a request already in flight (here: waiting on a slow
+// introspection) still gets its answer, and the process then exits 0.
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	as := introspecttest.New(t)
+	as.SetLatency(1500 * time.Millisecond)
+	cmd := gatewayProcess(t, "HOST=127.0.0.1", "PORT=0", "AUTH_ISSUER_URL="+as.URL,
+		"INTROSPECTION_CLIENT_ID="+as.ClientID, "INTROSPECTION_CLIENT_SECRET="+as.ClientSecret,
+		"SHUTDOWN_TIMEOUT=10s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr, Resource string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.Resource
+			}
+		}
+	}()
+	var resource string
+	select {
+	case resource = <-addr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway did not start")
+	}
+	mcpURL := strings.Replace(resource, "localhost", "127.0.0.1", 1)
+	tok := as.Issue("kate", []string{"op:add"}, resource, time.Hour)
+
+	type result struct {
+		status int
+		err    error
+	}
+	answered := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, mcpURL, strings.NewReader(fmt.Sprintf(callAdd, "add")))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		answered <- result{status: resp.StatusCode}
+	}()
+	// The request is in flight once the authorization server has it.
+	deadline := time.Now().Add(5 * time.Second)
+	for as.Calls() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached introspection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-answered
+	if r.err != nil || r.status != http.StatusOK {
+		t.Errorf("in-flight request during shutdown: %d %v, want 200", r.status, r.err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v, want status 0", err)
 	}
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+func TestPublicDevModeWarnsRepeatedly(t *testing.T) {
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { warnPublicDevMode(ctx, logger, "0.0.0.0", 10*time.Millisecond); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for buf.count("BEYOND LOOPBACK") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d warnings after 5s, want at least 3", buf.count("BEYOND LOOPBACK"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestDevModeRefusesPublicHostWithoutOptIn(t *testing.T) {
+	setEnv(t, map[string]string{"HOST": "0.0.0.0"})
+	_, err := loadConfig()
+	if err == nil || !strings.Contains(err.Error(), "DEV_AUTH_ALLOW_PUBLIC") {
+		t.Fatalf("err = %v, want a refusal naming DEV_AUTH_ALLOW_PUBLIC", err)
+	}
+	setEnv(t, map[string]string{"HOST": "0.0.0.0", "DEV_AUTH_ALLOW_PUBLIC": "true"})
+	if _, err := loadConfig(); err != nil {
+		t.Fatalf("with DEV_AUTH_ALLOW_PUBLIC=true: %v", err)
+	}
+}
