@@ -183,21 +183,14 @@ func doctor(ctx context.Context, r *report, getenv func(string) string) int {
 // introspectConfig is the verifier configuration the server builds, with
 // the doctor's HTTP client and no cache worth keeping.
 func introspectConfig(cfg *config, client *http.Client) introspect.Config {
-	return introspect.Config{
-		Endpoint:             cfg.IntrospectionURL,
-		Issuer:               cfg.IssuerURL,
-		ClientID:             cfg.IntrospectionClientID,
-		ClientSecret:         cfg.IntrospectionSecret,
-		AuthMethod:           cfg.IntrospectionAuthMethod,
-		Audiences:            append([]string{cfg.ResourceURL}, cfg.AcceptedAudiences...),
-		AllowMissingAudience: cfg.AllowMissingAudience,
-		ClockSkew:            cfg.ClockSkew,
-		Timeout:              cfg.IntrospectionTimeout,
-		CacheMaxTTL:          time.Second,
-		CacheNegativeTTL:     -1,
-		CacheMaxBytes:        1 << 20,
-		HTTPClient:           client,
-	}
+	ic := cfg.introspectConfig()
+	ic.CacheMaxTTL = time.Second
+	ic.CacheNegativeTTL = -1
+	ic.CacheMaxBytes = 1 << 20
+	ic.StaleIfError = 0
+	ic.ClientRate = 0
+	ic.HTTPClient = client
+	return ic
 }
 
 // checkResourceURL is check 3: https unless loopback.
@@ -230,30 +223,11 @@ type probedMetadata struct {
 	Accepted *introspect.ServerMetadata
 }
 
-// metadataCandidates lists the metadata URLs of issuer in the order
-// introspect.DiscoverMetadata tries them: RFC 8414 path-inserted, OpenID
-// path-inserted, OpenID path-appended.
-func metadataCandidates(issuer string) []string {
-	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" {
-		return nil
-	}
-	path := strings.TrimSuffix(u.EscapedPath(), "/")
-	origin := u.Scheme + "://" + u.Host
-	urls := []string{
-		origin + "/.well-known/oauth-authorization-server" + path,
-		origin + "/.well-known/openid-configuration" + path,
-	}
-	if appended := origin + path + "/.well-known/openid-configuration"; !slices.Contains(urls, appended) {
-		urls = append(urls, appended)
-	}
-	return urls
-}
-
 // probeMetadata fetches the first metadata document that answers 200, to
 // say which URL answered and what it declares. tried lists the others.
 func probeMetadata(ctx context.Context, client *http.Client, issuer string) (p *probedMetadata, tried []string, err error) {
-	for _, u := range metadataCandidates(issuer) {
+	candidates, _ := introspect.MetadataURLs(issuer)
+	for _, u := range candidates {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return nil, tried, err

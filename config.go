@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -366,5 +368,27 @@ func (e env) validate() (*config, error) {
 func (c *config) resolveResource(port int) {
 	if c.ResourceURL == "" {
 		c.ResourceURL = fmt.Sprintf("http://localhost:%d/mcp", port)
+	}
+}
+
+// introspectConfig is the token verifier's configuration.
+func (c *config) introspectConfig() introspect.Config {
+	return introspect.Config{
+		Endpoint:             c.IntrospectionURL,
+		Issuer:               c.IssuerURL,
+		ClientID:             c.IntrospectionClientID,
+		ClientSecret:         c.IntrospectionSecret,
+		AuthMethod:           c.IntrospectionAuthMethod,
+		Audiences:            append([]string{c.ResourceURL}, c.AcceptedAudiences...),
+		AllowMissingAudience: c.AllowMissingAudience,
+		ClockSkew:            c.ClockSkew,
+		Timeout:              c.IntrospectionTimeout,
+		CacheMaxTTL:          c.CacheMaxTTL,
+		CacheNegativeTTL:     c.CacheNegativeTTL,
+		CacheMaxBytes:        c.CacheMaxBytes,
+		StaleIfError:         c.StaleIfError,
+		MaxConcurrency:       c.IntrospectionMaxConcurrency,
+		ClientRate:           rate.Limit(c.IntrospectionClientRate),
+		ClientBurst:          c.IntrospectionClientBurst,
 	}
 }

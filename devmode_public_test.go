@@ -1,42 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 func TestPublicDevModeWarnsRepeatedly(t *testing.T) {
-	var buf lockedBuffer
+	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { warnPublicDevMode(ctx, logger, "0.0.0.0", 10*time.Millisecond); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for buf.count("BEYOND LOOPBACK") < 3 {
+	for strings.Count(buf.String(), "BEYOND LOOPBACK") < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d warnings after 5s, want at least 3", buf.count("BEYOND LOOPBACK"))
+			t.Fatalf("%d warnings after 5s, want at least 3", strings.Count(buf.String(), "BEYOND LOOPBACK"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/mcp-gateway/mcp-gateway/devauth"
 	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
@@ -91,26 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		mounts = append(mounts, gateway.Mount{Prefixes: das.Paths(), Handler: das.Handler()})
 	}
 
-	verifier, err := introspect.New(ctx, introspect.Config{
-		Endpoint:             cfg.IntrospectionURL,
-		Issuer:               cfg.IssuerURL,
-		ClientID:             cfg.IntrospectionClientID,
-		ClientSecret:         cfg.IntrospectionSecret,
-		AuthMethod:           cfg.IntrospectionAuthMethod,
-		Audiences:            append([]string{cfg.ResourceURL}, cfg.AcceptedAudiences...),
-		AllowMissingAudience: cfg.AllowMissingAudience,
-		ClockSkew:            cfg.ClockSkew,
-		Timeout:              cfg.IntrospectionTimeout,
-		CacheMaxTTL:          cfg.CacheMaxTTL,
-		CacheNegativeTTL:     cfg.CacheNegativeTTL,
-		CacheMaxBytes:        cfg.CacheMaxBytes,
-		StaleIfError:         cfg.StaleIfError,
-		MaxConcurrency:       cfg.IntrospectionMaxConcurrency,
-		ClientRate:           rate.Limit(cfg.IntrospectionClientRate),
-		ClientBurst:          cfg.IntrospectionClientBurst,
-		Observer:             m,
-		Logger:               logger.With("component", "introspect"),
-	})
+	ic := cfg.introspectConfig()
+	ic.Observer = m
+	ic.Logger = logger.With("component", "introspect")
+	verifier, err := introspect.New(ctx, ic)
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}
 	}

@@ -27,7 +27,7 @@ type ServerMetadata struct {
 // maxMetadataBytes bounds a metadata document; real ones are a few KiB.
 const maxMetadataBytes = 1 << 20
 
-// metadataURLs lists, in the order tried, where an issuer's metadata may
+// MetadataURLs lists, in the order DiscoverMetadata tries them, where an issuer's metadata may
 // live:
 //  1. RFC 8414 §3.1: /.well-known/oauth-authorization-server inserted
 //     between the host and the issuer's path (terminating "/" removed);
@@ -37,7 +37,7 @@ const maxMetadataBytes = 1 << 20
 //     /.well-known/openid-configuration appended.
 //
 // For an issuer without a path, 2 and 3 are the same URL and it is listed once.
-func metadataURLs(issuer string) ([]string, error) {
+func MetadataURLs(issuer string) ([]string, error) {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("issuer %q is not an absolute URL", issuer)
@@ -56,7 +56,7 @@ func metadataURLs(issuer string) ([]string, error) {
 
 // DiscoverMetadata fetches the authorization server metadata of issuer,
 // trying the RFC 8414 and OpenID Connect Discovery locations in turn (see
-// metadataURLs). A document whose "issuer" differs from issuer is refused
+// MetadataURLs). A document whose "issuer" differs from issuer is refused
 // and ends the search (RFC 8414 §3.3: it prevents an attacker-controlled
 // document from redirecting the gateway's credentials; one trailing slash
 // difference is tolerated). A nil client selects a default client that
@@ -66,7 +66,7 @@ func DiscoverMetadata(ctx context.Context, client *http.Client, issuer string) (
 		client = newHTTPClient()
 		defer client.CloseIdleConnections()
 	}
-	urls, err := metadataURLs(issuer)
+	urls, err := MetadataURLs(issuer)
 	if err != nil {
 		return nil, err
 	}

@@ -32,9 +32,9 @@ func TestMetadataURLs(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		got, err := metadataURLs(tt.issuer)
+		got, err := MetadataURLs(tt.issuer)
 		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("metadataURLs(%q) = %q, %v; want %q", tt.issuer, got, err, tt.want)
+			t.Errorf("MetadataURLs(%q) = %q, %v; want %q", tt.issuer, got, err, tt.want)
 		}
 	}
 }
