@@ -154,9 +154,11 @@ func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
 const maxJSONDepth = 1000
 
 func decode(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DontMatchCaseInsensitiveStructFields()
-	return dec.Decode(v)
+	// Parse reads the first JSON value and ignores what follows, as the
+	// SDK's stream decoder does; unlike json.NewDecoder it allocates no
+	// read buffer.
+	_, err := json.Parse(b, v, json.DontMatchCaseInsensitiveStructFields)
+	return err
 }
 
 // tooDeep reports whether the JSON text nests objects and arrays deeper
