@@ -181,7 +181,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
 	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	// In-flight requests are done (or out of time): end the stateful
+	// sessions, which would otherwise outlive the server.
+	gw.Close()
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

@@ -125,6 +125,7 @@ type Gateway struct {
 	routes   map[string]struct{}
 	sessions *sessionLimiter // nil: no limit (or stateless)
 	streams  chan struct{}   // semaphore; nil: no limit (or stateless)
+	server   *mcp.Server
 }
 
 // New validates cfg and builds the gateway.
@@ -198,6 +199,7 @@ func New(cfg Config) (*Gateway, error) {
 	server := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, &mcp.ServerOptions{
 		Logger: sdkLogger(cfg.Logger),
 	})
+	g.server = server
 	if err := tools.Register(server, cfg.Policy); err != nil {
 		return nil, err
 	}
@@ -282,6 +284,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.echo = e
 	return g, nil
+}
+
+// Close ends every live MCP session (stateful mode), and with them their
+// goroutines and open SSE streams. Call it after the HTTP server has shut
+// down; the SDK's handler has no Close of its own.
+func (g *Gateway) Close() {
+	for ss := range g.server.Sessions() {
+		_ = ss.Close()
+	}
 }
 
 // Handler returns the gateway's HTTP handler.

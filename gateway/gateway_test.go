@@ -139,6 +139,7 @@ func newTestGateway(t testing.TB, mutate func(*Config)) (*Gateway, *fakeVerifier
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(g.Close)
 	return g, v
 }
 
@@ -660,6 +661,7 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(g.Close)
 	h := g.Handler()
 	body := rpcCall(1, "add")
 	b.ReportAllocs()
@@ -704,6 +706,7 @@ func BenchmarkHandlerCachedTokenObserved(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(g.Close)
 	h := g.Handler()
 	body := rpcCall(1, "add")
 	b.ReportAllocs()

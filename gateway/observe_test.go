@@ -425,6 +425,7 @@ func TestVerifyGetsClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(g.Close)
 	type marker struct{}
 	r := mcpRequest(tokAdd, rpcCall(1, "add"))
 	r = r.WithContext(context.WithValue(r.Context(), marker{}, "m"))

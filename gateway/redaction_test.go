@@ -75,6 +75,7 @@ func TestLogRedaction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(g.Close)
 			var responses []*httptest.ResponseRecorder
 			do := func(r *http.Request) *httptest.ResponseRecorder {
 				rec := serve(g, r)
