@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,63 +21,25 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-const gatewayChromium = "/usr/bin/chromium"
+	"github.com/mcp-gateway/mcp-gateway/internal/browsertest"
+)
 
 var errStepUpRefused = errors.New("test: the user does not come back for a second consent")
 
 func TestBrowserDevModeConsentThroughGateway(t *testing.T) {
-	if _, err := os.Stat(gatewayChromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required in CI: %v", err)
-		}
-		t.Skipf("Chromium not installed at %s", gatewayChromium)
-	}
+	browsertest.Require(t)
 	g := startGateway(t, nil)
 	waitReady(t, g)
 
-	artifacts := os.Getenv("TEST_ARTIFACTS_DIR")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browsertest.ArtifactsDir(t)
 
 	// The client's loopback redirect URI: records the authorization response.
-	got := make(chan url.Values, 1)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/callback" {
-			http.NotFound(w, r)
-			return
-		}
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(`<!doctype html><title>done</title><p id="done">You may close this window.</p>`))
-	}))
-	defer cb.Close()
-	redirect := cb.URL + "/callback"
+	redirect, got := browsertest.Callback(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(gatewayChromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx := browsertest.New(t, ctx)
 
 	want := map[string]bool{"op:add": true, "op:sub": true, "op:mult": false, "op:div": false}
 	var rounds atomic.Int32

@@ -25,6 +25,8 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/prm"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 )
 
 // Exit statuses of `mcp-gateway check`.
@@ -206,7 +208,7 @@ func checkResourceURL(r *report, resource string, set bool) {
 		r.fix("set MCP_RESOURCE_URL to the public https URL Claude connects to, e.g. https://calc.example.com/mcp; it is also the audience tokens must carry")
 	case u.Scheme == "https":
 		r.ok("MCP_RESOURCE_URL=%s uses https", resource)
-	case isLoopbackHost(u.Hostname()):
+	case loopback.Host(u.Hostname()):
 		r.warn("MCP_RESOURCE_URL=%s uses http on a loopback host: fine for local tests, but production needs https: Claude refuses http connectors", resource)
 	default:
 		r.fail("MCP_RESOURCE_URL=%s uses http: production needs https: Claude refuses http connectors", resource)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -204,20 +204,12 @@ func (p *problems) url(name, v string) {
 		p.addf("%s=%q is not an absolute http(s) URL", name, v)
 		return
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 		p.addf("%s=%q must use https (http is accepted only for localhost and loopback addresses)", name, v)
 	}
 	if u.Fragment != "" || u.RawQuery != "" {
 		p.addf("%s=%q must not have a query or fragment", name, v)
 	}
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func splitList(s string) []string {
@@ -340,7 +332,7 @@ func (e env) validate() (*config, error) {
 		if c.Host == "" {
 			c.Host = "localhost"
 		}
-		if !isLoopbackHost(c.Host) && !c.DevAuthAllowPublic {
+		if !loopback.Host(c.Host) && !c.DevAuthAllowPublic {
 			p.addf("HOST=%q is not a loopback address: development mode (no AUTH_ISSUER_URL) has no real login and listens on loopback only; set DEV_AUTH_ALLOW_PUBLIC=true to expose it anyway (for example through a tunnel)", c.Host)
 		}
 	} else {
@@ -354,7 +346,7 @@ func (e env) validate() (*config, error) {
 		if c.IntrospectionSecret == "" {
 			p.addf("INTROSPECTION_CLIENT_SECRET is required with AUTH_ISSUER_URL")
 		}
-		if c.ResourceURL == "" && !isLoopbackHost(c.Host) && c.Host != "" {
+		if c.ResourceURL == "" && !loopback.Host(c.Host) && c.Host != "" {
 			p.addf("MCP_RESOURCE_URL is required when HOST is not loopback: it is the public URL clients use and the audience tokens must carry")
 		}
 	}

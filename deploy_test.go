@@ -65,3 +65,30 @@ func TestDeployFilesMatchTheCode(t *testing.T) {
 		t.Errorf("fly.toml checks %d paths, want /healthz and /readyz", checked)
 	}
 }
+
+// CI must run exactly the test command README.md gives a newcomer, so the
+// two cannot drift apart.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)Run the tests:\\s*```sh\\n([^\\n]+)\\n```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no \"Run the tests:\" command block")
+	}
+	cmd := strings.TrimSpace(string(m[1]))
+	found := false
+	for _, line := range strings.Split(string(ci), "\n") {
+		if strings.TrimSpace(line) == cmd {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf(".ci/run does not run the README test command %q on a line of its own", cmd)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 	"log/slog"
 	"strings"
 	"testing"
@@ -9,7 +10,7 @@ import (
 )
 
 func TestPublicDevModeWarnsRepeatedly(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

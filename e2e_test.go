@@ -22,6 +22,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
@@ -49,29 +50,11 @@ func setEnv(t *testing.T, vars map[string]string) {
 	}
 }
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type gatewayUnderTest struct {
 	BaseURL  string
 	Resource string // MCP_RESOURCE_URL as the gateway resolved it
-	Logs     *syncBuffer
-	Stdout   *syncBuffer
+	Logs     *syncbuf.Buffer
+	Stdout   *syncbuf.Buffer
 }
 
 func (g *gatewayUnderTest) MCP() string { return g.BaseURL + "/mcp" }
@@ -85,7 +68,7 @@ func startGateway(t *testing.T, vars map[string]string) *gatewayUnderTest {
 		all[k] = v
 	}
 	setEnv(t, all)
-	g := &gatewayUnderTest{Logs: &syncBuffer{}, Stdout: &syncBuffer{}}
+	g := &gatewayUnderTest{Logs: &syncbuf.Buffer{}, Stdout: &syncbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan string, 1)
 	done := make(chan error, 1)

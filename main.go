@@ -27,6 +27,8 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 )
 
 func main() {
@@ -154,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode)
 	if cfg.DevMode {
 		printBanner(stdout, cfg)
-		if !isLoopbackHost(cfg.Host) {
+		if !loopback.Host(cfg.Host) {
 			go warnPublicDevMode(ctx, logger, cfg.Host, time.Minute)
 		}
 	}

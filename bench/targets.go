@@ -15,10 +15,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/bench/loadgen"
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
 // --- target 2: cost of a hit (the packages' own Go benchmarks) -----------
@@ -311,7 +311,7 @@ func (b *bench) startOnce(ctx context.Context, bin string) (time.Duration, error
 		"HOST=127.0.0.1",
 		"LOG_LEVEL=warn",
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
@@ -355,21 +355,4 @@ func (b *bench) startOnce(ctx context.Context, bin string) (time.Duration, error
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -3,7 +3,6 @@ package devauth
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,66 +12,27 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/browsertest"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // TestBrowserConsent drives the consent page in a real headless Chromium:
 // it unticks two of the four scopes, types a user name, approves, and checks
 // that the token carries exactly the two scopes left ticked. It saves
 // screenshots of the consent page on a desktop and a phone viewport.
 func TestBrowserConsent(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Chromium is required in CI: %v", err)
-		}
-		t.Skipf("Chromium not installed at %s", chromiumPath)
-	}
+	browsertest.Require(t)
 	// The browser runs in real time, so this test uses the real clock.
 	h := newHarness(t, func(c *Config) { c.Now = time.Now })
 
-	got := make(chan url.Values, 1)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/callback" {
-			http.NotFound(w, r)
-			return
-		}
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(`<!doctype html><title>done</title><p id="done">You may close this window.</p>`))
-	}))
-	defer cb.Close()
-	redirect := cb.URL + "/callback"
+	redirect, got := browsertest.Callback(t)
 	clientID := h.register(redirect)
 
-	artifacts := os.Getenv("TEST_ARTIFACTS_DIR")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browsertest.ArtifactsDir(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx := browsertest.New(t, ctx)
 
 	authURL := func(verifier, state string) string {
 		return authzRequest{clientID: clientID, redirectURI: redirect, verifier: verifier, state: state}.url(h)

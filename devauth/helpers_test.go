@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
 const testResource = "https://gateway.example/mcp"
@@ -38,29 +40,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
 	t      *testing.T
 	srv    *Server
 	ts     *httptest.Server
 	clock  *fakeClock
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	client *http.Client // does not follow redirects
 	issuer string
 }
@@ -72,7 +57,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + "/dev-auth"
 	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := Config{
 		Issuer:           issuer,
 		Resource:         testResource,

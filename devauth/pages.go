@@ -8,19 +8,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-// scopeDescriptions are the human descriptions shown on the consent page.
-var scopeDescriptions = map[string]string{
-	"op:add":  "Add numbers",
-	"op:sub":  "Subtract numbers",
-	"op:mult": "Multiply numbers",
-	"op:div":  "Divide numbers",
-	"op":      "All calculator operations",
-}
-
 func describeScope(s string) string {
-	if d, ok := scopeDescriptions[s]; ok {
+	if d := scopes.Describe(s); d != "" {
 		return d
 	}
 	return s

@@ -7,7 +7,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -239,7 +239,7 @@ func validateRedirectURI(raw string) error {
 			return errors.New("https URIs need a host")
 		}
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !loopback.Host(u.Hostname()) {
 			return errors.New("http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https")
 		}
 	default:
@@ -250,14 +250,6 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
 // matchRedirect returns the registered redirect URI that given matches. The
 // match is exact, except that for http loopback URIs the port may differ
 // (RFC 8252 §7.3: native apps pick an ephemeral port at request time).
@@ -266,7 +258,7 @@ func matchRedirect(registered []string, given string) bool {
 		return true
 	}
 	g, err := url.Parse(given)
-	if err != nil || g.Scheme != "http" || g.User != nil || strings.Contains(given, "#") || !isLoopbackHost(g.Hostname()) {
+	if err != nil || g.Scheme != "http" || g.User != nil || strings.Contains(given, "#") || !loopback.Host(g.Hostname()) {
 		return false
 	}
 	for _, reg := range registered {

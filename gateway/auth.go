@@ -68,12 +68,7 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			g.refuse(c, err)
 			return nil
 		}
-		st := stateFrom(r.Context())
-		if st == nil {
-			// Not behind observe (cannot happen in New's wiring).
-			st = &reqState{}
-			c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-		}
+		st := stateFrom(r.Context()) // observe, the outermost middleware, put it there
 		st.ti = ti
 		st.auth = authOK
 		return next(c)

@@ -126,6 +126,8 @@ type Gateway struct {
 	sessions *sessionLimiter // nil: no limit (or stateless)
 	streams  chan struct{}   // semaphore; nil: no limit (or stateless)
 	server   *mcp.Server
+
+	requestIDs *requestIDs
 }
 
 // New validates cfg and builds the gateway.
@@ -194,6 +196,7 @@ func New(cfg Config) (*Gateway, error) {
 		mcpPath:      mcpPath,
 		origin:       strings.ToLower(u.Scheme + "://" + u.Host),
 		resourceHost: u.Host,
+		requestIDs:   newRequestIDs(),
 	}
 
 	server := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, &mcp.ServerOptions{

@@ -12,15 +12,6 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-// scopeDescriptions says what each scope allows, for people.
-var scopeDescriptions = map[string]string{
-	scopes.Add:      "Add numbers",
-	scopes.Subtract: "Subtract numbers",
-	scopes.Multiply: "Multiply numbers",
-	scopes.Divide:   "Divide numbers",
-	scopes.Parent:   "All calculator operations",
-}
-
 type landingScope struct {
 	Scope       string `json:"scope"`
 	Description string `json:"description"`
@@ -96,7 +87,7 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 		list = append(list, scopes.Parent)
 	}
 	for _, s := range list {
-		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: scopeDescriptions[s]})
+		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: scopes.Describe(s)})
 	}
 	var buf bytes.Buffer
 	if err := landingTemplate.Execute(&buf, info); err != nil {

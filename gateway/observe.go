@@ -60,21 +60,23 @@ func setAuth(c echo.Context, outcome string) {
 	}
 }
 
-// Request IDs are a random per-process prefix and a counter: unique enough
-// to find one request's log line, and cheap.
-var (
-	requestIDPrefix = func() string {
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		return hex.EncodeToString(b[:]) + "-"
-	}()
-	requestIDCounter atomic.Uint64
-)
+// requestIDs hands out request IDs: a random prefix per Gateway and a
+// counter, unique enough to find one request's log line, and cheap.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
 
-func newRequestID() string {
+func newRequestIDs() *requestIDs {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (r *requestIDs) next() string {
 	var buf [32]byte
-	b := append(buf[:0], requestIDPrefix...)
-	return string(strconv.AppendUint(b, requestIDCounter.Add(1), 36))
+	b := append(buf[:0], r.prefix...)
+	return string(strconv.AppendUint(b, r.n.Add(1), 36))
 }
 
 // validRequestID reports whether an incoming X-Request-Id may be used
@@ -102,7 +104,7 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		id := r.Header.Get(echo.HeaderXRequestID)
 		if !validRequestID(id) {
-			id = newRequestID()
+			id = g.requestIDs.next()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		route := c.Path()
@@ -232,7 +234,10 @@ func toolCallMetrics(m *metrics.Metrics) mcp.Middleware {
 	}
 }
 
-// operationOf reads the calculator's "operation" argument.
+// operationOf reads the calculator's "operation" argument, with the decoder
+// the tool's arguments are decoded with (see decode). The step-up peek's
+// result cannot be reused here: in stateful mode the SDK runs handlers in
+// its session's context, not the request's.
 func operationOf(args json.RawMessage) string {
 	if len(args) == 0 {
 		return ""
@@ -240,7 +245,7 @@ func operationOf(args json.RawMessage) string {
 	var a struct {
 		Operation string `json:"operation"`
 	}
-	if json.Unmarshal(args, &a) != nil {
+	if decode(args, &a) != nil {
 		return metrics.Other
 	}
 	return a.Operation

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 )
 
@@ -38,24 +39,12 @@ func (g *Gateway) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if local == nil || !isLoopbackAddr(local.String()) || isLoopbackAddr(r.Host) || strings.EqualFold(r.Host, g.resourceHost) {
+		if local == nil || !loopback.HostPort(local.String()) || loopback.HostPort(r.Host) || strings.EqualFold(r.Host, g.resourceHost) {
 			return next(c)
 		}
 		prm.WriteError(c.Response(), http.StatusForbidden, nil, prm.ErrorBody{Error: "forbidden_host", ErrorDescription: "this Host is not served here"})
 		return nil
 	}
-}
-
-func isLoopbackAddr(hostport string) bool {
-	h, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		h = strings.Trim(hostport, "[]")
-	}
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (g *Gateway) originAllowed(origin, host string) bool {

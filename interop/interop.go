@@ -6,11 +6,13 @@
 // audience is the resource URL, and PKCE S256.
 //
 // The Node side lives in interop/oidc-provider (server.mjs). It needs `node`
-// on PATH and its node_modules installed with
+// and `npm` on PATH; the first Start runs
 //
 //	npm ci --prefix interop/oidc-provider
 //
-// which .ci/run does. Start fails the test when either is missing, unless
+// when the pinned packages are not installed yet (package-lock.json fixes
+// every version), so `go test ./...` is the whole test command. Start fails
+// the test when Node.js is missing or the install fails, unless
 // INTEROP_SKIP=1, in which case it skips.
 package interop
 
@@ -30,12 +32,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"golang.org/x/net/html"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
 // Defaults of the pre-registered clients in server.mjs.
@@ -89,37 +92,46 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "oidc-provider")
 }
 
+// install runs npm ci in dir unless the pinned oidc-provider is already
+// there, holding a lock so that parallel test binaries install once.
+func install(dir string) error {
+	marker := filepath.Join(dir, "node_modules", "oidc-provider", "package.json")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(marker); err == nil {
+		return nil // another test binary installed it while we waited
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return errors.New("npm is not on PATH")
+	}
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm ci: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 func unavailable(tb testing.TB, format string, args ...any) {
 	tb.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("INTEROP_SKIP") == "1" {
 		tb.Skipf("interop: %s (INTEROP_SKIP=1)", msg)
 	}
-	tb.Fatalf("interop: %s; install Node.js >= 20.19 and run `npm ci --prefix interop/oidc-provider` (done by .ci/run), or set INTEROP_SKIP=1 to skip", msg)
-}
-
-// lockedBuffer collects the child's stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	tb.Fatalf("interop: %s; install Node.js >= 20.19 with npm (the npm registry must be reachable the first time), or set INTEROP_SKIP=1 to skip", msg)
 }
 
 // Start runs oidc-provider on a free loopback port for the duration of the
 // test, issuing tokens for resourceURLs (at least one; the first is the
-// default resource). It installs nothing: node and the installed
-// node_modules must be present (see the package comment). The process group
+// default resource). It installs the pinned npm packages on first use (see
+// the package comment). The process group
 // is terminated in tb.Cleanup; the server's stderr is logged only when the
 // test failed.
 func Start(tb testing.TB, resourceURLs ...string) *Provider {
@@ -140,8 +152,8 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 		unavailable(tb, "node is not on PATH")
 	}
 	dir := Dir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
-		unavailable(tb, "oidc-provider is not installed in %s", dir)
+	if err := install(dir); err != nil {
+		unavailable(tb, "installing oidc-provider in %s: %v", dir, err)
 	}
 
 	cmd := exec.Command(node, "server.mjs")
@@ -154,7 +166,7 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 		"NODE_ENV=development",
 	)
 	setProcessGroup(cmd)
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -13,3 +13,6 @@ func terminate(cmd *exec.Cmd) {
 }
 
 func kill(cmd *exec.Cmd) { terminate(cmd) }
+
+// lockDir is a no-op here: concurrent installs are only guarded on unix.
+func lockDir(string) (func(), error) { return func() {}, nil }

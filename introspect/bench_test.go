@@ -2,7 +2,6 @@ package introspect
 
 import (
 	"fmt"
-	"net/http"
 	"runtime"
 	"strconv"
 	"sync"
@@ -38,14 +37,7 @@ func BenchmarkVerifyMiss(b *testing.B) {
 func BenchmarkCoalescedBurst(b *testing.B) {
 	const burst = 500
 	srv := introspecttest.New(b)
-	release := make(chan struct{})
-	srv.SetFailure(func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		return false
-	})
+	release := holdAnswers(srv)
 	v, _ := newTestVerifier(b, srv, func(c *Config) { c.Timeout = 30 * time.Second })
 	var joined atomic.Int64
 	v.beforeWait = func() {

@@ -3,6 +3,7 @@ package introspect
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,4 +57,19 @@ func reasonOf(err error) Reason {
 		return ite.Reason
 	}
 	return ""
+}
+
+// holdAnswers makes srv keep every introspection request waiting until
+// release is closed (or sent on, which lets one through), or the request
+// ends; then srv answers normally.
+func holdAnswers(srv *introspecttest.Server) (release chan struct{}) {
+	release = make(chan struct{})
+	srv.SetFailure(func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	return release
 }

@@ -39,10 +39,11 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // Client authentication methods for the introspection call (RFC 7662 §2.1
@@ -361,7 +362,7 @@ func checkServerURL(s string, issuer bool) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !loopback.Host(u.Hostname()) {
 			return fmt.Errorf("%q: http is allowed only for loopback hosts; use https", s)
 		}
 	default:
@@ -374,14 +375,6 @@ func checkServerURL(s string, issuer bool) error {
 		return fmt.Errorf("%q must not have a query (RFC 8414 §2)", s)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

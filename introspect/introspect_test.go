@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -276,14 +277,7 @@ func TestCoalescing(t *testing.T) {
 	const n = 200
 	srv := introspecttest.New(t)
 	tok := srv.Issue("u", []string{"op:add"}, testResource, time.Hour)
-	release := make(chan struct{})
-	srv.SetFailure(func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		return false
-	})
+	release := holdAnswers(srv)
 	v, _ := newTestVerifier(t, srv, func(c *Config) { c.Timeout = 10 * time.Second })
 	var waiting sync.WaitGroup
 	waiting.Add(n)
@@ -402,5 +396,26 @@ func TestVerifyAfterClose(t *testing.T) {
 	v.Close()
 	if _, err := v.Verify(t.Context(), tok); err != nil {
 		t.Fatalf("Verify after Close: %v", err)
+	}
+}
+
+// TestAnswerCachedWhenVerifyReturns: once a miss has returned, the answer is
+// in the cache. ristretto applies writes asynchronously; without waiting for
+// it, a request arriving right after the coalesced call ended would
+// introspect the same token a second time.
+func TestAnswerCachedWhenVerifyReturns(t *testing.T) {
+	srv := introspecttest.New(t)
+	v, _ := newTestVerifier(t, srv)
+	const n = 200
+	for i := range n {
+		tok := srv.Issue(fmt.Sprint("u", i), []string{"op:add"}, testResource, time.Hour)
+		for range 2 {
+			if _, err := v.Verify(t.Context(), tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if calls := srv.Calls(); calls != n {
+		t.Errorf("introspection calls = %d for %d tokens each verified twice in a row, want %d", calls, n, n)
 	}
 }

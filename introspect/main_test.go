@@ -1,7 +1,6 @@
 package introspect
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
@@ -52,25 +51,6 @@ func (o *countingObserver) shedCount(reason string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.shed[reason]
-}
-
-// syncBuffer is a bytes.Buffer safe for a slog handler written from
-// several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // digestOf is the cache digest of a token.

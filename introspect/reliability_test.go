@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"golang.org/x/time/rate"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
 func TestObserver(t *testing.T) {
@@ -86,10 +88,10 @@ func TestObserverEvictionOnCapacity(t *testing.T) {
 
 func TestStaleIfError(t *testing.T) {
 	const maxTTL, staleFor = 10 * time.Second, 30 * time.Second
-	setup := func(t *testing.T, tokenTTL time.Duration, mods ...func(*Config)) (*introspecttest.Server, *Verifier, *fakeClock, *countingObserver, *syncBuffer, string) {
+	setup := func(t *testing.T, tokenTTL time.Duration, mods ...func(*Config)) (*introspecttest.Server, *Verifier, *fakeClock, *countingObserver, *syncbuf.Buffer, string) {
 		srv := introspecttest.New(t)
 		obs := newCountingObserver()
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		all := append([]func(*Config){func(c *Config) {
 			c.CacheMaxTTL = maxTTL
 			c.StaleIfError = staleFor

@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 )
 
 // WellKnownPath is the well-known URI path suffix registered by RFC 9728 §3,
@@ -118,23 +119,13 @@ func checkHTTPSOrLoopback(s string, u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopbackHost(u.Hostname()) {
+		if loopback.Host(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("%q uses http; https is required except for loopback hosts", s)
 	default:
 		return fmt.Errorf("%q: scheme %q is not https", s, u.Scheme)
 	}
-}
-
-// isLoopbackHost reports whether host is "localhost" or a loopback IP
-// address (127.0.0.0/8, ::1).
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // checkResource validates a resource identifier (RFC 9728 §1.2, RFC 8707 §2).

@@ -51,6 +51,24 @@ func All() []string { return []string{Add, Subtract, Multiply, Divide} }
 // Operations lists the calculator operations in a stable order.
 func Operations() []string { return []string{OpAdd, OpSubtract, OpMultiply, OpDivide} }
 
+// Describe says, for people, what a scope allows (the consent page, the
+// landing page); "" for a scope this gateway does not define.
+func Describe(scope string) string {
+	switch scope {
+	case Add:
+		return "Add numbers"
+	case Subtract:
+		return "Subtract numbers"
+	case Multiply:
+		return "Multiply numbers"
+	case Divide:
+		return "Divide numbers"
+	case Parent:
+		return "All calculator operations"
+	}
+	return ""
+}
+
 // Policy maps calculator operations to the scope each needs. The zero value
 // is not usable; use [Default].
 type Policy struct {

@@ -330,3 +330,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDescribe(t *testing.T) {
+	for _, s := range append(scopes.All(), scopes.Parent) {
+		if scopes.Describe(s) == "" {
+			t.Errorf("Describe(%q) is empty", s)
+		}
+	}
+	if d := scopes.Describe("op:pow"); d != "" {
+		t.Errorf("Describe of an unknown scope = %q, want empty", d)
+	}
+}
