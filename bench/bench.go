@@ -6,10 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,59 +36,85 @@ type row struct {
 }
 
 type bench struct {
-	o   options
-	out io.Writer
+	o    options
+	out  io.Writer
+	plan cpuPlan
 
 	as       *fakeAS
-	baseline *server
-	gw       *gatewayServer
+	baseline *child
+	gw       *child
+	null     *child // the cache-hostile floor
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
 
-	rows []row
+	rows   []row
+	steals []float64 // per timed phase, the most stolen CPU's steal %
 }
 
-func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
+func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err error) {
 	var nsb [4]byte
 	_, _ = rand.Read(nsb[:])
-	b := &bench{o: o, out: out, ns: hex.EncodeToString(nsb[:])}
+	b := &bench{o: o, out: out, ns: hex.EncodeToString(nsb[:]), plan: planCPUs(o.Pin)}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.plan.Pinned {
+		if err := pinSelf(b.plan.Driver); err != nil {
+			return nil, err
+		}
+		runtime.GOMAXPROCS(len(b.plan.Driver))
+	}
 
-	gwLn, gwPort, err := listenLoopback()
+	gwPort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	resource := "http://127.0.0.1:" + strconv.Itoa(gwPort) + "/mcp"
-	b.as, err = newFakeAS(resource)
-	if err != nil {
-		gwLn.Close()
+	gwAddr := "127.0.0.1:" + strconv.Itoa(gwPort)
+	resource := "http://" + gwAddr + "/mcp"
+	if b.as, err = newFakeAS(resource); err != nil {
 		return nil, err
 	}
-	baseLn, _, err := listenLoopback()
+	basePort, err := freePort()
 	if err != nil {
-		gwLn.Close()
-		b.as.Close()
 		return nil, err
 	}
-	b.baseline, err = startBaseline(baseLn)
+	baseAddr := "127.0.0.1:" + strconv.Itoa(basePort)
+	b.baseline, err = startChild(ctx, "baseline", b.plan,
+		serveOptions{Kind: "baseline", Addr: baseAddr, CPUProfile: o.CPUProfileBaseline}, "http://"+baseAddr+"/mcp")
 	if err != nil {
-		gwLn.Close()
-		b.as.Close()
 		return nil, err
 	}
-	b.gw, err = startGateway(ctx, gwLn, resource, b.as.URL)
+	b.gw, err = startChild(ctx, "gateway", b.plan,
+		serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}, resource)
 	if err != nil {
-		b.baseline.Close()
-		b.as.Close()
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, err
+	}
+	nullPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	nullAddr := "127.0.0.1:" + strconv.Itoa(nullPort)
+	b.null, err = startChild(ctx, "null server", b.plan, serveOptions{Kind: "null", Addr: nullAddr, Issuer: b.as.URL}, "http://"+nullAddr+"/mcp")
+	if err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
 func (b *bench) Close() {
-	b.gw.Close()
-	b.baseline.Close()
-	b.as.Close()
+	for _, c := range []*child{b.gw, b.baseline, b.null} {
+		if c != nil {
+			if err := c.Close(); err != nil {
+				fmt.Fprintln(b.out, "bench:", err)
+			}
+		}
+	}
+	if b.as != nil {
+		b.as.Close()
+	}
 }
 
 // token returns a valid token nobody has presented before. Its shape is a
@@ -120,6 +145,11 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (b *bench) printTable() bool {
+	if len(b.steals) > 0 {
+		b.add(row{ID: "0", Target: "machine noise: CPU steal in the timed phases",
+			Measured: fmt.Sprintf("median %.0f%%, max %.0f%% over %d phases", medianF(b.steals), slices.Max(b.steals), len(b.steals)),
+			Goal:     "(report: time the hypervisor gave the CPUs to other guests)", Verdict: info})
+	}
 	allOK := true
 	fmt.Fprintln(b.out)
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', 0)
@@ -142,6 +172,14 @@ func (b *bench) printTable() bool {
 		fmt.Fprintln(b.out, "\nbench: some enforced targets NOT MET")
 	}
 	return allOK
+}
+
+func rpsOf(rs []*loadgen.Result) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = r.RPS()
+	}
+	return v
 }
 
 func medianF(v []float64) float64 {
@@ -174,53 +212,38 @@ func (b *bench) hotPath(ctx context.Context) error {
 	defer gwClient.CloseIdleConnections()
 	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
 
-	phase := func(name, url string, c *http.Client, profile string) (*loadgen.Result, error) {
+	phase := func(name, url string, c *http.Client) (*loadgen.Result, error) {
 		// Warm-up: connections, the token's cache entry, GC pacing.
 		if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
 			return nil, err
 		}
 		gcNow()
-		if profile != "" {
-			f, err := os.Create(profile)
-			if err != nil {
-				return nil, err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return nil, err
-			}
-			defer pprof.StopCPUProfile()
-		}
+		cpu0 := readCPUTimes()
 		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Token: src, Client: c})
 		if err != nil {
 			return nil, err
 		}
-		b.logf("%-8s %s", name, res)
+		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
 		for _, s := range res.ErrorSamples {
 			b.logf("         error: %s", s)
 		}
 		return res, nil
 	}
 
-	callsBefore := b.as.Calls()
+	callsBefore, hotStart := b.as.Calls(), time.Now()
 	var base, gw []*loadgen.Result
 	for r := 0; r < b.o.Rounds; r++ {
-		bp, gp := "", ""
-		if r == 0 {
-			bp, gp = b.o.CPUProfileBaseline, b.o.CPUProfile
-		}
-		res, err := phase("baseline", b.baseline.URL, baseClient, bp)
+		res, err := phase("baseline", b.baseline.URL, baseClient)
 		if err != nil {
 			return err
 		}
 		base = append(base, res)
-		res, err = phase("gateway", b.gw.URL, gwClient, gp)
+		res, err = phase("gateway", b.gw.URL, gwClient)
 		if err != nil {
 			return err
 		}
 		gw = append(gw, res)
 	}
-	introspections := b.as.Calls() - callsBefore
 
 	bestRPS := func(rs []*loadgen.Result) (best float64, errs int) {
 		for _, r := range rs {
@@ -266,10 +289,58 @@ func (b *bench) hotPath(ctx context.Context) error {
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d / %d", ratio, strings.Join(rs, " "), gRPS, bRPS, gErr, bErr),
 		Goal:     ">= 0.95", Verdict: verdict(ratio >= 0.95 && gErr == 0 && bErr == 0), Enforced: b.enforceTiming()})
 	bp99, gp99 := bestP(base, 99), bestP(gw, 99)
-	b.add(row{ID: "1b", Target: "hot path p99 (gateway - baseline)",
+	b.add(row{ID: "1b'", Target: "  p99 in that closed loop (gateway - baseline)",
 		Measured: fmt.Sprintf("median %+.3fms of rounds; best p99 %s vs %s, best p50 %s vs %s", float64(medDP99)/1e6, ms(gp99), ms(bp99), ms(bestP(gw, 50)), ms(bestP(base, 50))),
-		Goal:     "<= +0.2ms", Verdict: verdict(medDP99 <= 200*time.Microsecond), Enforced: b.enforceTiming()})
+		Goal:     "(report: at saturation latency is queue / throughput)", Verdict: info})
+
+	// Latency is judged at a fixed offered load that both servers carry:
+	// half the baseline's measured throughput, over the same connections,
+	// open-loop (requests sent when due, latency counted from then).
+	rate := math.Round(medianF(rpsOf(base)) / 2)
+	if rate < 1 {
+		return fmt.Errorf("baseline throughput too low to set a rate: %v", rpsOf(base))
+	}
+	fmt.Fprintf(b.out, "[1b] hot path latency at a fixed load: %.0f req/s (half the baseline's median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
+	fixed := func(name, url string, c *http.Client) (*loadgen.Result, error) {
+		gcNow()
+		cpu0 := readCPUTimes()
+		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
+		if err != nil {
+			return nil, err
+		}
+		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
+		return res, nil
+	}
+	var fdp99, fdp50 []float64
+	var fErr int
+	for r := 0; r < b.o.Rounds; r++ {
+		br, err := fixed("baseline", b.baseline.URL, baseClient)
+		if err != nil {
+			return err
+		}
+		gr, err := fixed("gateway", b.gw.URL, gwClient)
+		if err != nil {
+			return err
+		}
+		fErr += br.Errors + gr.Errors
+		fdp99 = append(fdp99, float64(gr.Percentile(99)-br.Percentile(99))/1e6)
+		fdp50 = append(fdp50, float64(gr.Percentile(50)-br.Percentile(50))/1e6)
+	}
+	var ds []string
+	for _, d := range fdp99 {
+		ds = append(ds, fmt.Sprintf("%+.2f", d))
+	}
+	introspections := b.as.Calls() - callsBefore
+	// The token's answer is reused for CACHE_MAX_TTL, then asked again:
+	// one call at first use, and at most one more per CACHE_MAX_TTL since.
+	wantCalls := 1 + int64(time.Since(hotStart)/defCacheMaxTTL)
+	d99 := medianF(fdp99)
+	b.add(row{ID: "1b", Target: fmt.Sprintf("hot path p99 at %.0f req/s (gateway - baseline)", rate),
+		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]; p50 %+.3fms; errors %d", d99, strings.Join(ds, " "), medianF(fdp50), fErr),
+		Goal:     "<= +0.2ms", Verdict: verdict(d99 <= 0.2 && fErr == 0), Enforced: b.enforceTiming()})
 	b.add(row{ID: "1c", Target: "hot path introspection calls",
-		Measured: strconv.FormatInt(introspections, 10), Goal: "1 (the token's first use)", Verdict: verdict(introspections == 1), Enforced: true})
+		Measured: fmt.Sprintf("%d in %v", introspections, time.Since(hotStart).Round(time.Second)),
+		Goal:     fmt.Sprintf("1, plus at most 1 per CACHE_MAX_TTL (%v): <= %d", defCacheMaxTTL, wantCalls),
+		Verdict:  verdict(introspections >= 1 && introspections <= wantCalls), Enforced: true})
 	return nil
 }

@@ -9,6 +9,13 @@ import (
 	"time"
 )
 
+// TestMain lets this test binary be the bench's child servers as well: the
+// bench starts os.Executable(), which under go test is this binary.
+func TestMain(m *testing.M) {
+	serveChildIfAsked()
+	os.Exit(m.Run())
+}
+
 // TestQuickRun runs the whole benchmark in quick mode with tiny phases, so
 // that the harness keeps compiling and working with the packages it
 // measures. It checks that every target produced a row without a harness
@@ -34,6 +41,7 @@ func TestQuickRun(t *testing.T) {
 		MemTokens:     2000,
 		BoundMaxBytes: 512 << 10,
 		ColdRuns:      1,
+		Pin:           true,
 		Verbose:       true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -51,7 +59,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("target %q: %s", r.Target, r.Measured)
 		}
 	}
-	for _, id := range []string{"1a", "1b", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4'a", "5a", "5b", "6"} {
+	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4'a", "4'f", "5a", "5b", "6"} {
 		if _, ok := got[id]; !ok {
 			t.Errorf("no row %s in the table", id)
 		}
@@ -73,5 +81,18 @@ func TestQuickRun(t *testing.T) {
 	}
 	if os.Getenv("BENCH_STRICT") != "" && !ok {
 		t.Error("some enforced targets are not met (BENCH_STRICT)")
+	}
+}
+
+// The bench measures the collector settings production deploys with.
+func TestGCSettingsMatchFlyToml(t *testing.T) {
+	b, err := os.ReadFile("../fly.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`GOGC = "` + prodGOGC + `"`, `GOMEMLIMIT = "` + prodGOMEMLIMIT + `"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("fly.toml has no %s: the bench would not measure what is deployed", want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type options struct {
 	BoundMaxBytes int64
 	ColdRuns      int
 	BenchTime     string
+
+	Only string
+	Pin  bool
 
 	CPUProfile         string
 	CPUProfileBaseline string
@@ -66,7 +70,12 @@ func main() {
 	flag.StringVar(&o.BenchTime, "benchtime", "1s", "go test -benchtime for target 2")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the first measured gateway hot-path phase")
 	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the first measured baseline hot-path phase")
+	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
+	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")
 	flag.BoolVar(&o.Verbose, "v", true, "print each phase's result as it finishes")
+	if serveChildIfAsked() {
+		return
+	}
 	flag.Parse()
 	if o.Quick {
 		setIfDefault := func(name string, f func()) {
@@ -105,26 +114,34 @@ func run(ctx context.Context, o options, out io.Writer) (ok bool, rows []row, er
 	}
 	defer b.Close()
 
-	fmt.Fprintf(out, "bench: %s/%s %s, NumCPU=%d GOMAXPROCS=%d (load generator, fake AS, baseline and gateway share them), conns=%d, duration=%v, rounds=%d, quick=%v\n",
-		runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), o.Conns, o.Duration, o.Rounds, o.Quick)
-	if o.Conns < runtime.GOMAXPROCS(0) {
-		fmt.Fprintf(out, "bench: warning: fewer connections (%d) than GOMAXPROCS (%d): the server cannot be saturated\n", o.Conns, runtime.GOMAXPROCS(0))
-	}
+	gogc, memlimit := gcSettings()
+	fmt.Fprintf(out, "bench: %s/%s %s, NumCPU=%d, conns=%d, duration=%v, rounds=%d, quick=%v\nbench: %s\nbench: servers run with GOGC=%s GOMEMLIMIT=%s\n",
+		runtime.GOOS, runtime.GOARCH, runtime.Version(), runtime.NumCPU(), o.Conns, o.Duration, o.Rounds, o.Quick, b.plan, gogc, memlimit)
 
 	steps := []struct {
+		id   string
 		name string
 		f    func(context.Context) error
 	}{
-		{"hot path", b.hotPath},
-		{"cost of a hit", b.goBench},
-		{"coalescing", b.coalescing},
-		{"cache-hostile", b.hostile},
-		{"memory", b.memory},
-		{"cold start", b.coldStart},
+		{"1", "hot path", b.hotPath},
+		{"2", "cost of a hit", b.goBench},
+		{"3", "coalescing", b.coalescing},
+		{"4", "cache-hostile", b.hostile},
+		{"5", "memory", b.memory},
+		{"6", "cold start", b.coldStart},
+	}
+	only := map[string]bool{}
+	for _, id := range strings.Split(o.Only, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			only[id] = true
+		}
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return false, b.rows, err
+		}
+		if len(only) > 0 && !only[s.id] {
+			continue
 		}
 		if err := s.f(ctx); err != nil {
 			b.add(row{Target: s.name, Measured: "error: " + err.Error(), Goal: "-", Verdict: notMet, Enforced: true})

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -32,18 +31,6 @@ const (
 	defSessionTimeout   = 30 * time.Minute
 )
 
-// server is an HTTP server on a loopback listener.
-type server struct {
-	URL string // MCP endpoint
-	srv *http.Server
-}
-
-func (s *server) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(ctx)
-}
-
 // httpServer mirrors the http.Server main.go builds.
 func httpServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
@@ -56,13 +43,17 @@ func httpServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
-// benchLogger is main.go's logger (JSON, level info) writing nowhere, so
-// that level checks cost what they cost in production.
+// benchLogger is main.go's logger (JSON, level info) writing nowhere, for
+// the verifiers the memory target builds in the load generator's process.
 func benchLogger() *slog.Logger {
-	if os.Getenv("BENCH_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
 	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// prodLogger is main.go's logger: JSON, level info, on stdout (which the
+// bench points at /dev/null), so that a served request pays for its log
+// line as it does in production.
+func prodLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 func listenLoopback() (net.Listener, int, error) {
@@ -71,19 +62,6 @@ func listenLoopback() (net.Listener, int, error) {
 		return nil, 0, err
 	}
 	return ln, ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// gatewayServer is the real gateway wired exactly as main.go wires it in
-// production mode (AUTH_ISSUER_URL set, discovery, defaults from
-// .env.example).
-type gatewayServer struct {
-	server
-	Verifier *introspect.Verifier
-}
-
-func (g *gatewayServer) Close() {
-	g.server.Close()
-	g.Verifier.Close()
 }
 
 // newVerifier builds the verifier as main.go does; cacheMaxBytes 0 means
@@ -115,13 +93,15 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 	})
 }
 
-// startGateway starts the gateway on ln; resource is its MCP_RESOURCE_URL.
-func startGateway(ctx context.Context, ln net.Listener, resource, issuer string) (*gatewayServer, error) {
-	logger := benchLogger()
+// gatewayServer is the gateway wired exactly as main.go wires it in
+// production mode (AUTH_ISSUER_URL set, discovery, defaults from
+// .env.example); resource is its MCP_RESOURCE_URL. It returns once
+// discovery is done, as main.go's /readyz would.
+func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger) (*http.Server, *introspect.Verifier, error) {
 	m := metrics.New()
 	v, err := newVerifier(ctx, issuer, resource, 0, logger, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
 		Resource:             resource,
@@ -142,21 +122,16 @@ func startGateway(ctx context.Context, ln net.Listener, resource, issuer string)
 	})
 	if err != nil {
 		v.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	srv := httpServer(gw.Handler(), logger)
-	go func() { _ = srv.Serve(ln) }()
-	// main.go discovers in the background once listening; do it now so the
-	// first measured request does not pay for it.
 	if err := v.Ready(ctx); err != nil {
-		_ = srv.Close()
 		v.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return &gatewayServer{server: server{URL: resource, srv: srv}, Verifier: v}, nil
+	return httpServer(gw.Handler(), logger), v, nil
 }
 
-// startBaseline starts the baseline: the Go SDK's Streamable HTTP handler
+// baselineServer is the baseline: the Go SDK's Streamable HTTP handler
 // with the same server, tools and options as the gateway builds, and no
 // authentication. The calculator reads the caller's scopes from
 // req.Extra.TokenInfo, which only auth.RequireBearerToken can set (the
@@ -167,8 +142,7 @@ func startGateway(ctx context.Context, ln net.Listener, resource, issuer string)
 // recover, host/origin/CORS checks, token extraction, introspection
 // verification and cache, the scope step-up body peek, the JSON error
 // wrapper) is absent.
-func startBaseline(ln net.Listener) (*server, error) {
-	logger := benchLogger()
+func baselineServer(logger *slog.Logger) (*http.Server, error) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: "Calculator", Version: "1.0.0"}, &mcp.ServerOptions{Logger: logger})
 	if err := tools.Register(s, scopes.Default()); err != nil {
 		return nil, err
@@ -185,8 +159,5 @@ func startBaseline(ln net.Listener) (*server, error) {
 	anyToken := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
 	handler := auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
 	// No router either: the handler serves every path.
-	srv := httpServer(handler, logger)
-	go func() { _ = srv.Serve(ln) }()
-	port := ln.Addr().(*net.TCPAddr).Port
-	return &server{URL: "http://127.0.0.1:" + strconv.Itoa(port) + "/mcp", srv: srv}, nil
+	return httpServer(handler, logger), nil
 }

@@ -62,6 +62,15 @@ type Config struct {
 	Timeout time.Duration
 	// Header, if set, is added to every request (e.g. Origin).
 	Header http.Header
+	// Rate, when > 0, makes the load open-loop: requests are sent at this
+	// total rate (per second), spread evenly over the workers, whatever
+	// the server's pace, and each latency is measured from the time the
+	// request was due, not from when it was sent. A closed loop (Rate 0:
+	// each worker sends as soon as its previous answer arrives) measures
+	// throughput, but its latencies are only queue length over throughput
+	// at saturation, and a slow server there looks faster than it is
+	// because it is sent less (coordinated omission). Requires Duration.
+	Rate float64
 }
 
 // Result is what a run measured.
@@ -81,6 +90,10 @@ type Result struct {
 	Latencies []time.Duration
 	// Connections is the number of workers used.
 	Connections int
+	// Late counts the requests of an open-loop run (Config.Rate) that were
+	// sent after they were due because their worker was still waiting on
+	// the previous answer; their latencies include that wait.
+	Late int
 }
 
 // RPS is correct responses per second.
@@ -116,6 +129,9 @@ func (r *Result) String() string {
 	s := fmt.Sprintf("%d ok in %v over %d conns: %.0f req/s, p50 %v p90 %v p99 %v max %v, %d errors",
 		r.OK, r.Elapsed.Round(time.Millisecond), r.Connections, r.RPS(),
 		fmtDur(r.Percentile(50)), fmtDur(r.Percentile(90)), fmtDur(r.Percentile(99)), fmtDur(r.Max()), r.Errors)
+	if r.Late > 0 {
+		s += fmt.Sprintf(", %d sent late", r.Late)
+	}
 	if r.Errors > 0 {
 		kinds := make([]string, 0, len(r.ErrorKinds))
 		for k, n := range r.ErrorKinds {
@@ -169,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if (cfg.Duration > 0) == (cfg.Requests > 0) {
 		return nil, errors.New("loadgen: set exactly one of Duration and Requests")
 	}
+	if cfg.Rate < 0 || (cfg.Rate > 0 && cfg.Duration <= 0) {
+		return nil, errors.New("loadgen: Rate must be positive and needs Duration")
+	}
 	conns := max(cfg.Connections, 1)
 	if cfg.Requests > 0 {
 		conns = min(conns, cfg.Requests)
@@ -191,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				n++
 			}
 		}
-		workers[i] = &worker{id: i, cfg: &cfg, client: client, timeout: timeout, quota: n}
+		workers[i] = &worker{id: i, conns: conns, cfg: &cfg, client: client, timeout: timeout, quota: n}
 		if n > 0 {
 			workers[i].lat = make([]time.Duration, 0, n)
 		} else {
@@ -201,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	var ready, done sync.WaitGroup
 	release := make(chan struct{})
-	var deadline time.Time
+	var start, deadline time.Time
 	for _, w := range workers {
 		ready.Add(1)
 		done.Add(1)
@@ -216,11 +235,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			case <-ctx.Done():
 				return
 			}
-			w.run(ctx, deadline)
+			w.run(ctx, start, deadline)
 		}()
 	}
 	ready.Wait()
-	start := time.Now()
+	start = time.Now()
 	if cfg.Duration > 0 {
 		deadline = start.Add(cfg.Duration)
 	}
@@ -237,6 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, w := range workers {
 		res.Latencies = append(res.Latencies, w.lat...)
 		res.Errors += w.errors
+		res.Late += w.late
 		for k, n := range w.kinds {
 			res.ErrorKinds[k] += n
 		}
@@ -253,6 +273,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 type worker struct {
 	id      int
+	conns   int
 	cfg     *Config
 	client  *http.Client
 	timeout time.Duration
@@ -260,6 +281,7 @@ type worker struct {
 
 	lat     []time.Duration
 	errors  int
+	late    int
 	kinds   map[string]int
 	samples []string
 
@@ -272,13 +294,39 @@ func (w *worker) warmup(ctx context.Context) {
 	_, _ = w.do(ctx, w.cfg.WarmupToken, -1)
 }
 
-func (w *worker) run(ctx context.Context, deadline time.Time) {
+func (w *worker) run(ctx context.Context, start, deadline time.Time) {
+	var timer *time.Timer
+	if w.cfg.Rate > 0 {
+		timer = time.NewTimer(time.Hour)
+		defer timer.Stop()
+	}
 	for seq := 0; ; seq++ {
+		var due time.Time
+		if timer != nil {
+			// The seq-th request of worker id is the (seq*conns+id)-th
+			// of the whole run.
+			due = start.Add(time.Duration(float64(seq*w.conns+w.id) / w.cfg.Rate * float64(time.Second)))
+			if !due.Before(deadline) {
+				return
+			}
+			if wait := time.Until(due); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+			} else if wait < -time.Millisecond {
+				w.late++
+			}
+		}
 		if w.quota > 0 {
 			if seq >= w.quota {
 				return
 			}
-		} else if !time.Now().Before(deadline) {
+		} else if timer == nil && !time.Now().Before(deadline) {
+			// Open loop sends every request due before the deadline,
+			// even late: dropping them would hide a slow server.
 			return
 		}
 		if ctx.Err() != nil {
@@ -286,6 +334,9 @@ func (w *worker) run(ctx context.Context, deadline time.Time) {
 		}
 		tok := w.cfg.Token(w.id, seq)
 		t0 := time.Now()
+		if !due.IsZero() {
+			t0 = due
+		}
 		kind, err := w.do(ctx, tok, seq)
 		d := time.Since(t0)
 		if err != nil {

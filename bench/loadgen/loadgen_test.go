@@ -24,6 +24,9 @@ type fakeMCP struct {
 
 func (f *fakeMCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.n.Add(1)
+	if f.mode == "slow" {
+		time.Sleep(5 * time.Millisecond) // the server's service time
+	}
 	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" ||
 		r.Header.Get("Accept") != "application/json, text/event-stream" ||
 		r.Header.Get("MCP-Protocol-Version") != ProtocolVersion {
@@ -119,6 +122,39 @@ func TestRunDuration(t *testing.T) {
 	}
 }
 
+// An open-loop run sends exactly the requests that fall due before the
+// deadline: with 4 workers at 400/s over 250ms, the run's requests 0..99.
+func TestRunRateSendsWhatFallsDue(t *testing.T) {
+	f, srv := newFake("")
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Connections: 4, Duration: 250 * time.Millisecond, Rate: 400, Token: Static("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 100 || res.Errors != 0 || f.n.Load() != 100 {
+		t.Fatalf("ok=%d errors=%d served=%d, want 100 each: %s", res.OK, res.Errors, f.n.Load(), res)
+	}
+}
+
+// A server slower than the rate gets every due request anyway, late, and
+// the latencies count the wait from when each was due: 50 requests due
+// within 49ms on one connection to a server taking 5ms each end at least
+// 250ms after the first was due, so the last waited at least ~200ms.
+func TestRunRateMeasuresFromDueTime(t *testing.T) {
+	_, srv := newFake("slow")
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Connections: 1, Duration: 50 * time.Millisecond, Rate: 1000, Token: Static("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 50 {
+		t.Fatalf("ok=%d, want 50: %s %v", res.OK, res, res.ErrorSamples)
+	}
+	if res.Late < 40 || res.Max() < 150*time.Millisecond {
+		t.Errorf("late=%d max=%v: the wait behind a slow server is not counted", res.Late, res.Max())
+	}
+}
+
 func TestRunWarmup(t *testing.T) {
 	f, srv := newFake("")
 	defer srv.Close()
@@ -166,6 +202,17 @@ func TestRunTransportError(t *testing.T) {
 	}
 	if res.Errors != 2 || res.ErrorKinds["transport"] != 2 {
 		t.Fatalf("%s", res)
+	}
+}
+
+func TestRateValidation(t *testing.T) {
+	for _, cfg := range []Config{
+		{URL: "http://x", Token: Static("x"), Requests: 5, Rate: 10},
+		{URL: "http://x", Token: Static("x"), Duration: time.Second, Rate: -1},
+	} {
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
 	}
 }
 
