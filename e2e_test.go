@@ -21,6 +21,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/oauth2"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
@@ -322,7 +323,7 @@ func TestInvalidTokens(t *testing.T) {
 // mcpClient connects the Go SDK's own MCP client with a fixed bearer token.
 func mcpClient(t *testing.T, g *gatewayUnderTest, token string) *mcp.ClientSession {
 	t.Helper()
-	httpClient := &http.Client{Transport: &bearerTransport{token: token, base: http.DefaultTransport}}
+	httpClient := &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: http.DefaultTransport}}
 	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: g.MCP(), HTTPClient: httpClient, MaxRetries: -1}, nil)
 	if err != nil {
@@ -330,17 +331,6 @@ func mcpClient(t *testing.T, g *gatewayUnderTest, token string) *mcp.ClientSessi
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
-}
-
-type bearerTransport struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
 }
 
 func calc(cs *mcp.ClientSession, op string, a, b float64) (*mcp.CallToolResult, error) {

@@ -204,22 +204,25 @@ func gcNow() { runtime.GC() }
 
 func (b *bench) hotPath(ctx context.Context) error {
 	fmt.Fprintf(b.out, "[1] hot path: tools/call calculator add, one cached token, %d conns, %v per phase, %d round(s) ABAB\n", b.o.Conns, b.o.Duration, b.o.Rounds)
-	tok := b.token()
-	src := loadgen.Static(tok)
+	src := loadgen.Static(b.token())
 	baseClient := loadgen.NewClient(b.o.Conns)
 	gwClient := loadgen.NewClient(b.o.Conns)
 	defer baseClient.CloseIdleConnections()
 	defer gwClient.CloseIdleConnections()
 	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
 
-	phase := func(name, url string, c *http.Client) (*loadgen.Result, error) {
-		// Warm-up: connections, the token's cache entry, GC pacing.
-		if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
-			return nil, err
+	// phase measures one server for Duration: closed loop when rate is 0
+	// (after a warm-up for connections, the token's cache entry and GC
+	// pacing), else open loop at rate.
+	phase := func(name, url string, c *http.Client, rate float64) (*loadgen.Result, error) {
+		if rate == 0 {
+			if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
+				return nil, err
+			}
 		}
 		gcNow()
 		cpu0 := readCPUTimes()
-		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Token: src, Client: c})
+		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
 		if err != nil {
 			return nil, err
 		}
@@ -229,68 +232,65 @@ func (b *bench) hotPath(ctx context.Context) error {
 		}
 		return res, nil
 	}
+	// rounds alternates baseline and gateway phases (ABAB...): on a
+	// shared machine, noise drifts over seconds, and neighbouring phases
+	// see the same drift, so each gateway phase is judged against the
+	// baseline phase just before it.
+	rounds := func(rate float64) (base, gw []*loadgen.Result, errs int, err error) {
+		for r := 0; r < b.o.Rounds; r++ {
+			br, err := phase("baseline", b.baseline.URL, baseClient, rate)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			gr, err := phase("gateway", b.gw.URL, gwClient, rate)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			base, gw = append(base, br), append(gw, gr)
+			errs += br.Errors + gr.Errors
+		}
+		return base, gw, errs, nil
+	}
+	// perRound compares each gateway round with its baseline round.
+	perRound := func(base, gw []*loadgen.Result, cmp func(b, g *loadgen.Result) float64) []float64 {
+		out := make([]float64, len(base))
+		for i := range base {
+			out[i] = cmp(base[i], gw[i])
+		}
+		return out
+	}
+	throughputRatio := func(b, g *loadgen.Result) float64 {
+		if b.RPS() == 0 {
+			return 0
+		}
+		return g.RPS() / b.RPS()
+	}
+	// pDiff is the gateway's q-th percentile latency minus the baseline's, in ms.
+	pDiff := func(q float64) func(b, g *loadgen.Result) float64 {
+		return func(b, g *loadgen.Result) float64 { return float64(g.Percentile(q)-b.Percentile(q)) / 1e6 }
+	}
+	list := func(v []float64, format string) string {
+		s := make([]string, len(v))
+		for i, x := range v {
+			s[i] = fmt.Sprintf(format, x)
+		}
+		return strings.Join(s, " ")
+	}
 
 	callsBefore, hotStart := b.as.Calls(), time.Now()
-	var base, gw []*loadgen.Result
-	for r := 0; r < b.o.Rounds; r++ {
-		res, err := phase("baseline", b.baseline.URL, baseClient)
-		if err != nil {
-			return err
-		}
-		base = append(base, res)
-		res, err = phase("gateway", b.gw.URL, gwClient)
-		if err != nil {
-			return err
-		}
-		gw = append(gw, res)
+	base, gw, errs, err := rounds(0)
+	if err != nil {
+		return err
 	}
-
-	bestRPS := func(rs []*loadgen.Result) (best float64, errs int) {
-		for _, r := range rs {
-			best = max(best, r.RPS())
-			errs += r.Errors
-		}
-		return
-	}
-	bestP := func(rs []*loadgen.Result, p float64) time.Duration {
-		var best time.Duration
-		for i, r := range rs {
-			if v := r.Percentile(p); i == 0 || v < best {
-				best = v
-			}
-		}
-		return best
-	}
-	bRPS, bErr := bestRPS(base)
-	gRPS, gErr := bestRPS(gw)
-	// The verdict uses the median over rounds of the paired ratio (each
-	// gateway phase against the baseline phase just before it): on a
-	// shared machine, noise drifts over seconds, and neighbouring phases
-	// see the same drift. Best-of figures are printed for reference.
-	var ratios []float64
-	var dp99 []time.Duration
-	for i := range base {
-		if base[i].RPS() > 0 {
-			ratios = append(ratios, gw[i].RPS()/base[i].RPS())
-		}
-		dp99 = append(dp99, gw[i].Percentile(99)-base[i].Percentile(99))
-	}
+	ratios := perRound(base, gw, throughputRatio)
 	ratio := medianF(ratios)
-	slices.Sort(dp99)
-	medDP99 := dp99[len(dp99)/2]
-	if len(dp99)%2 == 0 {
-		medDP99 = (dp99[len(dp99)/2-1] + dp99[len(dp99)/2]) / 2
-	}
-	var rs []string
-	for _, r := range ratios {
-		rs = append(rs, fmt.Sprintf("%.2f", r))
-	}
 	b.add(row{ID: "1a", Target: "hot path throughput (gateway / baseline)",
-		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d / %d", ratio, strings.Join(rs, " "), gRPS, bRPS, gErr, bErr),
-		Goal:     ">= 0.95", Verdict: verdict(ratio >= 0.95 && gErr == 0 && bErr == 0), Enforced: b.enforceTiming()})
-	bp99, gp99 := bestP(base, 99), bestP(gw, 99)
+		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
+			ratio, list(ratios, "%.2f"), slices.Max(rpsOf(gw)), slices.Max(rpsOf(base)), errs),
+		Goal: ">= 0.95", Verdict: verdict(ratio >= 0.95 && errs == 0), Enforced: b.enforceTiming()})
+	closed99 := perRound(base, gw, pDiff(99))
 	b.add(row{ID: "1b'", Target: "  p99 in that closed loop (gateway - baseline)",
-		Measured: fmt.Sprintf("median %+.3fms of rounds; best p99 %s vs %s, best p50 %s vs %s", float64(medDP99)/1e6, ms(gp99), ms(bp99), ms(bestP(gw, 50)), ms(bestP(base, 50))),
+		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]", medianF(closed99), list(closed99, "%+.2f")),
 		Goal:     "(report: at saturation latency is queue / throughput)", Verdict: info})
 
 	// Latency is judged at a fixed offered load that both servers carry:
@@ -301,45 +301,21 @@ func (b *bench) hotPath(ctx context.Context) error {
 		return fmt.Errorf("baseline throughput too low to set a rate: %v", rpsOf(base))
 	}
 	fmt.Fprintf(b.out, "[1b] hot path latency at a fixed load: %.0f req/s (half the baseline's median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
-	fixed := func(name, url string, c *http.Client) (*loadgen.Result, error) {
-		gcNow()
-		cpu0 := readCPUTimes()
-		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
-		if err != nil {
-			return nil, err
-		}
-		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
-		return res, nil
+	base, gw, errs, err = rounds(rate)
+	if err != nil {
+		return err
 	}
-	var fdp99, fdp50 []float64
-	var fErr int
-	for r := 0; r < b.o.Rounds; r++ {
-		br, err := fixed("baseline", b.baseline.URL, baseClient)
-		if err != nil {
-			return err
-		}
-		gr, err := fixed("gateway", b.gw.URL, gwClient)
-		if err != nil {
-			return err
-		}
-		fErr += br.Errors + gr.Errors
-		fdp99 = append(fdp99, float64(gr.Percentile(99)-br.Percentile(99))/1e6)
-		fdp50 = append(fdp50, float64(gr.Percentile(50)-br.Percentile(50))/1e6)
-	}
-	var ds []string
-	for _, d := range fdp99 {
-		ds = append(ds, fmt.Sprintf("%+.2f", d))
-	}
-	introspections := b.as.Calls() - callsBefore
+	d99 := perRound(base, gw, pDiff(99))
+	b.add(row{ID: "1b", Target: fmt.Sprintf("hot path p99 at %.0f req/s (gateway - baseline)", rate),
+		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]; p50 %+.3fms; errors %d", medianF(d99), list(d99, "%+.2f"), medianF(perRound(base, gw, pDiff(50))), errs),
+		Goal:     "<= +0.2ms", Verdict: verdict(medianF(d99) <= 0.2 && errs == 0), Enforced: b.enforceTiming()})
+
 	// The token's answer is reused for CACHE_MAX_TTL, then asked again:
 	// one call at first use, and at most one more per CACHE_MAX_TTL since.
-	wantCalls := 1 + int64(time.Since(hotStart)/defCacheMaxTTL)
-	d99 := medianF(fdp99)
-	b.add(row{ID: "1b", Target: fmt.Sprintf("hot path p99 at %.0f req/s (gateway - baseline)", rate),
-		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]; p50 %+.3fms; errors %d", d99, strings.Join(ds, " "), medianF(fdp50), fErr),
-		Goal:     "<= +0.2ms", Verdict: verdict(d99 <= 0.2 && fErr == 0), Enforced: b.enforceTiming()})
+	introspections, elapsed := b.as.Calls()-callsBefore, time.Since(hotStart)
+	wantCalls := 1 + int64(elapsed/defCacheMaxTTL)
 	b.add(row{ID: "1c", Target: "hot path introspection calls",
-		Measured: fmt.Sprintf("%d in %v", introspections, time.Since(hotStart).Round(time.Second)),
+		Measured: fmt.Sprintf("%d in %v", introspections, elapsed.Round(time.Second)),
 		Goal:     fmt.Sprintf("1, plus at most 1 per CACHE_MAX_TTL (%v): <= %d", defCacheMaxTTL, wantCalls),
 		Verdict:  verdict(introspections >= 1 && introspections <= wantCalls), Enforced: true})
 	return nil

@@ -6,11 +6,13 @@
 //	go run ./bench -quick          # short run, as in CI
 //	go run ./bench -cpuprofile gw.prof -cpuprofile-baseline base.prof
 //
-// Everything runs in-process on loopback — a fake authorization server, the
-// baseline (the Go SDK handler alone) and the real gateway wired as main.go
-// wires it — except the cold-start target, which builds and executes the
-// real binary, and the cost-of-a-hit target, which runs the introspect and
-// gateway packages' own Go benchmarks in a `go test` subprocess.
+// Everything talks over loopback. The load generator and a fake
+// authorization server run in this process; the servers under test (the
+// baseline, which is the Go SDK handler alone, the gateway wired as main.go
+// wires it, and a null server) run in child processes started from this
+// binary, on CPUs of their own (see proc.go). The cold-start target builds
+// and executes the real binary, and the cost-of-a-hit target runs the
+// introspect and gateway packages' own Go benchmarks in `go test`.
 package main
 
 import (
@@ -68,8 +70,8 @@ func main() {
 	flag.Int64Var(&o.BoundMaxBytes, "bound-max-bytes", 8<<20, "CACHE_MAX_BYTES of the cache-bound check (target 5)")
 	flag.IntVar(&o.ColdRuns, "cold-runs", 5, "cold starts measured (target 6); the median is judged")
 	flag.StringVar(&o.BenchTime, "benchtime", "1s", "go test -benchtime for target 2")
-	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the first measured gateway hot-path phase")
-	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the first measured baseline hot-path phase")
+	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway child, from its start to its end")
+	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the baseline child, from its start to its end")
 	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
 	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")
 	flag.BoolVar(&o.Verbose, "v", true, "print each phase's result as it finishes")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,8 @@ func (b *bench) runGoBench(ctx context.Context, dir, pkg, pattern, benchtime, cp
 	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", "1", "-benchtime", benchtime, "-cpu", cpus, pkg}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	var out syncbuf.Buffer
+	// One writer for both: os/exec then never calls Write concurrently.
+	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := b.startAllCPUs(cmd)
 	if err == nil {
@@ -53,10 +55,10 @@ func (b *bench) runGoBench(ctx context.Context, dir, pkg, pattern, benchtime, cp
 	}
 	cmdline := "go " + strings.Join(args, " ")
 	if err != nil {
-		return nil, cmdline, fmt.Errorf("%s: %v: %s", cmdline, err, lastLines([]byte(out.String()), 6))
+		return nil, cmdline, fmt.Errorf("%s: %v: %s", cmdline, err, lastLines(out.Bytes(), 6))
 	}
 	var res []benchResult
-	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	sc := bufio.NewScanner(&out)
 	for sc.Scan() {
 		m := benchLine.FindStringSubmatch(sc.Text())
 		if m == nil {
@@ -72,7 +74,7 @@ func (b *bench) runGoBench(ctx context.Context, dir, pkg, pattern, benchtime, cp
 		res = append(res, r)
 	}
 	if len(res) == 0 {
-		return nil, cmdline, fmt.Errorf("%s: no benchmark result in output: %s", cmdline, lastLines([]byte(out.String()), 6))
+		return nil, cmdline, fmt.Errorf("%s: no benchmark result in output: %s", cmdline, lastLines(out.Bytes(), 6))
 	}
 	return res, cmdline, nil
 }

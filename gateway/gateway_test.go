@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
@@ -611,7 +612,7 @@ func TestEndToEndSDKClient(t *testing.T) {
 		defer cancel()
 		return mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
 			Endpoint:             srv.URL + "/mcp",
-			HTTPClient:           &http.Client{Transport: bearerTransport{token, srv.Client().Transport}},
+			HTTPClient:           bearerClient(token, srv.Client().Transport),
 			DisableStandaloneSSE: true,
 			MaxRetries:           -1,
 		}, nil)
@@ -643,15 +644,9 @@ func TestEndToEndSDKClient(t *testing.T) {
 	}
 }
 
-type bearerTransport struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
+// bearerClient sends every request with a fixed bearer token (RFC 6750 §2.1).
+func bearerClient(token string, base http.RoundTripper) *http.Client {
+	return &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: base}}
 }
 
 func BenchmarkHandlerCachedToken(b *testing.B) {

@@ -57,10 +57,9 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		required := requiredScopes(g.cfg.Policy, msgs)
 		if len(required) > 0 {
-			ti, _ := verifiedTokenInfo(r.Context(), "", r)
 			var granted []string
-			if ti != nil {
-				granted = ti.Scopes
+			if st != nil && st.ti != nil { // authenticate put it there
+				granted = st.ti.Scopes
 			}
 			if err := scopes.Check(granted, required); err != nil {
 				var insufficient *scopes.InsufficientScopeError

@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
@@ -122,17 +123,6 @@ func newServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 func connect(t *testing.T, srv *httptest.Server, token string) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -140,7 +130,7 @@ func connect(t *testing.T, srv *httptest.Server, token string) *mcp.ClientSessio
 	c := mcp.NewClient(&mcp.Implementation{Name: "tools-test", Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:             srv.URL,
-		HTTPClient:           &http.Client{Transport: bearer{token, srv.Client().Transport}},
+		HTTPClient:           &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: srv.Client().Transport}},
 		DisableStandaloneSSE: true,
 		MaxRetries:           -1,
 	}, nil)
