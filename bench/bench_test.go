@@ -136,3 +136,29 @@ func TestDefaultsMatchEnvExample(t *testing.T) {
 		}
 	}
 }
+
+// TestLatenessLearnsTimerDelay checks the fake AS's timer-lateness
+// estimate, which makes it answer after its configured latency on average:
+// it converges to a steady lateness, ignores early wake-ups, and one
+// hypervisor-sized delay moves it by at most maxLateSample/16.
+func TestLatenessLearnsTimerDelay(t *testing.T) {
+	var l lateness
+	for range 200 {
+		l.observe(600 * time.Microsecond)
+	}
+	if got := l.estimate(); got < 590*time.Microsecond || got > 600*time.Microsecond {
+		t.Fatalf("after 200 samples of 600µs the estimate is %v, want ~600µs", got)
+	}
+	before := l.estimate()
+	l.observe(50 * time.Millisecond) // CPU steal, not timer lateness
+	if got, limit := l.estimate(), before+(maxLateSample-before)/16+time.Nanosecond; got > limit {
+		t.Errorf("one 50ms sample moved the estimate from %v to %v, want at most %v", before, got, limit)
+	}
+	var early lateness
+	for range 100 {
+		early.observe(-time.Millisecond)
+	}
+	if got := early.estimate(); got != 0 {
+		t.Errorf("early wake-ups gave an estimate of %v, want 0", got)
+	}
+}

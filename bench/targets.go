@@ -208,6 +208,7 @@ func (b *bench) hostile(ctx context.Context) error {
 func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bool) error {
 	lat := b.o.HostileLat
 	fmt.Fprintf(b.out, "[%s] cache-hostile: every request a new valid token, AS latency %v, %d conns, %v\n", id, lat, conns, b.o.Duration)
+	var holds []time.Duration // the AS's mean hold, per run
 	run := func(c *child) (*loadgen.Result, int64, error) {
 		client := loadgen.NewClient(conns)
 		defer client.CloseIdleConnections()
@@ -219,13 +220,16 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bo
 		defer b.as.SetLatency(0)
 		gcNow()
 		before := b.as.Calls()
+		b.as.TakeHold()
 		cpu0 := readCPUTimes()
 		res, err := loadgen.Run(ctx, loadgen.Config{URL: c.URL, Connections: conns, Duration: b.o.Duration, Token: func(int, int) string { return b.token() }, WarmupToken: warmTok, Client: client})
 		if err != nil {
 			return nil, 0, err
 		}
 		calls := b.as.Calls() - before
-		b.logf("%-8s %s; introspection calls %d; %s", c.Name, res, calls, b.phaseCPU(cpu0))
+		hold, _ := b.as.TakeHold()
+		holds = append(holds, hold)
+		b.logf("%-8s %s; introspection calls %d, AS held each %s on average; %s", c.Name, res, calls, ms(hold), b.phaseCPU(cpu0))
 		for _, s := range res.ErrorSamples {
 			b.logf("         error: %s", s)
 		}
@@ -247,6 +251,9 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bo
 	b.add(row{ID: id + "f", Target: fmt.Sprintf("  floor: null server (one introspection, no MCP), %d conns", conns),
 		Measured: fmt.Sprintf("%.3f (%.0f req/s, p50 %s); gateway / floor %.3f", floor.RPS()/ideal, floor.RPS(), ms(floor.Percentile(50)), res.RPS()/floor.RPS()),
 		Goal:     "(what this machine allows)", Verdict: info})
+	b.add(row{ID: id + "h", Target: "  the fake AS's answer delay, mean (null, gateway runs)",
+		Measured: fmt.Sprintf("%s, %s", ms(holds[0]), ms(holds[1])),
+		Goal:     fmt.Sprintf("(%v: the latency the ideal assumes)", lat), Verdict: info})
 	p50, p99 := res.Percentile(50), res.Percentile(99)
 	b.add(row{ID: id + "b", Target: fmt.Sprintf("cache-hostile latency, %d conns", conns),
 		Measured: fmt.Sprintf("p50 %s, p90 %s, p99 %s (floor p50 %s)", ms(p50), ms(res.Percentile(90)), ms(p99), ms(floor.Percentile(50))),
