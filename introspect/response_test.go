@@ -8,10 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -310,12 +314,19 @@ func BenchmarkParseResponse(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := parseResponse(body); err != nil {
-			b.Fatal(err)
-		}
+	for _, d := range []struct {
+		name      string
+		unmarshal unmarshalFunc
+	}{{"segmentio", sjson.Unmarshal}, {"encoding-json", json.Unmarshal}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := parseResponseWith(d.unmarshal, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -362,4 +373,73 @@ func TestCacheHitAllocations(t *testing.T) {
 	if allocs > 2 {
 		t.Errorf("cache hit allocates %.1f times per call, want <= 2", allocs)
 	}
+}
+
+// FuzzParseResponseDecoders checks that the fast decoder parseResponse uses
+// (segmentio's) and encoding/json give the same result on every input:
+// same error, or the same parsed response. A claim one decoder reads and
+// the other does not (a duplicate key, a case variant, invalid UTF-8, an
+// odd number) would be a parser differential in an authorization decision.
+// The seed corpus is FuzzParseResponse's, so plain go test runs every
+// input that fuzzer has found.
+func FuzzParseResponseDecoders(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "idp", "*.json"))
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzParseResponse", "*"))
+	for _, fn := range files {
+		b, err := os.ReadFile(fn)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, fn := range seeds {
+		b, err := os.ReadFile(fn)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if v, ok := corpusBytes(b); ok {
+			f.Add(v)
+		}
+	}
+	for _, s := range []string{
+		`{"active":true,"Active":false}`, `{"ACTIVE":true}`, `{"active":true,"active":false}`,
+		`{"active":true,"sub":"a","sub":"b","aud":["x"],"aud":"y"}`,
+		`{"active":true,"sub":"\u0061\ud800","scope":"op:add\u0020op:sub"}`,
+		"{\"active\":true,\"sub\":\"\xff\xfe\",\"iss\":\"\xc3\"}",
+		`{"active":true,"exp":-0,"nbf":1E3,"iat":1.9e9}`, `{"active":true,"exp":1e400}`,
+		`{"active":true,"exp":12345678901234567890123}`, `{"active":true} trailing`,
+		"\ufeff{\"active\":true}", ` {"active" : true } `, `{"active":true,"scope":null,"scp":["a","b c"]}`,
+		`{"active":true,"aud":[]}`, `{"active":true,"aud":[null]}`, `{"active":true,"aud":[1]}`,
+		`{"active":true,"x":[[[[[[[[[[]]]]]]]]]]}`, `{"active":true,"x":"\"}`, `{"active":tru}`, `null`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, fastErr := parseResponse(body)
+		std, stdErr := parseResponseWith(json.Unmarshal, body)
+		if (fastErr == nil) != (stdErr == nil) || (fastErr != nil && fastErr.Error() != stdErr.Error()) {
+			t.Fatalf("decoders disagree on %q:\nsegmentio:     %v\nencoding/json: %v", body, fastErr, stdErr)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("decoders disagree on %q:\nsegmentio:     %+v\nencoding/json: %+v", body, fast, std)
+		}
+	})
+}
+
+// corpusBytes reads the one []byte value of a "go test fuzz v1" corpus
+// file.
+func corpusBytes(file []byte) ([]byte, bool) {
+	_, rest, ok := bytes.Cut(file, []byte("\n"))
+	if !ok {
+		return nil, false
+	}
+	lit, ok := strings.CutPrefix(strings.TrimSpace(string(rest)), "[]byte(")
+	if !ok || !strings.HasSuffix(lit, ")") {
+		return nil, false
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+	if err != nil {
+		return nil, false
+	}
+	return []byte(s), true
 }
