@@ -138,7 +138,9 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 // SDK's context key is unexported), so the baseline wraps the handler in
 // RequireBearerToken with a verifier that accepts any token without
 // looking at it and returns one constant TokenInfo. That is the minimum
-// for the tool to answer; everything the gateway adds (Echo, request id,
+// for the tool to answer. Its answers go out as the gateway's do
+// (gateway.SendCompleteJSON: as soon as the SDK has written them), which is
+// transport, not authentication. Everything the gateway adds (Echo, request id,
 // recover, host/origin/CORS checks, token extraction, introspection
 // verification and cache, the scope step-up body peek, the JSON error
 // wrapper) is absent.
@@ -157,7 +159,7 @@ func baselineServer(logger *slog.Logger) (*http.Server, error) {
 	})
 	ti := &auth.TokenInfo{UserID: "baseline", Scopes: scopes.All(), Expiration: time.Now().Add(24 * time.Hour)}
 	anyToken := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
-	handler := auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	handler := auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(gateway.SendCompleteJSON(h))
 	// No router either: the handler serves every path.
 	return httpServer(handler, logger), nil
 }

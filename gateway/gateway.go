@@ -238,7 +238,7 @@ func New(cfg Config) (*Gateway, error) {
 		ResourceMetadataURL:    mdURL,
 		AllowMissingExpiration: true,
 		ClockSkew:              cfg.ClockSkew,
-	})(streamable))
+	})(SendCompleteJSON(streamable)))
 
 	e := echo.New()
 	e.HideBanner = true

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,6 +186,11 @@ func TestStepUpHTTP(t *testing.T) {
 				}
 				if tt.wantValue != 0 && (r.Result.StructuredContent == nil || r.Result.StructuredContent.Result != tt.wantValue) {
 					t.Errorf("result = %q, want %v", rec.Body.String(), tt.wantValue)
+				}
+				// The SDK's answer was one complete JSON value, sent with its
+				// length before the SDK's handler returned (SendCompleteJSON).
+				if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(rec.Body.Len()); got != want || !rec.Flushed {
+					t.Errorf("Content-Length %q, flushed %v; want %s, flushed", got, rec.Flushed, want)
 				}
 				return
 			}
