@@ -44,6 +44,7 @@ type bench struct {
 	baseline *child
 	gw       *child
 	null     *child // the cache-hostile floor
+	sdkFloor *child // the cache-hostile floor of a gateway on the SDK
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
@@ -101,11 +102,20 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if err != nil {
 		return nil, err
 	}
+	floorPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	floorAddr := "127.0.0.1:" + strconv.Itoa(floorPort)
+	b.sdkFloor, err = startChild(ctx, "SDK floor", b.plan, serveOptions{Kind: "sdkfloor", Addr: floorAddr, Issuer: b.as.URL}, "http://"+floorAddr+"/mcp")
+	if err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gw, b.baseline, b.null} {
+	for _, c := range []*child{b.gw, b.baseline, b.null, b.sdkFloor} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)

@@ -2,13 +2,56 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// asCaller makes the one introspection call a never-seen token needs, as
+// plainly as net/http allows: no cache, no coalescing, no claim checks.
+type asCaller struct {
+	client *http.Client
+	url    string
+}
+
+func newASCaller(asURL string) *asCaller {
+	return &asCaller{url: asURL + "/introspect", client: &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}, Timeout: defIntrospectTO}}
+}
+
+// check asks the AS about r's bearer token. It answers the HTTP status to
+// refuse the request with, or 0 for an active token.
+func (a *asCaller) check(r *http.Request) (int, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return http.StatusUnauthorized, errors.New("no token")
+	}
+	ir, err := http.NewRequestWithContext(r.Context(), http.MethodPost, a.url, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	ir.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ir.SetBasicAuth(asClientID, asClientSecret)
+	resp, err := a.client.Do(ir)
+	if err != nil {
+		return http.StatusBadGateway, err
+	}
+	ans, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(ans), `"active":true`) {
+		return http.StatusUnauthorized, errors.New("token refused")
+	}
+	return 0, nil
+}
 
 // nullServer is the floor of the cache-hostile target: per request it
 // makes the one introspection call a never-seen token needs, and answers
@@ -17,13 +60,7 @@ import (
 // idle CPUs, the fake AS's timer) the gateway cannot reach either; the
 // distance from the floor to the gateway is what the gateway costs.
 func nullServer(asURL string) *http.Server {
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-	}, Timeout: defIntrospectTO}
-	introspectURL := asURL + "/introspect"
+	as := newASCaller(asURL)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, defMaxBodyBytes))
 		if err != nil {
@@ -40,27 +77,8 @@ func nullServer(asURL string) *http.Server {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			http.Error(w, "no token", http.StatusUnauthorized)
-			return
-		}
-		ir, err := http.NewRequestWithContext(r.Context(), http.MethodPost, introspectURL, strings.NewReader(url.Values{"token": {tok}}.Encode()))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		ir.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		ir.SetBasicAuth(asClientID, asClientSecret)
-		resp, err := client.Do(ir)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		ans, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(ans), `"active":true`) {
-			http.Error(w, "token refused", http.StatusUnauthorized)
+		if code, err := as.check(r); code != 0 {
+			http.Error(w, err.Error(), code)
 			return
 		}
 		sum := strconv.FormatFloat(req.Params.Arguments.A+req.Params.Arguments.B, 'g', -1, 64)
@@ -68,4 +86,26 @@ func nullServer(asURL string) *http.Server {
 		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"content":[{"type":"text","text":"`+sum+`"}],"structuredContent":{"result":`+sum+`},"isError":false}}`)
 	})
 	return httpServer(h, benchLogger())
+}
+
+// sdkFloorServer is the floor of the cache-hostile target for any gateway
+// built on the MCP SDK: the baseline (the SDK's handler, no
+// authentication) behind the one introspection call a never-seen token
+// needs, made as the null server makes it. A gateway cannot do less per
+// request than this and still answer through the SDK; the distance from
+// here to the gateway is what the gateway's own code costs.
+func sdkFloorServer(asURL string, logger *slog.Logger) (*http.Server, error) {
+	base, err := baselineHandler(logger)
+	if err != nil {
+		return nil, err
+	}
+	as := newASCaller(asURL)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code, err := as.check(r); code != 0 {
+			http.Error(w, err.Error(), code)
+			return
+		}
+		base.ServeHTTP(w, r)
+	})
+	return httpServer(h, logger), nil
 }

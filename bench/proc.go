@@ -244,6 +244,8 @@ func serve(so serveOptions) error {
 		srv, err = baselineServer(prodLogger())
 	case "null":
 		srv = nullServer(so.Issuer)
+	case "sdkfloor":
+		srv, err = sdkFloorServer(so.Issuer, prodLogger())
 	case "gateway":
 		var v *introspect.Verifier
 		srv, v, err = gatewayServer(ctx, so.Resource, so.Issuer, prodLogger())
@@ -251,7 +253,7 @@ func serve(so serveOptions) error {
 			defer v.Close()
 		}
 	default:
-		err = fmt.Errorf("%s=%q: want baseline, gateway or null", envServe, so.Kind)
+		err = fmt.Errorf("%s=%q: want baseline, gateway, null or sdkfloor", envServe, so.Kind)
 	}
 	if err != nil {
 		ln.Close()

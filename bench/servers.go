@@ -145,6 +145,16 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 // verification and cache, the scope step-up body peek, the JSON error
 // wrapper) is absent.
 func baselineServer(logger *slog.Logger) (*http.Server, error) {
+	h, err := baselineHandler(logger)
+	if err != nil {
+		return nil, err
+	}
+	// No router either: the handler serves every path.
+	return httpServer(h, logger), nil
+}
+
+// baselineHandler is the baseline server's handler.
+func baselineHandler(logger *slog.Logger) (http.Handler, error) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: "Calculator", Version: "1.0.0"}, &mcp.ServerOptions{Logger: logger})
 	if err := tools.Register(s, scopes.Default()); err != nil {
 		return nil, err
@@ -159,7 +169,5 @@ func baselineServer(logger *slog.Logger) (*http.Server, error) {
 	})
 	ti := &auth.TokenInfo{UserID: "baseline", Scopes: scopes.All(), Expiration: time.Now().Add(24 * time.Hour)}
 	anyToken := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
-	handler := auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(gateway.SendCompleteJSON(h))
-	// No router either: the handler serves every path.
-	return httpServer(handler, logger), nil
+	return auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(gateway.SendCompleteJSON(h)), nil
 }

@@ -204,7 +204,8 @@ func (b *bench) hostile(ctx context.Context) error {
 // hostileRun: every request a never-seen valid token, the AS answering
 // after HostileLat. The same load goes first to the null server (the
 // machine's floor for one introspection round trip per request), then to
-// the gateway.
+// the SDK floor (the baseline behind that one call: the floor of any
+// gateway answering through the SDK), then to the gateway.
 func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bool) error {
 	lat := b.o.HostileLat
 	fmt.Fprintf(b.out, "[%s] cache-hostile: every request a new valid token, AS latency %v, %d conns, %v\n", id, lat, conns, b.o.Duration)
@@ -239,6 +240,10 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bo
 	if err != nil {
 		return err
 	}
+	sdkFloor, _, err := run(b.sdkFloor)
+	if err != nil {
+		return err
+	}
 	res, calls, err := run(b.gw)
 	if err != nil {
 		return err
@@ -251,8 +256,11 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bo
 	b.add(row{ID: id + "f", Target: fmt.Sprintf("  floor: null server (one introspection, no MCP), %d conns", conns),
 		Measured: fmt.Sprintf("%.3f (%.0f req/s, p50 %s); gateway / floor %.3f", floor.RPS()/ideal, floor.RPS(), ms(floor.Percentile(50)), res.RPS()/floor.RPS()),
 		Goal:     "(what this machine allows)", Verdict: info})
-	b.add(row{ID: id + "h", Target: "  the fake AS's answer delay, mean (null, gateway runs)",
-		Measured: fmt.Sprintf("%s, %s", ms(holds[0]), ms(holds[1])),
+	b.add(row{ID: id + "s", Target: fmt.Sprintf("  SDK floor: baseline behind one introspection, %d conns", conns),
+		Measured: fmt.Sprintf("%.3f (%.0f req/s, p50 %s); gateway / SDK floor %.3f", sdkFloor.RPS()/ideal, sdkFloor.RPS(), ms(sdkFloor.Percentile(50)), res.RPS()/sdkFloor.RPS()),
+		Goal:     "(what a gateway on the SDK allows)", Verdict: info})
+	b.add(row{ID: id + "h", Target: "  the fake AS's answer delay, mean (null, SDK floor, gateway)",
+		Measured: fmt.Sprintf("%s, %s, %s", ms(holds[0]), ms(holds[1]), ms(holds[2])),
 		Goal:     fmt.Sprintf("(%v: the latency the ideal assumes)", lat), Verdict: info})
 	p50, p99 := res.Percentile(50), res.Percentile(99)
 	b.add(row{ID: id + "b", Target: fmt.Sprintf("cache-hostile latency, %d conns", conns),
