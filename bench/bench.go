@@ -204,6 +204,15 @@ func medianF(v []float64) float64 {
 	return v[len(v)/2]
 }
 
+// listF formats every value of v with format, space-separated.
+func listF(v []float64, format string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(s, " ")
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
 // gcNow starts a phase from a collected heap, so that one phase's garbage
@@ -279,13 +288,6 @@ func (b *bench) hotPath(ctx context.Context) error {
 	pDiff := func(q float64) func(b, g *loadgen.Result) float64 {
 		return func(b, g *loadgen.Result) float64 { return float64(g.Percentile(q)-b.Percentile(q)) / 1e6 }
 	}
-	list := func(v []float64, format string) string {
-		s := make([]string, len(v))
-		for i, x := range v {
-			s[i] = fmt.Sprintf(format, x)
-		}
-		return strings.Join(s, " ")
-	}
 
 	callsBefore, hotStart := b.as.Calls(), time.Now()
 	base, gw, errs, err := rounds(0)
@@ -296,11 +298,11 @@ func (b *bench) hotPath(ctx context.Context) error {
 	ratio := medianF(ratios)
 	b.add(row{ID: "1a", Target: "hot path throughput (gateway / baseline)",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
-			ratio, list(ratios, "%.2f"), slices.Max(rpsOf(gw)), slices.Max(rpsOf(base)), errs),
+			ratio, listF(ratios, "%.2f"), slices.Max(rpsOf(gw)), slices.Max(rpsOf(base)), errs),
 		Goal: ">= 0.95", Verdict: verdict(ratio >= 0.95 && errs == 0), Enforced: b.enforceTiming()})
 	closed99 := perRound(base, gw, pDiff(99))
 	b.add(row{ID: "1b'", Target: "  p99 in that closed loop (gateway - baseline)",
-		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]", medianF(closed99), list(closed99, "%+.2f")),
+		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]", medianF(closed99), listF(closed99, "%+.2f")),
 		Goal:     "(report: at saturation latency is queue / throughput)", Verdict: info})
 
 	// Latency is judged at a fixed offered load that both servers carry:
@@ -317,7 +319,7 @@ func (b *bench) hotPath(ctx context.Context) error {
 	}
 	d99 := perRound(base, gw, pDiff(99))
 	b.add(row{ID: "1b", Target: fmt.Sprintf("hot path p99 at %.0f req/s (gateway - baseline)", rate),
-		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]; p50 %+.3fms; errors %d", medianF(d99), list(d99, "%+.2f"), medianF(perRound(base, gw, pDiff(50))), errs),
+		Measured: fmt.Sprintf("median %+.3fms of rounds [%s]; p50 %+.3fms; errors %d", medianF(d99), listF(d99, "%+.2f"), medianF(perRound(base, gw, pDiff(50))), errs),
 		Goal:     "<= +0.2ms", Verdict: verdict(medianF(d99) <= 0.2 && errs == 0), Enforced: b.enforceTiming()})
 
 	// The token's answer is reused for CACHE_MAX_TTL, then asked again:

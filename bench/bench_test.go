@@ -40,6 +40,7 @@ func TestQuickRun(t *testing.T) {
 		BurstSize:     100,
 		BurstLatency:  20 * time.Millisecond,
 		HostileLat:    20 * time.Millisecond,
+		HostileRounds: 2,
 		LowConns:      2,
 		MemTokens:     2000,
 		BoundMaxBytes: 512 << 10,

@@ -39,6 +39,7 @@ type options struct {
 	BurstSize     int
 	BurstLatency  time.Duration
 	HostileLat    time.Duration
+	HostileRounds int
 	LowConns      int
 	MemTokens     int
 	BoundMaxBytes int64
@@ -64,6 +65,7 @@ func main() {
 	flag.BoolVar(&o.SkipCold, "skip-coldstart", false, "do not build and start the real binary (target 6)")
 	flag.IntVar(&o.BurstSize, "burst", 500, "requests in each coalescing burst (target 3)")
 	flag.DurationVar(&o.BurstLatency, "burst-latency", 20*time.Millisecond, "authorization server latency during the bursts")
+	flag.IntVar(&o.HostileRounds, "hostile-rounds", 3, "rounds of the cache-hostile phases (null server, SDK floor, gateway); the medians are judged")
 	flag.DurationVar(&o.HostileLat, "hostile-latency", 20*time.Millisecond, "authorization server latency in the cache-hostile phase (target 4)")
 	flag.IntVar(&o.LowConns, "hostile-low-conns", 4, "connections of the second, CPU-unsaturated cache-hostile phase (0 skips it)")
 	flag.IntVar(&o.MemTokens, "mem-tokens", 100_000, "tokens cached for the memory target (target 5)")
@@ -89,6 +91,7 @@ func main() {
 		}
 		setIfDefault("duration", func() { o.Duration = time.Second })
 		setIfDefault("rounds", func() { o.Rounds = 1 })
+		setIfDefault("hostile-rounds", func() { o.HostileRounds = 1 })
 		setIfDefault("mem-tokens", func() { o.MemTokens = 10_000 })
 		setIfDefault("bound-max-bytes", func() { o.BoundMaxBytes = 2 << 20 })
 		setIfDefault("cold-runs", func() { o.ColdRuns = 2 })
