@@ -91,7 +91,7 @@ func (as *fakeAS) TakeHold() (mean time.Duration, n int64) {
 // thread takes to wake (the runtime sleeps in epoll_wait, whose timeout is
 // in whole milliseconds, so a timer due in 0.3 ms waits 1 ms). Measured on
 // the 2-vCPU VM of issue 4: 20 ms timers were 0.36 ms late on average with
-// one waiter and 0.68 ms with 32, which alone took 2-3% off the
+// one waiter and 0.68 ms with 32, which alone took 2-4% off the
 // cache-hostile ratio (target 4) of every server, the floor included.
 type lateness struct{ ewma atomic.Int64 } // time.Duration
 
