@@ -34,8 +34,7 @@ func (w *jsonErrorWriter) WriteHeader(status int) {
 		return
 	}
 	w.status = status
-	ct := w.Header().Get("Content-Type")
-	if status >= 400 && strings.HasPrefix(ct, "text/plain") {
+	if status >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
 		w.capturing = true
 		return
 	}

@@ -228,7 +228,7 @@ func toolCallMetrics(m *metrics.Metrics) mcp.Middleware {
 			} else if r, ok := res.(*mcp.CallToolResult); ok && r != nil && r.IsError {
 				outcome = "tool_error"
 			}
-			m.ToolCall(clampTool(tool), clampOperation(op), outcome)
+			m.ToolCall(tool, op, outcome) // ToolCall clamps labels itself
 			return res, err
 		}
 	}

@@ -92,7 +92,7 @@ func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, Calcu
 		if !ok {
 			return nil, CalculatorOutput{}, fmt.Errorf("unknown operation %q: use add, subtract, multiply or divide", in.Operation)
 		}
-		if err := scopes.Check(granted(req), []string{need}); err != nil {
+		if !scopes.Satisfies(granted(req), need) {
 			return nil, CalculatorOutput{}, fmt.Errorf("the %s operation needs the %s scope, which this token was not granted", in.Operation, need)
 		}
 		r, err := Compute(in.Operation, in.A, in.B)
