@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/time/rate"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
@@ -164,17 +165,6 @@ func (p *problems) float(name, v string, min, max float64) float64 {
 	return f
 }
 
-// validHeaderName reports whether s is an RFC 9110 §5.1 field name (token).
-func validHeaderName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
-}
-
 func (p *problems) boolean(name, v string) bool {
 	b, err := strconv.ParseBool(strings.TrimSpace(v))
 	if err != nil {
@@ -261,7 +251,7 @@ func (e env) validate() (*config, error) {
 	c.IntrospectionClientRate = p.float("INTROSPECTION_CLIENT_RATE", e.IntrospectionClientRate, 0, 1e6)
 	c.IntrospectionClientBurst = int(p.integer("INTROSPECTION_CLIENT_BURST", e.IntrospectionClientBurst, 1, 1_000_000))
 	c.ClientIPHeader = strings.TrimSpace(e.ClientIPHeader)
-	if c.ClientIPHeader != "" && !validHeaderName(c.ClientIPHeader) {
+	if c.ClientIPHeader != "" && !httpguts.ValidHeaderFieldName(c.ClientIPHeader) {
 		p.addf("CLIENT_IP_HEADER=%q is not an HTTP header name", e.ClientIPHeader)
 	}
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", e.ShutdownTimeout, 0)

@@ -20,13 +20,14 @@ import (
 )
 
 // Defaults from .env.example, as main.go would load them with an empty
-// environment apart from AUTH_ISSUER_URL and the client credentials.
+// environment apart from AUTH_ISSUER_URL and the client credentials; the
+// introspection ones are introspect's own defaults.
 const (
 	defClockSkew        = 30 * time.Second
-	defIntrospectTO     = 5 * time.Second
-	defCacheMaxTTL      = 60 * time.Second
-	defCacheNegativeTTL = 5 * time.Second
-	defCacheMaxBytes    = 64 << 20
+	defIntrospectTO     = introspect.DefaultTimeout
+	defCacheMaxTTL      = introspect.DefaultCacheMaxTTL
+	defCacheNegativeTTL = introspect.DefaultCacheNegativeTTL
+	defCacheMaxBytes    = introspect.DefaultCacheMaxBytes
 	defMaxBodyBytes     = 1 << 20
 	defSessionTimeout   = 30 * time.Minute
 )

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/mcp-gateway/mcp-gateway/prm"
 )
 
 // jsonErrors makes the SDK's plain-text error responses (http.Error: 400,
@@ -62,10 +64,7 @@ func (w *jsonErrorWriter) finish() {
 	if code == "" {
 		code = "error"
 	}
-	body, _ := json.Marshal(struct {
-		Error            string `json:"error"`
-		ErrorDescription string `json:"error_description,omitempty"`
-	}{code, strings.TrimSpace(string(w.buf))})
+	body, _ := json.Marshal(prm.ErrorBody{Error: code, ErrorDescription: strings.TrimSpace(string(w.buf))})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("X-Content-Type-Options")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -83,7 +84,7 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 		info.AuthorizationServers = []string{}
 	}
 	list := append([]string(nil), cfg.ScopesSupported...)
-	if !containsString(list, scopes.Parent) {
+	if !slices.Contains(list, scopes.Parent) {
 		list = append(list, scopes.Parent)
 	}
 	for _, s := range list {

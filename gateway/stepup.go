@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 	"github.com/segmentio/encoding/json"
@@ -141,7 +142,7 @@ func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
 			continue
 		}
 		for _, s := range policy.ForToolCall(m.Params.Name, m.Params.Arguments.Operation) {
-			if !containsString(out, s) {
+			if !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}
@@ -186,15 +187,6 @@ func tooDeep(b []byte, max int) bool {
 			}
 		case c == '}' || c == ']':
 			depth--
-		}
-	}
-	return false
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
 		}
 	}
 	return false

@@ -537,16 +537,12 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, st
 	}
 	e.info = r.tokenInfo(v.known)
-	ttl := activeTTL(now, e.exp, v.cfg.CacheMaxTTL)
-	if ttl <= 0 {
-		// Already past exp: remember briefly like any refusal; the hit
-		// path recomputes "expired" from exp.
-		ttl = v.cfg.CacheNegativeTTL
-	}
-	if ttl > 0 {
+	if ttl := activeTTL(now, e.exp, v.cfg.CacheMaxTTL); ttl > 0 {
 		v.store(e, now, ttl)
 	} else {
-		v.forget(digest)
+		// Already past exp: remembered like any refusal; the hit path
+		// recomputes "expired" from exp.
+		v.storeRefusal(e, now)
 	}
 	if err := checkTime(e.exp, e.nbf, now, v.cfg.ClockSkew); err != nil {
 		return nil, err
@@ -572,7 +568,7 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*response, err
 	endpoint := v.Endpoint()
 	if endpoint == "" {
 		if err := v.Discover(ctx); err != nil {
-			return nil, &UnavailableError{RetryAfter: defaultRetryAfter, Err: fmt.Errorf("introspection endpoint unknown: %w", err)}
+			return nil, unavailable("introspection endpoint unknown: %w", err)
 		}
 		endpoint = v.Endpoint()
 	}
@@ -614,7 +610,7 @@ func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (r *resp
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
 	if err != nil {
-		return nil, false, &UnavailableError{RetryAfter: defaultRetryAfter, Err: errors.New("cannot build introspection request")}
+		return nil, false, unavailable("cannot build introspection request")
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -641,7 +637,7 @@ func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (r *resp
 	v.log.Debug("introspection", "status", resp.StatusCode, "duration", time.Since(start))
 	if err != nil {
 		outcome = transportOutcome(ctx, err)
-		return nil, false, &UnavailableError{RetryAfter: defaultRetryAfter, Err: fmt.Errorf("reading introspection response: %w", err)}
+		return nil, false, unavailable("reading introspection response: %w", err)
 	}
 
 	switch code := resp.StatusCode; {

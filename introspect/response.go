@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 
 	sjson "github.com/segmentio/encoding/json"
@@ -199,12 +200,8 @@ func appendScopes(unmarshal unmarshalFunc, dst []string, m json.RawMessage) []st
 	if isNull(m) {
 		return dst
 	}
-	var s string
-	if err := unmarshal(m, &s); err == nil {
-		return addScopeTokens(dst, s)
-	}
-	var a []string
-	if err := unmarshal(m, &a); err != nil {
+	a, _, err := stringOrArray(unmarshal, m)
+	if err != nil {
 		return dst
 	}
 	for _, s := range a {
@@ -218,14 +215,7 @@ func addScopeTokens(dst []string, s string) []string {
 		if !scopes.ValidToken(f) {
 			continue
 		}
-		dup := false
-		for _, d := range dst {
-			if d == f {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if !slices.Contains(dst, f) {
 			dst = append(dst, f)
 		}
 	}

@@ -76,7 +76,7 @@ func TokenFromHeader(values []string) (string, error) {
 	default:
 		return "", &MalformedError{Reason: ReasonMultipleHeaders}
 	}
-	v := trimOWS(values[0])
+	v := strings.Trim(values[0], " \t")
 	if v == "" {
 		return "", &MalformedError{Reason: ReasonEmptyHeader}
 	}
@@ -152,17 +152,6 @@ func isB64TokenChar(c byte) bool {
 	return c < 128 && b64CharsHi&(1<<(c-64)) != 0
 }
 
-// trimOWS removes leading and trailing SP and HTAB.
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // TokenFromRequest returns the bearer token of r, which must be sent in the
 // Authorization header field (see [TokenFromHeader]).
 //
@@ -193,5 +182,5 @@ func TokenFromRequest(r *http.Request) (string, error) {
 // ct is application/x-www-form-urlencoded, ignoring parameters and case.
 func isFormContentType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(trimOWS(mt), "application/x-www-form-urlencoded")
+	return strings.EqualFold(strings.Trim(mt, " \t"), "application/x-www-form-urlencoded")
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // Error codes of the Bearer scheme (RFC 6750 §3.1), for [Challenge.Error] and
@@ -128,11 +130,11 @@ func encodeURLChars(s string) string {
 	return string(buf)
 }
 
-// joinScopes space-joins the values of scopes that are scope-tokens.
-func joinScopes(scopes []string) string {
+// joinScopes space-joins the values of list that are scope-tokens.
+func joinScopes(list []string) string {
 	var b strings.Builder
-	for _, s := range scopes {
-		if !isScopeToken(s) {
+	for _, s := range list {
+		if !scopes.ValidToken(s) {
 			continue
 		}
 		if b.Len() > 0 {
@@ -141,21 +143,6 @@ func joinScopes(scopes []string) string {
 		b.WriteString(s)
 	}
 	return b.String()
-}
-
-// isScopeToken reports whether s is a scope-token (RFC 6749 §3.3):
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func isScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // isErrorChar reports whether c may appear in "error" or "error_description"

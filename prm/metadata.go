@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // WellKnownPath is the well-known URI path suffix registered by RFC 9728 §3,
@@ -73,7 +74,7 @@ func NewMetadata(cfg Config) (*oauthex.ProtectedResourceMetadata, error) {
 		}
 	}
 	for i, s := range cfg.ScopesSupported {
-		if !isScopeToken(s) {
+		if !scopes.ValidToken(s) {
 			errs = append(errs, fmt.Errorf("scopes_supported[%d]: %q is not an RFC 6749 scope-token", i, s))
 		}
 	}
