@@ -74,7 +74,7 @@ func TestCheckAllGood(t *testing.T) {
 	wantLines(t, out,
 		"ok   configuration: every variable parses",
 		"ok   MCP_RESOURCE_URL="+checkResource+" uses https",
-		"ok   issuer metadata: "+strings.Replace(as.URL, "http://", "http://", 1)+"/.well-known/oauth-authorization-server answered",
+		"ok   issuer metadata: "+as.URL+"/.well-known/oauth-authorization-server answered",
 		fmt.Sprintf("ok   issuer: the metadata declares %q, equal to AUTH_ISSUER_URL", as.URL),
 		"ok   introspection_endpoint: "+as.IntrospectionURL()+" (discovered)",
 		"ok   registration_endpoint: ",
@@ -131,11 +131,16 @@ func TestCheckWrongSecret(t *testing.T) {
 	notIn(t, out, "not-the-secret", as.ClientSecret)
 }
 
+// With client_secret_post, refused credentials name the auth method in
+// use, and the right credentials are accepted (introspecttest reads both
+// methods, so a broken post would fail the first run).
 func TestCheckWrongAuthMethodPost(t *testing.T) {
-	// introspecttest accepts both methods; a server that only knows basic
-	// is simulated by refusing post.
 	as := introspecttest.New(t, introspecttest.WithMetadata(completeMetadata))
 	vars := externalVars(as)
+	vars["INTROSPECTION_AUTH_METHOD"] = "client_secret_post"
+	if code, out := runDoctor(t, vars); code != checkReady {
+		t.Fatalf("right credentials with client_secret_post: exit %d, want 0\n%s", code, out)
+	}
 	vars["INTROSPECTION_CLIENT_SECRET"] = "wrong"
 	vars["INTROSPECTION_AUTH_METHOD"] = "client_secret_post"
 	code, out := runDoctor(t, vars)

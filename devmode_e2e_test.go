@@ -520,7 +520,12 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 
 	// Refresh: wait until the access token has expired (by its Expiry, as
 	// the client sees it), then call again. The token source must refresh,
-	// and the gateway must accept the new token, with no consent.
+	// and the gateway must accept the new token, with no consent. Every
+	// authorization replaces the handler's token source, so the one read
+	// before the step-up would still hold the first token.
+	if ts, err = handler.TokenSource(ctx); err != nil || ts == nil {
+		t.Fatalf("token source after step-up: %v", err)
+	}
 	tok, err := ts.Token()
 	if err != nil {
 		t.Fatal(err)

@@ -78,9 +78,6 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s %s: %s, want %s", id, r.Target, r.Measured, r.Goal)
 		}
 	}
-	if !strings.Contains(out.String(), "verdict") {
-		t.Error("no table printed")
-	}
 	if os.Getenv("BENCH_STRICT") != "" && !ok {
 		t.Error("some enforced targets are not met (BENCH_STRICT)")
 	}

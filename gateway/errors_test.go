@@ -89,12 +89,16 @@ func TestJSONErrorsWrapper(t *testing.T) {
 			wantStatus: 202, wantBody: "",
 		},
 		{
+			// The first status decides: a later 500 must not start capturing
+			// a plain-text body that already went out as a 200.
 			name: "second WriteHeader is ignored",
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(204)
+				w.Header().Set("Content-Type", "text/plain")
+				w.WriteHeader(200)
 				w.WriteHeader(500)
+				_, _ = io.WriteString(w, "x")
 			},
-			wantStatus: 204, wantBody: "",
+			wantStatus: 200, wantBody: "x",
 		},
 	}
 	for _, tt := range tests {

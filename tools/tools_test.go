@@ -437,11 +437,36 @@ func TestNoTokenInfo(t *testing.T) {
 	}
 }
 
+// TestRegisterTwiceIsHarmless: registering again replaces the tools, it
+// does not add a second copy of each.
 func TestRegisterTwiceIsHarmless(t *testing.T) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 	for i := 0; i < 2; i++ {
 		if err := tools.Register(s, scopes.Default()); err != nil {
 			t.Fatalf("Register #%d: %v", i+1, err)
 		}
+	}
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := s.Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "client", Version: "1"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	if want := []string{scopes.CalculatorTool, scopes.WhoamiTool}; !slices.Equal(names, want) {
+		t.Errorf("tools after two registrations = %q, want %q", names, want)
 	}
 }
