@@ -3,13 +3,13 @@
 // performance targets (issue 4) with MET / NOT MET.
 //
 //	go run ./bench                 # full run (5s per throughput phase)
-//	go run ./bench -quick          # short run, as in CI
+//	go run ./bench -quick          # short run (CI runs TestQuickRun instead)
 //	go run ./bench -cpuprofile gw.prof -cpuprofile-baseline base.prof
 //
 // Everything talks over loopback. The load generator and a fake
 // authorization server run in this process; the servers under test (the
 // baseline, which is the Go SDK handler alone, the gateway wired as main.go
-// wires it, and a null server) run in child processes started from this
+// wires it, a null server and the SDK floor) run in child processes started from this
 // binary, on CPUs of their own (see proc.go). The cold-start target builds
 // and executes the real binary, and the cost-of-a-hit target runs the
 // introspect and gateway packages' own Go benchmarks in `go test`.

@@ -133,7 +133,8 @@ type Config struct {
 	StaleIfError time.Duration
 	// MaxConcurrency bounds the introspection calls in flight (requests
 	// waiting on another request's call for the same token do not count).
-	// When all are busy a new cache miss waits briefly (100ms at most),
+	// When all are busy a new cache miss waits briefly (half of Timeout,
+	// 2s at most),
 	// then fails with an *UnavailableError wrapping ErrOverloaded. Default
 	// DefaultMaxConcurrency.
 	MaxConcurrency int
