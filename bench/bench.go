@@ -78,38 +78,19 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if b.as, err = newFakeAS(resource); err != nil {
 		return nil, err
 	}
-	basePort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	baseAddr := "127.0.0.1:" + strconv.Itoa(basePort)
-	b.baseline, err = startChild(ctx, "baseline", b.plan,
-		serveOptions{Kind: "baseline", Addr: baseAddr, CPUProfile: o.CPUProfileBaseline}, "http://"+baseAddr+"/mcp")
-	if err != nil {
-		return nil, err
-	}
-	b.gw, err = startChild(ctx, "gateway", b.plan,
-		serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}, resource)
-	if err != nil {
-		return nil, err
-	}
-	nullPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	nullAddr := "127.0.0.1:" + strconv.Itoa(nullPort)
-	b.null, err = startChild(ctx, "null server", b.plan, serveOptions{Kind: "null", Addr: nullAddr, Issuer: b.as.URL}, "http://"+nullAddr+"/mcp")
-	if err != nil {
-		return nil, err
-	}
-	floorPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	floorAddr := "127.0.0.1:" + strconv.Itoa(floorPort)
-	b.sdkFloor, err = startChild(ctx, "SDK floor", b.plan, serveOptions{Kind: "sdkfloor", Addr: floorAddr, Issuer: b.as.URL}, "http://"+floorAddr+"/mcp")
-	if err != nil {
-		return nil, err
+	for _, s := range []struct {
+		c    **child
+		name string
+		so   serveOptions
+	}{
+		{&b.baseline, "baseline", serveOptions{Kind: "baseline", CPUProfile: o.CPUProfileBaseline}},
+		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
+		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
+		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
+	} {
+		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }

@@ -36,14 +36,12 @@ type fakeAS struct {
 
 	latency atomic.Int64 // time.Duration
 	calls   atomic.Int64
-	disc    atomic.Int64
 	late    lateness
 	holdSum atomic.Int64 // time.Duration, answers delayed by latency
 	holdN   atomic.Int64
 
 	basic string
 	srv   *http.Server
-	ln    net.Listener
 }
 
 func newFakeAS(audience string) (*fakeAS, error) {
@@ -54,7 +52,6 @@ func newFakeAS(audience string) (*fakeAS, error) {
 	as := &fakeAS{
 		URL:      "http://" + ln.Addr().String(),
 		audience: audience,
-		ln:       ln,
 		basic:    "Basic " + base64.StdEncoding.EncodeToString([]byte(asClientID+":"+asClientSecret)),
 	}
 	as.srv = &http.Server{Handler: as, ReadHeaderTimeout: 10 * time.Second}
@@ -75,14 +72,14 @@ func (as *fakeAS) SetLatency(d time.Duration) { as.latency.Store(int64(d)) }
 func (as *fakeAS) Calls() int64 { return as.calls.Load() }
 
 // TakeHold returns the mean time the delayed answers since the last call
-// were held (from the handler's start to the write of the answer), and how
-// many there were, and starts counting afresh.
-func (as *fakeAS) TakeHold() (mean time.Duration, n int64) {
+// were held (from the handler's start to the write of the answer), 0 if
+// there were none, and starts counting afresh.
+func (as *fakeAS) TakeHold() time.Duration {
 	sum, n := as.holdSum.Swap(0), as.holdN.Swap(0)
 	if n == 0 {
-		return 0, 0
+		return 0
 	}
-	return time.Duration(sum / n), n
+	return time.Duration(sum / n)
 }
 
 // lateness estimates how late this process's timers fire, so that the fake
@@ -133,7 +130,6 @@ func (as *fakeAS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/introspect":
 		as.introspect(w, r)
 	case "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration":
-		as.disc.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer":                 as.URL,

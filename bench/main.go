@@ -77,9 +77,7 @@ func main() {
 	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
 	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")
 	flag.BoolVar(&o.Verbose, "v", true, "print each phase's result as it finishes")
-	if serveChildIfAsked() {
-		return
-	}
+	serveChildIfAsked()
 	flag.Parse()
 	if o.Quick {
 		setIfDefault := func(name string, f func()) {

@@ -23,7 +23,6 @@ func heapAlloc() uint64 {
 
 // fillResult is what one fill of a fresh verifier measured.
 type fillResult struct {
-	Tokens   int
 	Heap     int64 // live heap growth caused by the fill
 	Cached   int   // tokens answered from the cache afterwards (-1: not counted)
 	Duration time.Duration
@@ -61,7 +60,7 @@ func (b *bench) fill(ctx context.Context, maxBytes int64, n int, ns string, coun
 		return fillResult{}, err
 	}
 	v.Wait()
-	r := fillResult{Tokens: n, Duration: time.Since(start), Cached: -1}
+	r := fillResult{Duration: time.Since(start), Cached: -1}
 	r.Heap = int64(heapAlloc()) - int64(before)
 
 	if count {

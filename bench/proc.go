@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -93,9 +92,9 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind       string // "baseline", "gateway" or "null"
-	Addr       string
-	Issuer     string // gateway: AUTH_ISSUER_URL; null: the fake AS
+	Kind       string // "baseline", "gateway", "null" or "sdkfloor"
+	Addr       string // listen address; startChild picks one if empty
+	Issuer     string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
 	Resource   string // gateway: MCP_RESOURCE_URL
 	CPUProfile string
 }
@@ -134,11 +133,11 @@ func (s serveOptions) env() []string {
 }
 
 // serveChildIfAsked serves, and then exits the process, when this process
-// is a child the bench started; otherwise it returns false.
-func serveChildIfAsked() bool {
+// is a child the bench started; otherwise it returns.
+func serveChildIfAsked() {
 	kind := os.Getenv(envServe)
 	if kind == "" {
-		return false
+		return
 	}
 	so := serveOptions{Kind: kind, Addr: os.Getenv(envAddr), Issuer: os.Getenv(envIssuer),
 		Resource: os.Getenv(envResource), CPUProfile: os.Getenv(envCPUProfile)}
@@ -147,13 +146,20 @@ func serveChildIfAsked() bool {
 		os.Exit(1)
 	}
 	os.Exit(0)
-	return true
 }
 
-// startChild runs this binary with -serve and waits until it has said it
-// is ready on fd 3. The child's stdout (the gateway's request log, as in
-// production) goes to /dev/null; its stderr is kept for error messages.
-func startChild(ctx context.Context, name string, plan cpuPlan, so serveOptions, url string) (*child, error) {
+// startChild runs this binary as a child (serveOptions travel in BENCH_SERVE*
+// variables) and waits until it has said it is ready on fd 3. It serves MCP
+// at so.Addr, a free loopback port if empty. The child's stdout (its
+// request log) goes to /dev/null; its stderr is kept for error messages.
+func startChild(ctx context.Context, name string, plan cpuPlan, so serveOptions) (*child, error) {
+	if so.Addr == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		so.Addr = "127.0.0.1:" + strconv.Itoa(port)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -169,7 +175,7 @@ func startChild(ctx context.Context, name string, plan cpuPlan, so serveOptions,
 		return nil, err
 	}
 	defer devnull.Close()
-	c := &child{Name: name, URL: url, exited: make(chan error, 1)}
+	c := &child{Name: name, URL: "http://" + so.Addr + "/mcp", exited: make(chan error, 1)}
 	c.cmd = exec.Command(self)
 	c.cmd.Env = so.env()
 	c.cmd.Stdout = devnull
@@ -228,10 +234,7 @@ func (c *child) Close() error {
 
 // serve is the child's side: it serves until SIGINT or SIGTERM.
 func serve(so serveOptions) error {
-	ready := os.NewFile(3, "ready")
-	if ready == nil {
-		return errors.New("children are started by the bench itself (fd 3 is its ready pipe)")
-	}
+	ready := os.NewFile(3, "ready") // the bench's ready pipe
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", so.Addr)

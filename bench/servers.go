@@ -50,9 +50,10 @@ func benchLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// prodLogger is main.go's logger: JSON, level info, on stdout (which the
-// bench points at /dev/null), so that a served request pays for its log
-// line as it does in production.
+// prodLogger is main.go's logger (JSON, level info), on stdout rather than
+// stderr because the bench points a child's stdout at /dev/null and keeps
+// its stderr for errors; a served request pays for its log line as it does
+// in production.
 func prodLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

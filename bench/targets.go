@@ -192,11 +192,11 @@ func (b *bench) coalescing(ctx context.Context) error {
 // --- target 4: cache-hostile load -----------------------------------------
 
 func (b *bench) hostile(ctx context.Context) error {
-	if err := b.hostileRun(ctx, b.o.Conns, "4", b.enforceTiming()); err != nil {
+	if err := b.hostileRun(ctx, b.o.Conns, "4"); err != nil {
 		return err
 	}
 	if b.o.LowConns > 0 && b.o.LowConns != b.o.Conns {
-		return b.hostileRun(ctx, b.o.LowConns, "4'", b.enforceTiming())
+		return b.hostileRun(ctx, b.o.LowConns, "4'")
 	}
 	return nil
 }
@@ -209,7 +209,8 @@ func (b *bench) hostile(ctx context.Context) error {
 // path, noise on a shared machine drifts over seconds, so each gateway
 // phase is compared with the floors measured just before it, and the
 // medians over the rounds are judged.
-func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bool) error {
+func (b *bench) hostileRun(ctx context.Context, conns int, id string) error {
+	enforce := b.enforceTiming()
 	lat, rounds := b.o.HostileLat, max(1, b.o.HostileRounds)
 	fmt.Fprintf(b.out, "[%s] cache-hostile: every request a new valid token, AS latency %v, %d conns, %v per phase, %d round(s)\n", id, lat, conns, b.o.Duration, rounds)
 	// run measures one server; it returns the result, the introspection
@@ -232,7 +233,7 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string, enforce bo
 			return nil, 0, 0, err
 		}
 		calls := b.as.Calls() - before
-		hold, _ := b.as.TakeHold()
+		hold := b.as.TakeHold()
 		b.logf("%-8s %s; introspection calls %d, AS held each %s on average; %s", c.Name, res, calls, ms(hold), b.phaseCPU(cpu0))
 		for _, s := range res.ErrorSamples {
 			b.logf("         error: %s", s)
