@@ -382,13 +382,7 @@ func checkCredentials(ctx context.Context, r *report, v *introspect.Verifier, cf
 // checkPRM is check 6: the protected resource metadata the gateway will
 // serve, and its consistency with the issuer metadata.
 func checkPRM(r *report, cfg *config, md *probedMetadata) {
-	doc, err := prm.NewMetadata(prm.Config{
-		Resource:              cfg.ResourceURL,
-		AuthorizationServers:  []string{cfg.IssuerURL},
-		ScopesSupported:       cfg.ScopesSupported,
-		ResourceName:          cfg.ResourceName,
-		ResourceDocumentation: cfg.ResourceDocumentation,
-	})
+	doc, err := prm.NewMetadata(cfg.gatewayConfig().PRM())
 	if err != nil {
 		r.fail("protected resource metadata: %v", err)
 		return

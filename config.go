@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -350,6 +351,30 @@ func (e env) validate() (*config, error) {
 func (c *config) resolveResource(port int) {
 	if c.ResourceURL == "" {
 		c.ResourceURL = fmt.Sprintf("http://localhost:%d/mcp", port)
+	}
+}
+
+// gatewayConfig is the gateway's configuration from the environment; the
+// caller adds what is built at run time (verifier, policy, logger, mounts,
+// metrics).
+func (c *config) gatewayConfig() gateway.Config {
+	return gateway.Config{
+		Resource:              c.ResourceURL,
+		AuthorizationServers:  []string{c.IssuerURL},
+		ScopesSupported:       c.ScopesSupported,
+		ResourceName:          c.ResourceName,
+		ResourceDocumentation: c.ResourceDocumentation,
+		AllowedOrigins:        c.AllowedOrigins,
+		Stateless:             c.Stateless,
+		JSONResponse:          c.JSONResponse,
+		SessionTimeout:        c.SessionTimeout,
+		ScopeChallenge:        c.ScopeChallenge,
+		MaxBodyBytes:          c.MaxBodyBytes,
+		ClockSkew:             c.ClockSkew,
+		ServeMetrics:          c.MetricsPort == 0,
+		MaxSessions:           c.MaxSessions,
+		MaxStreams:            c.MaxStreams,
+		ClientIPHeader:        c.ClientIPHeader,
 	}
 }
 

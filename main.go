@@ -100,29 +100,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	}
 	defer verifier.Close()
 
-	gw, err := gateway.New(gateway.Config{
-		Resource:              cfg.ResourceURL,
-		AuthorizationServers:  []string{cfg.IssuerURL},
-		ScopesSupported:       cfg.ScopesSupported,
-		ResourceName:          cfg.ResourceName,
-		ResourceDocumentation: cfg.ResourceDocumentation,
-		AllowedOrigins:        cfg.AllowedOrigins,
-		Stateless:             cfg.Stateless,
-		JSONResponse:          cfg.JSONResponse,
-		SessionTimeout:        cfg.SessionTimeout,
-		ScopeChallenge:        cfg.ScopeChallenge,
-		MaxBodyBytes:          cfg.MaxBodyBytes,
-		ClockSkew:             cfg.ClockSkew,
-		Verifier:              verifier,
-		Policy:                scopes.Default(),
-		Logger:                logger,
-		Mounts:                mounts,
-		Metrics:               m,
-		ServeMetrics:          cfg.MetricsPort == 0,
-		MaxSessions:           cfg.MaxSessions,
-		MaxStreams:            cfg.MaxStreams,
-		ClientIPHeader:        cfg.ClientIPHeader,
-	})
+	gwCfg := cfg.gatewayConfig()
+	gwCfg.Verifier = verifier
+	gwCfg.Policy = scopes.Default()
+	gwCfg.Logger = logger
+	gwCfg.Mounts = mounts
+	gwCfg.Metrics = m
+	gw, err := gateway.New(gwCfg)
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}
 	}

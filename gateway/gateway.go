@@ -130,6 +130,18 @@ type Gateway struct {
 	requestIDs *requestIDs
 }
 
+// PRM is the RFC 9728 protected resource metadata configuration the
+// gateway serves (the configuration doctor builds the same document).
+func (c Config) PRM() prm.Config {
+	return prm.Config{
+		Resource:              c.Resource,
+		AuthorizationServers:  c.AuthorizationServers,
+		ScopesSupported:       c.ScopesSupported,
+		ResourceName:          c.ResourceName,
+		ResourceDocumentation: c.ResourceDocumentation,
+	}
+}
+
 // New validates cfg and builds the gateway.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Policy == nil {
@@ -160,13 +172,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ScopeChallenge != ScopeChallengeHTTP && cfg.ScopeChallenge != ScopeChallengeTool {
 		errs = append(errs, fmt.Errorf("gateway: scope challenge mode %q is neither %q nor %q", cfg.ScopeChallenge, ScopeChallengeHTTP, ScopeChallengeTool))
 	}
-	md, err := prm.NewMetadata(prm.Config{
-		Resource:              cfg.Resource,
-		AuthorizationServers:  cfg.AuthorizationServers,
-		ScopesSupported:       cfg.ScopesSupported,
-		ResourceName:          cfg.ResourceName,
-		ResourceDocumentation: cfg.ResourceDocumentation,
-	})
+	md, err := prm.NewMetadata(cfg.PRM())
 	if err != nil {
 		errs = append(errs, err)
 	}
