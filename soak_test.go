@@ -14,8 +14,6 @@ package main
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -45,12 +43,6 @@ type soakToken struct {
 	exp     time.Time // for expiring tokens
 	revoked time.Time // for revoked tokens, once revoked
 	mu      sync.Mutex
-}
-
-func soakRandomToken() string {
-	b := make([]byte, 32)
-	crand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func TestSoak(t *testing.T) {
@@ -92,7 +84,7 @@ func TestSoak(t *testing.T) {
 		addToken(&soakToken{token: as.Issue(fmt.Sprintf("user-%d", i), []string{"op"}, g.Resource, 24*time.Hour), kind: "valid"})
 	}
 	for range 50 {
-		addToken(&soakToken{token: soakRandomToken(), kind: "invalid"})
+		addToken(&soakToken{token: randomToken(), kind: "invalid"})
 	}
 
 	var (

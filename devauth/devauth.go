@@ -266,9 +266,6 @@ func (s *Server) Paths() []string {
 // endpoint accepts.
 func (s *Server) IntrospectionCredentials() (id, secret string) { return s.introID, s.introSec }
 
-// Issuer returns the issuer identifier.
-func (s *Server) Issuer() string { return s.issuer }
-
 // MetadataURL returns the RFC 8414 path-inserted metadata URL.
 func (s *Server) MetadataURL() string {
 	u, _ := url.Parse(s.issuer)

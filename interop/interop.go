@@ -56,17 +56,10 @@ const (
 	TestClientRedirectURI = "http://127.0.0.1/callback"
 )
 
-// ResourceScopes are the scopes the provider grants for every configured
-// resource.
-var ResourceScopes = []string{"op:add", "op:sub", "op:mult", "op:div", "op"}
-
 // Provider is a running oidc-provider.
 type Provider struct {
 	// Issuer is the issuer identifier and base URL, http://127.0.0.1:<port>.
 	Issuer string
-	// ResourceURLs are the resource indicators the provider issues tokens for;
-	// the first is the default when a client sends none.
-	ResourceURLs []string
 	// IntrospectionClientID and IntrospectionClientSecret authenticate
 	// (client_secret_basic) to the introspection and revocation endpoints.
 	IntrospectionClientID, IntrospectionClientSecret string
@@ -234,7 +227,6 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 
 	p := &Provider{
 		Issuer:                    hello.Issuer,
-		ResourceURLs:              append([]string(nil), resourceURLs...),
 		IntrospectionClientID:     DefaultIntrospectionClientID,
 		IntrospectionClientSecret: DefaultIntrospectionClientSecret,
 		issuerURL:                 issuerURL,
