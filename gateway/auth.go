@@ -103,20 +103,17 @@ func (g *Gateway) refuse(c echo.Context, err error) {
 	setAuth(c, authUnavailable)
 	retry := defaultRetryAfter
 	var unavailable *introspect.UnavailableError
+	if errors.As(err, &unavailable) && unavailable.RetryAfter > 0 {
+		retry = unavailable.RetryAfter
+	}
 	var clientAuth *introspect.ClientAuthError
 	desc := "the authorization server could not be reached to verify the token; try again later"
 	switch {
 	case errors.Is(err, introspect.ErrOverloaded):
 		// Load shedding (counted in introspection_shed_total); the
 		// request log line says auth=unavailable.
-		if errors.As(err, &unavailable) && unavailable.RetryAfter > 0 {
-			retry = unavailable.RetryAfter
-		}
 		desc = "the gateway is overloaded and could not verify the token; try again later"
-	case errors.As(err, &unavailable):
-		if unavailable.RetryAfter > 0 {
-			retry = unavailable.RetryAfter
-		}
+	case unavailable != nil:
 		g.cfg.Logger.Warn("authorization server unavailable", "error", err)
 	case errors.As(err, &clientAuth):
 		g.cfg.Logger.Error("introspection credentials rejected by the authorization server: check INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET", "status", clientAuth.StatusCode)

@@ -91,13 +91,6 @@ type rpcMessage struct {
 	} `json:"params"`
 }
 
-// RequiredScopes returns the scopes the JSON-RPC message (or batch) in body
-// needs according to policy. A body that does not parse needs none here:
-// the SDK rejects it with a JSON-RPC parse error, and nothing runs.
-func RequiredScopes(policy *scopes.Policy, body []byte) []string {
-	return requiredScopes(policy, parseRPC(body))
-}
-
 // parseRPC decodes the JSON-RPC message or batch in body as far as the
 // scope check needs; nil when it does not parse.
 //
@@ -135,6 +128,10 @@ func parseRPC(body []byte) []rpcMessage {
 	return []rpcMessage{m}
 }
 
+// requiredScopes returns the scopes the JSON-RPC messages (one, or a
+// batch, from parseRPC) need according to policy. A body that does not
+// parse needs none here: the SDK rejects it with a JSON-RPC parse error,
+// and nothing runs.
 func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
 	var out []string
 	for _, m := range msgs {

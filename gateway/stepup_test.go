@@ -69,8 +69,8 @@ func TestRequiredScopes(t *testing.T) {
 	p := scopes.Default()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := RequiredScopes(p, []byte(tt.body)); !slices.Equal(got, tt.want) {
-				t.Errorf("RequiredScopes(%s) = %q, want %q", tt.body, got, tt.want)
+			if got := requiredScopes(p, parseRPC([]byte(tt.body))); !slices.Equal(got, tt.want) {
+				t.Errorf("requiredScopes(%s) = %q, want %q", tt.body, got, tt.want)
 			}
 		})
 	}
@@ -81,9 +81,9 @@ func TestRequiredScopes(t *testing.T) {
 // HTTP step-up.
 func TestRequiredScopesBatchWithOddMember(t *testing.T) {
 	body := `[{"jsonrpc":"2.0","method":"notifications/progress","params":[1,2]},` + rpcCall(2, "divide") + `]`
-	got := RequiredScopes(scopes.Default(), []byte(body))
+	got := requiredScopes(scopes.Default(), parseRPC([]byte(body)))
 	if !slices.Equal(got, []string{"op:div"}) {
-		t.Errorf("RequiredScopes(%s) = %q, want [op:div]", body, got)
+		t.Errorf("requiredScopes(%s) = %q, want [op:div]", body, got)
 	}
 }
 
@@ -103,17 +103,17 @@ func FuzzRequiredScopes(f *testing.F) {
 	p := scopes.Default()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orig := slices.Clone(body)
-		got := RequiredScopes(p, body)
+		got := requiredScopes(p, parseRPC(body))
 		if !slices.Equal(orig, body) {
-			t.Fatalf("RequiredScopes modified its input")
+			t.Fatalf("requiredScopes modified its input")
 		}
 		seen := map[string]bool{}
 		for _, s := range got {
 			if !slices.Contains(valid, s) {
-				t.Fatalf("RequiredScopes(%q) returned unknown scope %q", body, s)
+				t.Fatalf("requiredScopes(%q) returned unknown scope %q", body, s)
 			}
 			if seen[s] {
-				t.Fatalf("RequiredScopes(%q) returned %q twice", body, s)
+				t.Fatalf("requiredScopes(%q) returned %q twice", body, s)
 			}
 			seen[s] = true
 		}
@@ -123,7 +123,7 @@ func FuzzRequiredScopes(f *testing.F) {
 		if len(got) > 0 {
 			var first any
 			if _, err := segjson.Parse(bytes.TrimLeft(body, " \t\r\n"), &first, segjson.DontMatchCaseInsensitiveStructFields); err != nil {
-				t.Fatalf("RequiredScopes(%q) = %q, but its first JSON value does not parse: %v", body, got, err)
+				t.Fatalf("requiredScopes(%q) = %q, but its first JSON value does not parse: %v", body, got, err)
 			}
 		}
 	})

@@ -566,13 +566,10 @@ func (v *Verifier) storeRefusal(e *entry, now time.Time) {
 // ms) when the connection failed before any response, and interprets the
 // answer's status and body.
 func (v *Verifier) introspect(ctx context.Context, token string) (*response, error) {
-	endpoint := v.Endpoint()
-	if endpoint == "" {
-		if err := v.Discover(ctx); err != nil {
-			return nil, unavailable("introspection endpoint unknown: %w", err)
-		}
-		endpoint = v.Endpoint()
+	if err := v.Discover(ctx); err != nil { // at once when already known
+		return nil, unavailable("introspection endpoint unknown: %w", err)
 	}
+	endpoint := v.Endpoint()
 
 	// §2.1: POST, form-encoded, "token" plus the optional "token_type_hint".
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
