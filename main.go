@@ -111,15 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		return &configError{problems: []string{err.Error()}}
 	}
 
-	srv := &http.Server{
-		Handler: gw.Handler(),
-		// Bounds on what a slow or hostile client can hold open.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := gateway.NewHTTPServer(gw.Handler(), logger)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/gateway"
 )
 
 // asCaller makes the one introspection call a never-seen token needs, as
@@ -85,7 +87,7 @@ func nullServer(asURL string) *http.Server {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"content":[{"type":"text","text":"`+sum+`"}],"structuredContent":{"result":`+sum+`},"isError":false}}`)
 	})
-	return httpServer(h, benchLogger())
+	return gateway.NewHTTPServer(h, benchLogger())
 }
 
 // sdkFloorServer is the floor of the cache-hostile target for any gateway
@@ -107,5 +109,5 @@ func sdkFloorServer(asURL string, logger *slog.Logger) (*http.Server, error) {
 		}
 		base.ServeHTTP(w, r)
 	})
-	return httpServer(h, logger), nil
+	return gateway.NewHTTPServer(h, logger), nil
 }

@@ -32,18 +32,6 @@ const (
 	defSessionTimeout   = 30 * time.Minute
 )
 
-// httpServer mirrors the http.Server main.go builds.
-func httpServer(h http.Handler, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-}
-
 // benchLogger is main.go's logger (JSON, level info) writing nowhere, for
 // the verifiers the memory target builds in the load generator's process.
 func benchLogger() *slog.Logger {
@@ -130,7 +118,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 		v.Close()
 		return nil, nil, err
 	}
-	return httpServer(gw.Handler(), logger), v, nil
+	return gateway.NewHTTPServer(gw.Handler(), logger), v, nil
 }
 
 // baselineServer is the baseline: the Go SDK's Streamable HTTP handler
@@ -152,7 +140,7 @@ func baselineServer(logger *slog.Logger) (*http.Server, error) {
 		return nil, err
 	}
 	// No router either: the handler serves every path.
-	return httpServer(h, logger), nil
+	return gateway.NewHTTPServer(h, logger), nil
 }
 
 // baselineHandler is the baseline server's handler.
