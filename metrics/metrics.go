@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 const namespace = "mcp_gateway"
@@ -52,8 +53,8 @@ var introspectionOutcomes = []string{
 var shedReasons = []string{"concurrency", "rate", Other}
 
 var (
-	tools        = []string{"calculator", "whoami", Other}
-	operations   = []string{"add", "subtract", "multiply", "divide", "none", Other}
+	tools        = []string{scopes.CalculatorTool, scopes.WhoamiTool, Other}
+	operations   = append(scopes.Operations(), "none", Other)
 	toolOutcomes = []string{"ok", "tool_error", "protocol_error", Other}
 )
 
