@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,11 +20,8 @@ const checkResource = "https://calc.example.com/mcp"
 // and returns its exit status and output.
 func runDoctor(t *testing.T, vars map[string]string) (int, string) {
 	t.Helper()
-	t.Setenv(checkTokenEnv, "")
-	os.Unsetenv(checkTokenEnv)
-	setEnv(t, vars)
 	var out bytes.Buffer
-	code := check(t.Context(), &out)
+	code := doctor(t.Context(), newReport(&out), envOf(vars))
 	t.Logf("mcp-gateway check (exit %d):\n%s", code, out.String())
 	return code, out.String()
 }
@@ -312,38 +308,37 @@ func TestCheckToken(t *testing.T) {
 
 func runDoctorWithToken(t *testing.T, vars map[string]string, token string) (int, string) {
 	t.Helper()
-	setEnv(t, vars)
-	t.Setenv(checkTokenEnv, token)
+	vars[checkTokenEnv] = token
 	var out bytes.Buffer
-	code := check(t.Context(), &out)
+	code := doctor(t.Context(), newReport(&out), envOf(vars))
 	t.Logf("mcp-gateway check (exit %d):\n%s", code, out.String())
 	return code, out.String()
 }
 
 func TestCheckThroughRun(t *testing.T) {
 	as := introspecttest.New(t, introspecttest.WithMetadata(completeMetadata))
-	setEnv(t, externalVars(as))
+	vars := externalVars(as)
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"check"}, &stdout, &stderr, nil); err != nil {
+	if err := run(t.Context(), []string{"check"}, envOf(vars), &stdout, &stderr, nil); err != nil {
 		t.Fatalf("run check: %v\n%s", err, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "READY") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 
-	t.Setenv("INTROSPECTION_CLIENT_SECRET", "wrong")
+	vars["INTROSPECTION_CLIENT_SECRET"] = "wrong"
 	stdout.Reset()
 	var cf *checkFailedError
-	if err := run(t.Context(), []string{"check"}, &stdout, &stderr, nil); !errors.As(err, &cf) {
+	if err := run(t.Context(), []string{"check"}, envOf(vars), &stdout, &stderr, nil); !errors.As(err, &cf) {
 		t.Fatalf("run check with a wrong secret: %v, want *checkFailedError", err)
 	}
 
-	t.Setenv("PORT", "x")
+	vars["PORT"] = "x"
 	var ce *configError
-	if err := run(t.Context(), []string{"check"}, &stdout, &stderr, nil); !errors.As(err, &ce) {
+	if err := run(t.Context(), []string{"check"}, envOf(vars), &stdout, &stderr, nil); !errors.As(err, &ce) {
 		t.Fatalf("run check with a bad PORT: %v, want *configError", err)
 	}
-	if err := run(t.Context(), []string{"check", "extra"}, &stdout, &stderr, nil); !errors.As(err, &ce) {
+	if err := run(t.Context(), []string{"check", "extra"}, envOf(vars), &stdout, &stderr, nil); !errors.As(err, &ce) {
 		t.Fatalf("run check extra: %v, want *configError", err)
 	}
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -21,7 +24,8 @@ import (
 // env is the configuration contract: every variable the gateway reads, with
 // its default. Values are read as text and parsed by config.validate, so
 // that one run reports every problem at once (envconfig stops at the first
-// value it cannot parse). .env.example documents each variable.
+// value it cannot parse). .env.example documents each variable, and a test
+// checks it against this struct.
 type env struct {
 	Port string `envconfig:"PORT" default:"8080"`
 	Host string `envconfig:"HOST"`
@@ -129,13 +133,52 @@ func (e *configError) Error() string {
 	return "invalid configuration:\n  - " + strings.Join(e.problems, "\n  - ")
 }
 
-// loadConfig reads the process environment.
-func loadConfig() (*config, error) {
-	var raw env
-	if err := envconfig.Process("", &raw); err != nil {
-		return nil, &configError{problems: []string{err.Error()}}
+// LookupEnv reads one environment variable, as os.LookupEnv does. The
+// gateway reads its environment only through one, so that tests (and
+// embedders) can hand it any environment without touching the process's.
+type LookupEnv func(name string) (value string, ok bool)
+
+// envVar is one variable of the contract.
+type envVar struct {
+	Field, Name, Default string
+}
+
+// envVars lists the configuration contract, as envconfig reads env's struct
+// tags: the one list of variables, which .env.example and the README are
+// checked against.
+func envVars() []envVar {
+	var b strings.Builder
+	tmpl := template.Must(template.New("vars").Parse(`{{range .}}{{.Name}}	{{.Key}}	{{.Tags.Get "default"}}
+{{end}}`))
+	if err := envconfig.Usaget("", &env{}, &b, tmpl); err != nil {
+		panic("env's struct tags are invalid: " + err.Error()) // a programming error, caught by every test
 	}
-	return raw.validate()
+	var out []envVar
+	for line := range strings.Lines(b.String()) {
+		f := strings.SplitN(strings.TrimSuffix(line, "\n"), "\t", 3)
+		out = append(out, envVar{Field: f[0], Name: f[1], Default: f[2]})
+	}
+	return out
+}
+
+// readEnv fills an env from lookup: a variable that is set is taken as it
+// is (even if empty, as envconfig does), one that is not gets its default.
+func readEnv(lookup LookupEnv) env {
+	var e env
+	rv := reflect.ValueOf(&e).Elem()
+	for _, v := range envVars() {
+		val, ok := lookup(v.Name)
+		if !ok {
+			val = v.Default
+		}
+		rv.FieldByName(v.Field).SetString(val)
+	}
+	return e
+}
+
+// loadConfig reads and validates the configuration.
+func loadConfig(lookup LookupEnv) (*config, error) {
+	return readEnv(lookup).validate()
 }
 
 type problems []string
@@ -186,20 +229,16 @@ func (p *problems) integer(name, v string, min, max int64) int64 {
 	return n
 }
 
-// url checks an absolute http(s) URL; http is allowed only for loopback
-// hosts, because a token or client secret sent over plain HTTP to anything
-// else can be read on the way.
-func (p *problems) url(name, v string) {
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		p.addf("%s=%q is not an absolute http(s) URL", name, v)
-		return
+// url checks a URL the gateway sends secrets or tokens to, or that names a
+// server (urlrule: https, or http only on loopback). identifier adds "no
+// query" (an issuer, RFC 8414 §2; the resource, RFC 9728).
+func (p *problems) url(name, v string, identifier bool) {
+	check := urlrule.Server
+	if identifier {
+		check = urlrule.Identifier
 	}
-	if u.Scheme == "http" && !loopback.Host(u.Hostname()) {
-		p.addf("%s=%q must use https (http is accepted only for localhost and loopback addresses)", name, v)
-	}
-	if u.Fragment != "" || u.RawQuery != "" {
-		p.addf("%s=%q must not have a query or fragment", name, v)
+	if _, err := check(v); err != nil {
+		p.addf("%s=%v", name, err)
 	}
 }
 
@@ -265,7 +304,7 @@ func (e env) validate() (*config, error) {
 		c.ScopesSupported = sc
 	}
 	if c.ResourceURL != "" {
-		p.url("MCP_RESOURCE_URL", c.ResourceURL)
+		p.url("MCP_RESOURCE_URL", c.ResourceURL, true)
 	}
 	if c.ResourceDocumentation != "" {
 		if u, err := url.Parse(c.ResourceDocumentation); err != nil || !u.IsAbs() {
@@ -327,9 +366,9 @@ func (e env) validate() (*config, error) {
 			p.addf("HOST=%q is not a loopback address: development mode (no AUTH_ISSUER_URL) has no real login and listens on loopback only; set DEV_AUTH_ALLOW_PUBLIC=true to expose it anyway (for example through a tunnel)", c.Host)
 		}
 	} else {
-		p.url("AUTH_ISSUER_URL", c.IssuerURL)
+		p.url("AUTH_ISSUER_URL", c.IssuerURL, true)
 		if c.IntrospectionURL != "" {
-			p.url("INTROSPECTION_URL", c.IntrospectionURL)
+			p.url("INTROSPECTION_URL", c.IntrospectionURL, false)
 		}
 		if c.IntrospectionClientID == "" {
 			p.addf("INTROSPECTION_CLIENT_ID is required with AUTH_ISSUER_URL: the gateway authenticates to the introspection endpoint with it")

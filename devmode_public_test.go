@@ -27,13 +27,11 @@ func TestPublicDevModeWarnsRepeatedly(t *testing.T) {
 }
 
 func TestDevModeRefusesPublicHostWithoutOptIn(t *testing.T) {
-	setEnv(t, map[string]string{"HOST": "0.0.0.0"})
-	_, err := loadConfig()
+	_, err := loadConfig(envOf(map[string]string{"HOST": "0.0.0.0"}))
 	if err == nil || !strings.Contains(err.Error(), "DEV_AUTH_ALLOW_PUBLIC") {
 		t.Fatalf("err = %v, want a refusal naming DEV_AUTH_ALLOW_PUBLIC", err)
 	}
-	setEnv(t, map[string]string{"HOST": "0.0.0.0", "DEV_AUTH_ALLOW_PUBLIC": "true"})
-	if _, err := loadConfig(); err != nil {
+	if _, err := loadConfig(envOf(map[string]string{"HOST": "0.0.0.0", "DEV_AUTH_ALLOW_PUBLIC": "true"})); err != nil {
 		t.Fatalf("with DEV_AUTH_ALLOW_PUBLIC=true: %v", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,27 +26,12 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
-// contractVars is every variable the gateway reads; startGateway clears
-// them all so the developer's own environment cannot leak into a test.
-var contractVars = []string{
-	"PORT", "HOST", "MCP_RESOURCE_URL", "RESOURCE_NAME", "RESOURCE_DOCUMENTATION", "SCOPES_SUPPORTED",
-	"AUTH_ISSUER_URL", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET",
-	"INTROSPECTION_AUTH_METHOD", "INTROSPECTION_TIMEOUT", "ACCEPTED_AUDIENCES", "ALLOW_MISSING_AUDIENCE",
-	"CLOCK_SKEW", "CACHE_MAX_TTL", "CACHE_NEGATIVE_TTL", "CACHE_MAX_BYTES", "MCP_STATELESS",
-	"MCP_JSON_RESPONSE", "MCP_SESSION_TIMEOUT", "SCOPE_CHALLENGE", "ALLOWED_ORIGINS", "MAX_BODY_BYTES",
-	"SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT", "DEV_AUTH_ALLOW_PUBLIC", "DEV_AUTH_TOKEN_TTL",
-	"STALE_IF_ERROR", "INTROSPECTION_MAX_CONCURRENCY", "INTROSPECTION_CLIENT_RATE", "INTROSPECTION_CLIENT_BURST",
-	"CLIENT_IP_HEADER", "MCP_MAX_SESSIONS", "MCP_MAX_STREAMS", "METRICS_PORT", "CHECK_TOKEN",
-}
-
-func setEnv(t *testing.T, vars map[string]string) {
-	t.Helper()
-	for _, k := range contractVars {
-		t.Setenv(k, "") // registers the restore
-		os.Unsetenv(k)
-	}
-	for k, v := range vars {
-		t.Setenv(k, v)
+// envOf is an environment holding exactly vars: nothing from the process's
+// own environment (the developer's, or CI's) can reach a test's gateway.
+func envOf(vars map[string]string) LookupEnv {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
 	}
 }
 
@@ -68,12 +52,11 @@ func startGateway(t *testing.T, vars map[string]string) *gatewayUnderTest {
 	for k, v := range vars {
 		all[k] = v
 	}
-	setEnv(t, all)
 	g := &gatewayUnderTest{Logs: &syncbuf.Buffer{}, Stdout: &syncbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, g.Stdout, g.Logs, func(u string) { started <- u }) }()
+	go func() { done <- run(ctx, nil, envOf(all), g.Stdout, g.Logs, func(u string) { started <- u }) }()
 	select {
 	case g.BaseURL = <-started:
 	case err := <-done:
@@ -664,7 +647,7 @@ func TestHealthAndJSONErrors(t *testing.T) {
 }
 
 func TestConfigurationErrorsListedAtOnce(t *testing.T) {
-	setEnv(t, map[string]string{
+	env := envOf(map[string]string{
 		"AUTH_ISSUER_URL":       "http://idp.example.com",
 		"PORT":                  "eighty",
 		"CACHE_MAX_TTL":         "forever",
@@ -673,7 +656,7 @@ func TestConfigurationErrorsListedAtOnce(t *testing.T) {
 		"MCP_RESOURCE_URL":      "ftp://x",
 		"INTROSPECTION_TIMEOUT": "1ms",
 	})
-	err := run(context.Background(), nil, io.Discard, io.Discard, nil)
+	err := run(context.Background(), nil, env, io.Discard, io.Discard, nil)
 	var ce *configError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a configuration error", err)

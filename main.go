@@ -22,20 +22,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/mcp-gateway/mcp-gateway/devauth"
 	"github.com/mcp-gateway/mcp-gateway/gateway"
+	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
+	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
-
-	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 func main() {
 	// Fly.io stops machines with SIGINT, Kubernetes and Docker with SIGTERM.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "mcp-gateway:", err)
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -46,16 +49,17 @@ func main() {
 }
 
 // run starts the gateway and serves until ctx is cancelled, then shuts down
-// gracefully. onListen, when not nil, is called with the base URL once the
-// listener is bound; tests use it to start the whole server in-process.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen func(baseURL string)) error {
+// gracefully. It reads its configuration only through lookup. onListen,
+// when not nil, is called with the base URL once the listener is bound;
+// tests use it to start the whole server in-process.
+func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io.Writer, onListen func(baseURL string)) error {
 	if len(args) > 0 && args[0] == "check" {
-		return runCheck(ctx, args[1:], stdout) // configuration doctor, check.go
+		return runCheck(ctx, args[1:], lookup, stdout) // configuration doctor, check.go
 	}
 	if len(args) > 0 {
 		return &configError{problems: []string{fmt.Sprintf("unexpected arguments %q: the gateway is configured by environment variables (see .env.example)", args)}}
 	}
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return err
 	}
@@ -69,7 +73,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	port := ln.Addr().(*net.TCPAddr).Port
 	cfg.resolveResource(port)
 
-	m := metrics.New()
+	m := metrics.New(metrics.Labels{
+		AuthOutcomes: labelValues(gateway.AllAuthOutcomes()),
+		Tools:        []string{scopes.CalculatorTool, scopes.WhoamiTool},
+		Operations:   scopes.Operations(),
+	})
 	var mounts []gateway.Mount
 	if cfg.DevMode {
 		issuer, err := devIssuer(cfg.ResourceURL)
@@ -92,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	}
 
 	ic := cfg.introspectConfig()
+	ic.KnownScopes = append(scopes.All(), scopes.Parent)
 	ic.Observer = m
 	ic.Logger = logger.With("component", "introspect")
 	verifier, err := introspect.New(ctx, ic)
@@ -100,9 +109,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 	}
 	defer verifier.Close()
 
+	policy := scopes.Default()
+	server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
+	if err := tools.Register(server, policy); err != nil {
+		return err
+	}
+
 	gwCfg := cfg.gatewayConfig()
 	gwCfg.Verifier = verifier
-	gwCfg.Policy = scopes.Default()
+	gwCfg.Server = server
+	gwCfg.Policy = policy
 	gwCfg.Logger = logger
 	gwCfg.Mounts = mounts
 	gwCfg.Metrics = m
@@ -111,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, onListen 
 		return &configError{problems: []string{err.Error()}}
 	}
 
-	srv := gateway.NewHTTPServer(gw.Handler(), logger)
+	srv := httpserver.New(gw.Handler(), logger)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -198,6 +214,15 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// labelValues turns a vocabulary into metric label values.
+func labelValues[S ~string](vs []S) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
 }
 
 func displayHost(h string) string {

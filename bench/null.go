@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/gateway"
+	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 )
 
 // asCaller makes the one introspection call a never-seen token needs, as
@@ -87,7 +87,7 @@ func nullServer(asURL string) *http.Server {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"content":[{"type":"text","text":"`+sum+`"}],"structuredContent":{"result":`+sum+`},"isError":false}}`)
 	})
-	return gateway.NewHTTPServer(h, benchLogger())
+	return httpserver.New(h, benchLogger())
 }
 
 // sdkFloorServer is the floor of the cache-hostile target for any gateway
@@ -109,5 +109,5 @@ func sdkFloorServer(asURL string, logger *slog.Logger) (*http.Server, error) {
 		}
 		base.ServeHTTP(w, r)
 	})
-	return gateway.NewHTTPServer(h, logger), nil
+	return httpserver.New(h, logger), nil
 }

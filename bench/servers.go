@@ -13,6 +13,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/gateway"
+	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
+	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -88,9 +90,18 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 // .env.example); resource is its MCP_RESOURCE_URL. It returns once
 // discovery is done, as main.go's /readyz would.
 func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger) (*http.Server, *introspect.Verifier, error) {
-	m := metrics.New()
+	m := metrics.New(metrics.Labels{
+		AuthOutcomes: labels(gateway.AllAuthOutcomes()),
+		Tools:        []string{scopes.CalculatorTool, scopes.WhoamiTool},
+		Operations:   scopes.Operations(),
+	})
 	v, err := newVerifier(ctx, issuer, resource, 0, logger, m)
 	if err != nil {
+		return nil, nil, err
+	}
+	server, err := calculatorServer(logger)
+	if err != nil {
+		v.Close()
 		return nil, nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
@@ -105,6 +116,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 		MaxBodyBytes:         defMaxBodyBytes,
 		ClockSkew:            defClockSkew,
 		Verifier:             v,
+		Server:               server,
 		Policy:               scopes.Default(),
 		Logger:               logger,
 		Metrics:              m,
@@ -118,7 +130,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 		v.Close()
 		return nil, nil, err
 	}
-	return gateway.NewHTTPServer(gw.Handler(), logger), v, nil
+	return httpserver.New(gw.Handler(), logger), v, nil
 }
 
 // baselineServer is the baseline: the Go SDK's Streamable HTTP handler
@@ -129,7 +141,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 // RequireBearerToken with a verifier that accepts any token without
 // looking at it and returns one constant TokenInfo. That is the minimum
 // for the tool to answer. Its answers go out as the gateway's do
-// (gateway.SendCompleteJSON: as soon as the SDK has written them), which is
+// (flushjson.Wrap: as soon as the SDK has written them), which is
 // transport, not authentication. Everything the gateway adds (Echo, request id,
 // recover, host/origin/CORS checks, token extraction, introspection
 // verification and cache, the scope step-up body peek, the JSON error
@@ -140,13 +152,13 @@ func baselineServer(logger *slog.Logger) (*http.Server, error) {
 		return nil, err
 	}
 	// No router either: the handler serves every path.
-	return gateway.NewHTTPServer(h, logger), nil
+	return httpserver.New(h, logger), nil
 }
 
 // baselineHandler is the baseline server's handler.
 func baselineHandler(logger *slog.Logger) (http.Handler, error) {
-	s := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: "Calculator", Version: "1.0.0"}, &mcp.ServerOptions{Logger: logger})
-	if err := tools.Register(s, scopes.Default()); err != nil {
+	s, err := calculatorServer(logger)
+	if err != nil {
 		return nil, err
 	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
@@ -159,5 +171,24 @@ func baselineHandler(logger *slog.Logger) (http.Handler, error) {
 	})
 	ti := &auth.TokenInfo{UserID: "baseline", Scopes: scopes.All(), Expiration: time.Now().Add(24 * time.Hour)}
 	anyToken := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
-	return auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(gateway.SendCompleteJSON(h)), nil
+	return auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(flushjson.Wrap(h)), nil
+}
+
+// calculatorServer is the MCP server with the built-in tools, as main.go
+// builds it.
+func calculatorServer(logger *slog.Logger) (*mcp.Server, error) {
+	s := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: "Calculator", Version: "1.0.0"}, logger)
+	if err := tools.Register(s, scopes.Default()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// labels converts a vocabulary to metric label values.
+func labels[S ~string](vs []S) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 )
@@ -26,10 +27,6 @@ func verifiedTokenInfo(ctx context.Context, _ string, _ *http.Request) (*auth.To
 	return st.ti, nil
 }
 
-// defaultRetryAfter is sent with a 503 when the authorization server gave
-// no Retry-After of its own.
-const defaultRetryAfter = 5 * time.Second
-
 // authenticate implements the resource server's half of RFC 6750: extract
 // the bearer token (§2.1), have it verified, and answer with the right
 // challenge (§3) when it cannot be used.
@@ -42,12 +39,12 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if errors.Is(err, prm.ErrNoToken) {
 				// RFC 6750 §3.1: a request without authentication gets no
 				// error code, just the challenge.
-				setAuth(c, authMissing)
+				setAuth(c, AuthMissing)
 				ch := g.challenge
 				prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: "unauthorized", ErrorDescription: "authorization required: send a bearer token"})
 				return nil
 			}
-			setAuth(c, authMalformed)
+			setAuth(c, refused(accesstoken.ReasonMalformed))
 			ch := g.challenge
 			ch.Error = prm.ErrInvalidRequest
 			ch.ErrorDescription = err.Error()
@@ -55,14 +52,11 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 
+		// The verifier decides everything about the token, expiry
+		// included, with its own clock.
 		ti, err := g.cfg.Verifier.Verify(introspect.WithClient(r.Context(), g.clientAddr(r)), token)
 		if err == nil && ti == nil {
 			err = errors.New("verifier returned no token information")
-		}
-		if err == nil && !ti.Expiration.IsZero() && ti.Expiration.Add(g.cfg.ClockSkew).Before(time.Now()) {
-			// The SDK re-checks expiry after us and would answer with a
-			// plain-text 401; refuse here with the proper challenge.
-			err = &introspect.InvalidTokenError{Reason: introspect.ReasonExpired}
 		}
 		if err != nil {
 			g.refuse(c, err)
@@ -70,7 +64,7 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		st := stateFrom(r.Context()) // observe, the outermost middleware, put it there
 		st.ti = ti
-		st.auth = authOK
+		st.auth = AuthOK
 		return next(c)
 	}
 }
@@ -86,22 +80,22 @@ func (g *Gateway) refuse(c echo.Context, err error) {
 	w := c.Response()
 	var limited *introspect.RateLimitError
 	if errors.As(err, &limited) {
-		setAuth(c, authRateLimited)
+		setAuth(c, AuthRateLimited)
 		w.Header().Set("Retry-After", retryAfterSeconds(limited.RetryAfter))
 		prm.WriteError(w, http.StatusTooManyRequests, nil, prm.ErrorBody{Error: "rate_limited", ErrorDescription: "too many unrecognised tokens from this client; try again later"})
 		return
 	}
-	var invalid *introspect.InvalidTokenError
+	var invalid *accesstoken.InvalidError
 	if errors.As(err, &invalid) {
-		setAuth(c, string(invalid.Reason))
+		setAuth(c, refused(invalid.Reason))
 		ch := g.challenge
 		ch.Error = prm.ErrInvalidToken
 		ch.ErrorDescription = invalid.Error()
 		prm.WriteError(w, http.StatusUnauthorized, &ch, prm.ErrorBody{Error: prm.ErrInvalidToken, ErrorDescription: invalid.Error()})
 		return
 	}
-	setAuth(c, authUnavailable)
-	retry := defaultRetryAfter
+	setAuth(c, AuthUnavailable)
+	retry := introspect.DefaultRetryAfter
 	var unavailable *introspect.UnavailableError
 	if errors.As(err, &unavailable) && unavailable.RetryAfter > 0 {
 		retry = unavailable.RetryAfter

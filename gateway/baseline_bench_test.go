@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -17,7 +18,7 @@ import (
 // BenchmarkHandlerBaseline is the SDK's Streamable HTTP handler with the
 // same tools and options and no authentication beyond handing the tools a
 // TokenInfo (the SDK's own RequireBearerToken with an accept-all verifier),
-// answers sent as the gateway sends them (SendCompleteJSON): the floor BenchmarkHandlerCachedToken and ...Observed are compared with.
+// answers sent as the gateway sends them (flushjson.Wrap): the floor BenchmarkHandlerCachedToken and ...Observed are compared with.
 func BenchmarkHandlerBaseline(b *testing.B) {
 	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour)}
 	server := mcp.NewServer(&mcp.Implementation{Name: "baseline", Version: "1"}, nil)
@@ -25,7 +26,7 @@ func BenchmarkHandlerBaseline(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := auth.RequireBearerToken(func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }, nil)(
-		SendCompleteJSON(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})))
+		flushjson.Wrap(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})))
 	body := rpcCall(1, "add")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -24,10 +24,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
-	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 // Verifier validates a bearer token. *introspect.Verifier implements it.
@@ -106,9 +106,15 @@ type Config struct {
 	ServeMetrics bool
 
 	Verifier Verifier
-	Policy   *scopes.Policy
-	Logger   *slog.Logger
-	Mounts   []Mount
+	// Server is the MCP server behind the gateway, with its tools already
+	// registered (tools.Register for the built-in ones). Its tools read the
+	// caller from req.Extra.TokenInfo.
+	Server *mcp.Server
+	// Policy decides which scopes a tools/call needs, for the step-up check
+	// before the SDK runs anything. Default: scopes.Default().
+	Policy *scopes.Policy
+	Logger *slog.Logger
+	Mounts []Mount
 }
 
 // Gateway is the assembled HTTP handler.
@@ -169,6 +175,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Verifier == nil {
 		errs = append(errs, errors.New("gateway: no token verifier"))
 	}
+	if cfg.Server == nil {
+		errs = append(errs, errors.New("gateway: no MCP server"))
+	}
 	if cfg.ScopeChallenge != ScopeChallengeHTTP && cfg.ScopeChallenge != ScopeChallengeTool {
 		errs = append(errs, fmt.Errorf("gateway: scope challenge mode %q is neither %q nor %q", cfg.ScopeChallenge, ScopeChallengeHTTP, ScopeChallengeTool))
 	}
@@ -205,13 +214,8 @@ func New(cfg Config) (*Gateway, error) {
 		requestIDs:   newRequestIDs(),
 	}
 
-	server := mcp.NewServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, &mcp.ServerOptions{
-		Logger: sdkLogger(cfg.Logger),
-	})
+	server := cfg.Server
 	g.server = server
-	if err := tools.Register(server, cfg.Policy); err != nil {
-		return nil, err
-	}
 	if cfg.Metrics != nil {
 		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics))
 	}
@@ -243,8 +247,10 @@ func New(cfg Config) (*Gateway, error) {
 	sdk := jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL:    mdURL,
 		AllowMissingExpiration: true,
-		ClockSkew:              cfg.ClockSkew,
-	})(SendCompleteJSON(streamable)))
+		// The verifier has decided expiry with its own (injectable) clock;
+		// the SDK's second check, with time.Now, must never overrule it.
+		ClockSkew: sdkSkewNeverDecides,
+	})(flushjson.Wrap(streamable)))
 
 	e := echo.New()
 	e.HideBanner = true
@@ -307,8 +313,10 @@ func (g *Gateway) Close() {
 // Handler returns the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.echo }
 
-// MCPPath is the request path the MCP endpoint is served at.
-func (g *Gateway) MCPPath() string { return g.mcpPath }
+// sdkSkewNeverDecides is the clock skew handed to the SDK's
+// RequireBearerToken, whose own expiry check uses time.Now: a century, so
+// that only the verifier decides whether a token has expired.
+const sdkSkewNeverDecides = 100 * 365 * 24 * time.Hour
 
 func (g *Gateway) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -19,21 +18,42 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/internal/redact"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-// Authentication outcomes, as logged and counted (metrics.AuthOutcome). The
-// reasons an introspect.InvalidTokenError carries are used as they are.
+// AuthOutcome is how the authentication of one request to the MCP
+// endpoint ended, as logged ("auth") and counted (auth_outcomes_total).
+// A refused token's outcome is its accesstoken.Reason.
+type AuthOutcome string
+
+// The outcomes that are not a refused token's reason.
 const (
-	authOK                = "ok"
-	authMissing           = "missing"
-	authMalformed         = "malformed"
-	authInsufficientScope = "insufficient_scope"
-	authUnavailable       = "unavailable"
-	authRateLimited       = "rate_limited"
-	authForbiddenOrigin   = "forbidden_origin"
+	AuthOK                AuthOutcome = "ok"
+	AuthMissing           AuthOutcome = "missing"            // no credentials: 401 with a bare challenge
+	AuthInsufficientScope AuthOutcome = "insufficient_scope" // 403 step-up
+	AuthUnavailable       AuthOutcome = "unavailable"        // no verdict could be had: 503
+	AuthRateLimited       AuthOutcome = "rate_limited"       // too many unknown tokens: 429
+	AuthForbiddenOrigin   AuthOutcome = "forbidden_origin"   // a browser Origin not allowed: 403
+	// A malformed Authorization header (400) is accesstoken.ReasonMalformed,
+	// as a token too long for the verifier is: both are credentials that
+	// cannot be a token.
 )
+
+// refused is the outcome of a token refused for reason r.
+func refused(r accesstoken.Reason) AuthOutcome { return AuthOutcome(r) }
+
+// AllAuthOutcomes lists every AuthOutcome in a stable order: the label set
+// of auth_outcomes_total.
+func AllAuthOutcomes() []AuthOutcome {
+	out := []AuthOutcome{AuthOK, AuthMissing, AuthInsufficientScope, AuthUnavailable, AuthRateLimited, AuthForbiddenOrigin}
+	for _, r := range accesstoken.AllReasons() {
+		out = append(out, refused(r))
+	}
+	return out
+}
 
 // reqState is what the middlewares learn about one request, for the
 // request log line, the metrics, and the SDK's token verifier. It is
@@ -41,7 +61,7 @@ const (
 // context of a session's first request.
 type reqState struct {
 	ti   *auth.TokenInfo // the verified token's information; shared, read-only
-	auth string          // authentication outcome; "" when not on the MCP endpoint
+	auth AuthOutcome     // "" when not on the MCP endpoint
 	tool string          // the (first) tools/call of the body: tool name, clamped
 	op   string          // and its calculator operation, clamped
 }
@@ -54,7 +74,7 @@ func stateFrom(ctx context.Context) *reqState {
 }
 
 // setAuth records the authentication outcome of the request in c.
-func setAuth(c echo.Context, outcome string) {
+func setAuth(c echo.Context, outcome AuthOutcome) {
 	if st := stateFrom(c.Request().Context()); st != nil {
 		st.auth = outcome
 	}
@@ -123,7 +143,7 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		m := g.cfg.Metrics
 		m.HTTPRequest(route, status, elapsed)
 		if st.auth != "" {
-			m.AuthOutcome(st.auth)
+			m.AuthOutcome(string(st.auth))
 		}
 
 		level := slog.LevelInfo
@@ -146,10 +166,10 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
 		)
 		if st.auth != "" {
-			attrs = append(attrs, slog.String("auth", st.auth))
+			attrs = append(attrs, slog.String("auth", string(st.auth)))
 		}
 		if st.ti != nil && st.ti.UserID != "" {
-			attrs = append(attrs, slog.String("subject_hash", subjectHash(st.ti.UserID)))
+			attrs = append(attrs, slog.String("subject_hash", redact.Subject(st.ti.UserID)))
 		}
 		if st.tool != "" {
 			attrs = append(attrs, slog.String("tool", st.tool))
@@ -160,13 +180,6 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
 		return nil
 	}
-}
-
-// subjectHash identifies a subject in logs without naming it: the first 16
-// hex digits of SHA-256 of "sub".
-func subjectHash(sub string) string {
-	sum := sha256.Sum256([]byte(sub))
-	return hex.EncodeToString(sum[:8])
 }
 
 // clientAddr is the address load shedding attributes a request to: the

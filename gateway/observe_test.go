@@ -297,7 +297,7 @@ func TestMetricsRecorded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m := newMetrics()
 			g, _ := newTestGateway(t, func(c *Config) {
 				c.Metrics = m
 				if tt.mutate != nil {
@@ -352,7 +352,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var m *metrics.Metrics
 			if tt.metrics {
-				m = metrics.New()
+				m = newMetrics()
 			}
 			g, _ := newTestGateway(t, func(c *Config) {
 				c.Metrics = m
@@ -457,7 +457,7 @@ func TestLoadSheddingResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := metrics.New()
+			m := newMetrics()
 			g, v := newTestGateway(t, func(c *Config) { c.Metrics = m })
 			v.set("tok-shed-SECRET", verdict{err: tt.err})
 			rec := serve(g, mcpRequest("tok-shed-SECRET", rpcCall(1, "add")))

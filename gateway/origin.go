@@ -24,7 +24,7 @@ func (g *Gateway) checkOrigin(next echo.HandlerFunc) echo.HandlerFunc {
 		if origin == "" || g.originAllowed(origin, c.Request().Host) {
 			return next(c)
 		}
-		setAuth(c, authForbiddenOrigin)
+		setAuth(c, AuthForbiddenOrigin)
 		prm.WriteError(c.Response(), http.StatusForbidden, nil, prm.ErrorBody{Error: "forbidden_origin", ErrorDescription: "requests from this Origin are not allowed"})
 		return nil
 	}

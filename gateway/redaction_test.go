@@ -14,8 +14,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
-	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -48,8 +48,8 @@ func TestLogRedaction(t *testing.T) {
 	v := newFakeVerifier(map[string]verdict{
 		tok["add"]:         {ti: ti(scopes.Add)},
 		tok["all"]:         {ti: ti(scopes.All()...)},
-		tok["invalid"]:     {err: &introspect.InvalidTokenError{Reason: introspect.ReasonInactive}},
-		tok["expired"]:     {ti: &auth.TokenInfo{UserID: subject, Scopes: scopes.All(), Expiration: time.Now().Add(-time.Hour)}},
+		tok["invalid"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonInactive}},
+		tok["expired"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonExpired}}, // the verifier decides expiry
 		tok["unavailable"]: {err: &introspect.UnavailableError{RetryAfter: time.Second, Err: errors.New("dial tcp 192.0.2.1:443: connection refused")}},
 		tok["overloaded"]:  {err: &introspect.UnavailableError{Err: introspect.ErrOverloaded}},
 		tok["ratelimited"]: {err: &introspect.RateLimitError{RetryAfter: time.Second}},
@@ -64,7 +64,7 @@ func TestLogRedaction(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			var logs bytes.Buffer
-			m := metrics.New()
+			m := newMetrics()
 			cfg := testConfig(v)
 			cfg.Stateless = stateless
 			cfg.JSONResponse = stateless

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"log/slog"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // sdkLogger is the logger handed to the Go MCP SDK. The SDK logs every
@@ -29,4 +31,14 @@ func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// NewMCPServer returns an MCP server for the gateway to front, with the
+// SDK's per-session logging quieted (see sdkLogger). Register its tools
+// (tools.Register, or your own) and pass it as Config.Server.
+func NewMCPServer(impl *mcp.Implementation, logger *slog.Logger) *mcp.Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return mcp.NewServer(impl, &mcp.ServerOptions{Logger: sdkLogger(logger)})
 }

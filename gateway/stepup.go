@@ -66,7 +66,7 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
 				if st != nil {
-					st.auth = authInsufficientScope
+					st.auth = AuthInsufficientScope
 				}
 				ch := g.challenge
 				ch.Error = prm.ErrInsufficientScope

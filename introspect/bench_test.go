@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
@@ -69,7 +70,7 @@ func BenchmarkCoalescedBurst(b *testing.B) {
 }
 
 // typicalAnswer is a parsed answer shaped like a real one (Issue's claims).
-func typicalAnswer(i int, now time.Time) *response {
+func typicalAnswer(i int, now time.Time) *accesstoken.Claims {
 	body := fmt.Sprintf(`{"active":true,"iss":"https://auth.example.com","sub":"user-%08d","scope":"op:add op:sub op:mult",`+
 		`"aud":%q,"client_id":"mcp-client","token_type":"Bearer","exp":%d,"iat":%d}`,
 		i, testResource, now.Add(time.Hour).Unix(), now.Unix())
@@ -91,7 +92,7 @@ func TestCacheMemoryPer100kTokens(t *testing.T) {
 	srv := introspecttest.New(t)
 	v, clk := newTestVerifier(t, srv, func(c *Config) { c.CacheMaxBytes = 1 << 30; c.CacheMaxTTL = time.Hour })
 	now := clk.Now()
-	answers := make([]*response, n)
+	answers := make([]*accesstoken.Claims, n)
 	for i := range answers {
 		answers[i] = typicalAnswer(i, now)
 	}
@@ -132,7 +133,7 @@ func TestCacheMemoryPer100kTokens(t *testing.T) {
 // typicalCost is the cost estimate of one typical entry, for the log.
 func typicalCost(now time.Time) int64 {
 	r := typicalAnswer(1, now)
-	e := &entry{info: r.tokenInfo(newInterner(nil, nil))}
+	e := &entry{info: tokenInfo(r, newInterner(nil, nil))}
 	return e.cost()
 }
 
@@ -148,7 +149,7 @@ func TestCacheCostBounded(t *testing.T) {
 	now := time.Now()
 	r := typicalAnswer(0, now)
 	for i := range 20_000 { // ~20x the capacity
-		e := &entry{digest: *digestOf(strconv.Itoa(i)), info: r.tokenInfo(newInterner(nil, nil))}
+		e := &entry{digest: *digestOf(strconv.Itoa(i)), info: tokenInfo(r, newInterner(nil, nil))}
 		c.SetWithTTL(cacheKey(&e.digest), e, e.cost(), time.Hour)
 		if i%500 == 499 {
 			c.Wait()

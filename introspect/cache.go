@@ -2,10 +2,13 @@ package introspect
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 )
 
 // entry is one cached introspection verdict. It holds the SHA-256 digest of
@@ -45,7 +48,7 @@ func (e *entry) result(now time.Time, skew time.Duration) (*auth.TokenInfo, erro
 	if e.err != nil {
 		return nil, e.err
 	}
-	if err := checkTime(e.exp, e.nbf, now, skew); err != nil {
+	if err := accesstoken.CheckTime(e.exp, e.nbf, now, skew); err != nil {
 		return nil, err
 	}
 	return e.info, nil
@@ -80,7 +83,7 @@ const (
 func (e *entry) cost() int64 {
 	n := int64(entryOverhead)
 	if e.info == nil {
-		if ite, ok := e.err.(*InvalidTokenError); ok {
+		if ite, ok := e.err.(*accesstoken.InvalidError); ok {
 			n += int64(len(ite.Detail))
 		}
 		return n
@@ -204,4 +207,108 @@ func (v *Verifier) lookup(d *[32]byte, now time.Time) (e *entry, fresh bool) {
 		return nil, false
 	}
 	return e, now.Before(e.until)
+}
+
+// serveStale decides whether a stale accepted answer may stand in for a
+// failed re-introspection: only when the failure is an *UnavailableError
+// (never a verdict about the token, never a refusal of our credentials),
+// within Config.StaleIfError after the answer's fresh life, and strictly
+// before the token's exp.
+func (v *Verifier) serveStale(e *entry, err error) (*auth.TokenInfo, bool) {
+	var ue *UnavailableError
+	if e == nil || e.info == nil || !errors.As(err, &ue) {
+		return nil, false
+	}
+	now := v.cfg.Now()
+	if !now.Before(e.staleUntil) || (!e.exp.IsZero() && !now.Before(e.exp)) {
+		return nil, false
+	}
+	if accesstoken.CheckTime(e.exp, e.nbf, now, 0) != nil {
+		return nil, false
+	}
+	v.obs.StaleUse()
+	v.log.Warn("serving stale introspection answer", "stale_for", now.Sub(e.until), "err", err)
+	return e.info, true
+}
+
+// tokenInfo builds the SDK's TokenInfo from accepted claims. It is built
+// once per validation and shared by every cache hit, so callers must treat
+// it as read-only.
+//
+// Every cached token keeps one, so it holds only what is read downstream:
+// the scopes, the expiry, the user (for the SDK's session binding) and, in
+// Extra, "sub", "username", "email", "client_id" (whoami) and "aud". The
+// claims checked once at insert time (iss, token type, nbf) are not kept.
+// Well-known strings (Config.KnownScopes, the configured audiences) are
+// shared rather than copied per token.
+func tokenInfo(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
+	n := 0
+	for _, present := range [...]bool{c.HasAud, c.Sub != "", c.Username != "", c.Email != "", c.ClientID != ""} {
+		if present {
+			n++
+		}
+	}
+	ti := &auth.TokenInfo{Scopes: known.scopes(c.Scopes), Extra: make(map[string]any, n)}
+	if c.HasExp {
+		ti.Expiration = time.Unix(c.Exp, 0).UTC()
+	}
+	ti.UserID = c.Sub
+	if ti.UserID == "" {
+		ti.UserID = c.Username
+	}
+	for _, kv := range [...]struct{ k, v string }{
+		{"sub", c.Sub}, {"username", c.Username}, {"email", c.Email}, {"client_id", c.ClientID},
+	} {
+		if kv.v != "" {
+			ti.Extra[kv.k] = kv.v
+		}
+	}
+	if c.HasAud {
+		ti.Extra["aud"] = known.audience(c.Aud)
+	}
+	return ti
+}
+
+// interner hands out shared copies of strings most tokens carry, so that a
+// cache of many tokens does not hold many copies of them.
+type interner struct {
+	scopeSet map[string]string
+	audSets  [][]string // one single-element slice per configured audience
+}
+
+func newInterner(scopeTokens, audiences []string) *interner {
+	in := &interner{scopeSet: make(map[string]string, len(scopeTokens))}
+	for _, s := range scopeTokens {
+		in.scopeSet[s] = s
+	}
+	for _, a := range audiences {
+		in.audSets = append(in.audSets, []string{a})
+	}
+	return in
+}
+
+// scopes returns s with known scope-tokens replaced by shared strings, in
+// a slice of exactly the right size; never nil.
+func (in *interner) scopes(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		if k, ok := in.scopeSet[v]; ok {
+			v = k
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// audience returns a shared slice when aud is exactly one configured
+// audience, else aud itself.
+func (in *interner) audience(aud []string) []string {
+	if len(aud) == 1 {
+		for _, a := range in.audSets {
+			if a[0] == aud[0] {
+				return a
+			}
+		}
+	}
+	return aud
 }

@@ -9,10 +9,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // ServerMetadata is the subset of RFC 8414 §2 authorization server metadata
-// (and the matching OpenID Connect Discovery 1.0 §3 fields) the gateway uses.
+// (and the matching OpenID Connect Discovery 1.0 §3 fields) the gateway
+// uses, with the whole document kept for diagnosis (see Claims).
 type ServerMetadata struct {
 	Issuer                                    string   `json:"issuer"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint,omitempty"` // RFC 8414 §2, from RFC 7662
@@ -20,9 +23,50 @@ type ServerMetadata struct {
 	AuthorizationEndpoint                     string   `json:"authorization_endpoint,omitempty"`
 	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"` // RFC 7591
 	RevocationEndpoint                        string   `json:"revocation_endpoint,omitempty"`   // RFC 7009
+	JWKSURI                                   string   `json:"jwks_uri,omitempty"`              // RFC 8414 §2: the issuer's signing keys
 	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported,omitempty"` // RFC 8414 §2, from RFC 7636
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+
+	// URL is where the document was found (one of MetadataURLs).
+	URL string `json:"-"`
+	raw []byte
 }
+
+// Claims decodes the whole metadata document into v, for the members the
+// typed fields do not carry (as go-oidc's Provider.Claims does).
+func (m *ServerMetadata) Claims(v any) error {
+	if m == nil || m.raw == nil {
+		return errors.New("introspect: no metadata document")
+	}
+	return json.Unmarshal(m.raw, v)
+}
+
+// DiscoveryError says why no usable metadata was found for an issuer, with
+// enough detail for the configuration doctor to suggest a fix.
+type DiscoveryError struct {
+	Issuer string
+	// Tried lists the locations that answered something other than 200,
+	// as "URL (HTTP status)".
+	Tried []string
+	// FoundAt and DeclaredIssuer are set when a document was found but
+	// declares another issuer (RFC 8414 §3.3); DeclaredIssuer may be "".
+	FoundAt, DeclaredIssuer string
+	// Err is a transport failure, or a 200 that is not a metadata document.
+	Err error
+}
+
+func (e *DiscoveryError) Error() string {
+	switch {
+	case e.FoundAt != "":
+		return fmt.Sprintf("introspect: discovery: metadata at %s has issuer %q, want %q (RFC 8414 §3.3)", e.FoundAt, e.DeclaredIssuer, e.Issuer)
+	case e.Err != nil:
+		return "introspect: discovery: " + e.Err.Error()
+	}
+	return fmt.Sprintf("introspect: discovery: no metadata for issuer %q: tried %s", e.Issuer, strings.Join(e.Tried, ", "))
+}
+
+func (e *DiscoveryError) Unwrap() error { return e.Err }
 
 // maxMetadataBytes bounds a metadata document; real ones are a few KiB.
 const maxMetadataBytes = 1 << 20
@@ -59,8 +103,9 @@ func MetadataURLs(issuer string) ([]string, error) {
 // MetadataURLs). A document whose "issuer" differs from issuer is refused
 // and ends the search (RFC 8414 §3.3: it prevents an attacker-controlled
 // document from redirecting the gateway's credentials; one trailing slash
-// difference is tolerated). A nil client selects a default client that
-// follows no redirects.
+// difference is tolerated, see urlrule.SameIssuer). Failures are a
+// *DiscoveryError. A nil client selects a default client that follows no
+// redirects.
 func DiscoverMetadata(ctx context.Context, client *http.Client, issuer string) (*ServerMetadata, error) {
 	if client == nil {
 		client = newHTTPClient()
@@ -68,55 +113,57 @@ func DiscoverMetadata(ctx context.Context, client *http.Client, issuer string) (
 	}
 	urls, err := MetadataURLs(issuer)
 	if err != nil {
-		return nil, err
+		return nil, &DiscoveryError{Issuer: issuer, Err: err}
 	}
-	var tried []error
+	de := &DiscoveryError{Issuer: issuer}
 	for _, u := range urls {
-		md, found, err := fetchMetadata(ctx, client, u)
+		md, status, err := fetchMetadata(ctx, client, u)
 		if err != nil {
-			return nil, fmt.Errorf("introspect: discovery: %w", err)
+			de.Err = err
+			return nil, de
 		}
-		if !found {
-			tried = append(tried, fmt.Errorf("%s: not found", u))
+		if md == nil {
+			de.Tried = append(de.Tried, fmt.Sprintf("%s (HTTP %d)", u, status))
 			continue
 		}
-		if !sameIssuer(md.Issuer, issuer) {
-			return nil, fmt.Errorf("introspect: discovery: metadata at %s has issuer %q, want %q (RFC 8414 §3.3)", u, md.Issuer, issuer)
+		if !urlrule.SameIssuer(md.Issuer, issuer) {
+			de.FoundAt, de.DeclaredIssuer = u, md.Issuer
+			return nil, de
 		}
 		return md, nil
 	}
-	return nil, fmt.Errorf("introspect: discovery: no metadata for issuer %q: %w", issuer, errors.Join(tried...))
+	return nil, de
 }
 
-// fetchMetadata GETs one metadata URL. found is false for any non-200
-// answer, so the next location is tried; err is set for transport failures
-// and for a 200 whose body is not a metadata document.
-func fetchMetadata(ctx context.Context, client *http.Client, u string) (md *ServerMetadata, found bool, err error) {
+// fetchMetadata GETs one metadata URL. md is nil for any non-200 answer
+// (status says which), so the next location is tried; err is set for
+// transport failures and for a 200 whose body is not a metadata document.
+func fetchMetadata(ctx context.Context, client *http.Client, u string) (md *ServerMetadata, status int, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	body, tooBig, err := readLimited(resp.Body, maxMetadataBytes)
 	if err != nil {
-		return nil, false, fmt.Errorf("reading %s: %w", u, err)
+		return nil, 0, fmt.Errorf("reading %s: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, false, nil
+		return nil, resp.StatusCode, nil
 	}
 	if tooBig {
-		return nil, false, fmt.Errorf("%s: metadata larger than %d bytes", u, maxMetadataBytes)
+		return nil, 0, fmt.Errorf("%s: metadata larger than %d bytes", u, maxMetadataBytes)
 	}
-	md = new(ServerMetadata)
+	md = &ServerMetadata{URL: u, raw: body}
 	if err := json.Unmarshal(body, md); err != nil {
-		return nil, false, fmt.Errorf("%s: metadata is not valid JSON: %w", u, err)
+		return nil, 0, fmt.Errorf("%s answered 200 but not with a JSON metadata document: %w", u, err)
 	}
-	return md, true, nil
+	return md, http.StatusOK, nil
 }
 
 // Discover finds the introspection endpoint from Config.Issuer if it is not
@@ -142,13 +189,14 @@ func (v *Verifier) Discover(ctx context.Context) error {
 		if md.IntrospectionEndpoint == "" {
 			return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint", v.cfg.Issuer)
 		}
-		if err := checkServerURL(md.IntrospectionEndpoint, false); err != nil {
+		if _, err := urlrule.Server(md.IntrospectionEndpoint); err != nil {
 			return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w", err)
 		}
 		if m := md.IntrospectionEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, v.cfg.AuthMethod) {
 			v.log.Warn("authorization server does not list our introspection auth method",
 				"auth_method", v.cfg.AuthMethod, "supported", m)
 		}
+		v.metadata.Store(md)
 		ep := md.IntrospectionEndpoint
 		v.endpoint.Store(&ep)
 		v.log.Info("introspection endpoint discovered", "issuer", v.cfg.Issuer, "endpoint", ep)
@@ -161,3 +209,7 @@ func (v *Verifier) Discover(ctx context.Context) error {
 		return context.Cause(ctx)
 	}
 }
+
+// Metadata returns the issuer's metadata as the last successful discovery
+// found it, or nil (no discovery yet, or Config.Endpoint was given).
+func (v *Verifier) Metadata() *ServerMetadata { return v.metadata.Load() }

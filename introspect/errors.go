@@ -1,63 +1,18 @@
 package introspect
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
-// Reason says why a token was refused. The values are stable strings so a
-// caller can put them in a metric label or an RFC 6750 error_description
-// without ever touching the token itself.
-type Reason string
-
-// The reasons a token is refused.
-const (
-	// ReasonInactive: the authorization server answered "active": false
-	// (RFC 7662 §2.2), or the answer carried a claim we could not parse and we
-	// fail closed.
-	ReasonInactive Reason = "inactive"
-	// ReasonExpired: "exp" (plus ClockSkew) is not in the future.
-	ReasonExpired Reason = "expired"
-	// ReasonNotYetValid: "nbf" (minus ClockSkew) is in the future.
-	ReasonNotYetValid Reason = "not_yet_valid"
-	// ReasonAudience: "aud" names none of the configured audiences, or is
-	// missing and AllowMissingAudience is false.
-	ReasonAudience Reason = "audience"
-	// ReasonIssuer: "iss" is present and differs from Config.Issuer.
-	ReasonIssuer Reason = "issuer"
-	// ReasonTokenType: the token is a refresh or ID token (or another
-	// non-access type) per "token_type", "token_use" or Keycloak's "typ".
-	ReasonTokenType Reason = "token_type"
-	// ReasonRejected: the authorization server answered 400 about the token
-	// itself (invalid_request, unsupported_token_type, invalid_token).
-	ReasonRejected Reason = "rejected"
-	// ReasonMalformed: the token is empty or longer than MaxTokenLength; it
-	// is refused without calling the authorization server.
-	ReasonMalformed Reason = "malformed"
-)
-
-// InvalidTokenError means the token was examined and is not acceptable. It
-// unwraps to auth.ErrInvalidToken so the MCP SDK's bearer middleware answers
-// 401. Its message never contains the token.
-type InvalidTokenError struct {
-	Reason Reason
-	Detail string // short, token-free explanation; may be empty
-}
-
-func (e *InvalidTokenError) Error() string {
-	if e.Detail == "" {
-		return "invalid token: " + string(e.Reason)
-	}
-	return "invalid token: " + string(e.Reason) + ": " + e.Detail
-}
-
-// Unwrap makes errors.Is(err, auth.ErrInvalidToken) true.
-func (e *InvalidTokenError) Unwrap() error { return auth.ErrInvalidToken }
+// A refused token is an *accesstoken.InvalidError (answer 401). The errors
+// here are the verifier's other outcomes: it could not find out (503), its
+// own credentials were refused (503, and a configuration error), or the
+// client sent too many unknown tokens (429).
 
 // UnavailableError means the token could not be checked: the authorization
 // server was unreachable, slow, overloaded, or answered something we cannot
@@ -67,7 +22,7 @@ func (e *InvalidTokenError) Unwrap() error { return auth.ErrInvalidToken }
 type UnavailableError struct {
 	// RetryAfter is how long the caller should suggest clients wait: the
 	// authorization server's Retry-After when it sent one (capped at
-	// maxRetryAfter), else defaultRetryAfter.
+	// maxRetryAfter), else DefaultRetryAfter.
 	RetryAfter time.Duration
 	Err        error
 }
@@ -80,6 +35,12 @@ func (e *UnavailableError) Error() string {
 }
 
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// ErrOverloaded is wrapped by the *UnavailableError returned when a cache
+// miss could not get one of Config.MaxConcurrency introspection slots in
+// time: the gateway sheds load instead of queueing behind a slow
+// authorization server.
+var ErrOverloaded = errors.New("introspection overloaded")
 
 // ClientAuthError means the authorization server refused the gateway's own
 // client credentials (HTTP 401/403, or 400 invalid_client). It is a
@@ -95,11 +56,23 @@ func (e *ClientAuthError) Error() string {
 		strconv.Itoa(e.StatusCode) + ")"
 }
 
+// RateLimitError means a client sent more unknown tokens (cache misses) than
+// Config.ClientRate allows. It is about the client's behaviour, not about
+// the token, so it does not unwrap to auth.ErrInvalidToken; a resource
+// server should answer 429 with Retry-After. It is never cached.
+type RateLimitError struct {
+	// RetryAfter is when the client's bucket holds a token again, rounded up
+	// to a whole second (at least 1s).
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string { return "too many unknown tokens from this client" }
+
 const (
-	// defaultRetryAfter is suggested when the authorization server gave no
+	// DefaultRetryAfter is suggested when the authorization server gave no
 	// Retry-After: long enough not to hammer it, short enough that a blip
 	// costs users little.
-	defaultRetryAfter = 5 * time.Second
+	DefaultRetryAfter = 5 * time.Second
 	// maxRetryAfter caps what a (possibly misbehaving) authorization server
 	// can make us tell clients.
 	maxRetryAfter = 60 * time.Second
@@ -107,16 +80,16 @@ const (
 
 // unavailable builds an *UnavailableError with the default retry delay.
 func unavailable(format string, args ...any) *UnavailableError {
-	return &UnavailableError{RetryAfter: defaultRetryAfter, Err: fmt.Errorf(format, args...)}
+	return &UnavailableError{RetryAfter: DefaultRetryAfter, Err: fmt.Errorf(format, args...)}
 }
 
 // parseRetryAfter reads an RFC 9110 §10.2.3 Retry-After value: either
 // delay-seconds or an HTTP-date. Missing, unparsable or non-positive values
-// give defaultRetryAfter; large ones are capped at maxRetryAfter.
+// give DefaultRetryAfter; large ones are capped at maxRetryAfter.
 func parseRetryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
-		return defaultRetryAfter
+		return DefaultRetryAfter
 	}
 	var d time.Duration
 	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
@@ -127,11 +100,11 @@ func parseRetryAfter(h string, now time.Time) time.Duration {
 	} else if t, err := http.ParseTime(h); err == nil {
 		d = t.Sub(now)
 	} else {
-		return defaultRetryAfter
+		return DefaultRetryAfter
 	}
 	switch {
 	case d <= 0:
-		return defaultRetryAfter
+		return DefaultRetryAfter
 	case d > maxRetryAfter:
 		return maxRetryAfter
 	}

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
 // silentListener accepts connections, reads whatever is sent and never
@@ -102,8 +103,8 @@ func TestFailureMatrix(t *testing.T) {
 			outcome: []string{"network", "network"}},
 		{name: "accepts and never answers", endpoint: silentListener, outcome: []string{"timeout"}},
 		{name: "answers after the timeout", latency: 2 * timeout, outcome: []string{"timeout"}},
-		{name: "500", failure: respond(500, nil, "oops"), outcome: []string{"status"}, retry: defaultRetryAfter},
-		{name: "502", failure: respond(502, nil, ""), outcome: []string{"status"}, retry: defaultRetryAfter},
+		{name: "500", failure: respond(500, nil, "oops"), outcome: []string{"status"}, retry: DefaultRetryAfter},
+		{name: "502", failure: respond(502, nil, ""), outcome: []string{"status"}, retry: DefaultRetryAfter},
 		{name: "503 Retry-After seconds", failure: respond(503, map[string]string{"Retry-After": "7"}, ""), outcome: []string{"status"}, retry: 7 * time.Second},
 		{name: "503 Retry-After capped", failure: respond(503, map[string]string{"Retry-After": "86400"}, ""), outcome: []string{"status"}, retry: maxRetryAfter},
 		{name: "429 Retry-After HTTP-date", failure: respond(429, map[string]string{"Retry-After": httpDate}, ""), outcome: []string{"status"}, retry: -1},

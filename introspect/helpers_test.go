@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
@@ -51,8 +52,8 @@ func newTestVerifier(t testing.TB, srv *introspecttest.Server, mods ...func(*Con
 	return v, clk
 }
 
-func reasonOf(err error) Reason {
-	var ite *InvalidTokenError
+func reasonOf(err error) accesstoken.Reason {
+	var ite *accesstoken.InvalidError
 	if errors.As(err, &ite) {
 		return ite.Reason
 	}

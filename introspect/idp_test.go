@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
@@ -87,7 +88,7 @@ func TestIdPClaimMapping(t *testing.T) {
 			}
 			// And once exp is reached the same answer is refused.
 			clk.ns.Store(time.Unix(tt.exp, 0).UnixNano())
-			if _, err := v.Verify(t.Context(), "fixture-token"); reasonOf(err) != ReasonExpired {
+			if _, err := v.Verify(t.Context(), "fixture-token"); reasonOf(err) != accesstoken.ReasonExpired {
 				t.Errorf("at exp: err = %v, want expired", err)
 			}
 		})

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
 func respond(code int, header map[string]string, body string) func(http.ResponseWriter, *http.Request) bool {
@@ -43,7 +44,7 @@ func TestUnavailable(t *testing.T) {
 		mod       func(*Config)
 		wantRetry time.Duration // 0: don't check
 	}{
-		{name: "500", failure: respond(500, nil, "oops"), wantRetry: defaultRetryAfter},
+		{name: "500", failure: respond(500, nil, "oops"), wantRetry: DefaultRetryAfter},
 		{name: "502 retry-after seconds", failure: respond(502, map[string]string{"Retry-After": "7"}, ""), wantRetry: 7 * time.Second},
 		{name: "503 retry-after capped", failure: respond(503, map[string]string{"Retry-After": "3600"}, ""), wantRetry: maxRetryAfter},
 		{name: "429 retry-after date", failure: respond(429, map[string]string{"Retry-After": httpDate}, "")},
@@ -103,17 +104,17 @@ func TestParseRetryAfter(t *testing.T) {
 		in   string
 		want time.Duration
 	}{
-		{"", defaultRetryAfter},
+		{"", DefaultRetryAfter},
 		{"3", 3 * time.Second},
 		{" 12 ", 12 * time.Second},
-		{"0", defaultRetryAfter},
-		{"-5", defaultRetryAfter},
-		{"99999999999999999999", defaultRetryAfter},
+		{"0", DefaultRetryAfter},
+		{"-5", DefaultRetryAfter},
+		{"99999999999999999999", DefaultRetryAfter},
 		{"86400", maxRetryAfter},
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
-		{now.Add(-30 * time.Second).Format(http.TimeFormat), defaultRetryAfter},
+		{now.Add(-30 * time.Second).Format(http.TimeFormat), DefaultRetryAfter},
 		{now.Add(time.Hour).Format(http.TimeFormat), maxRetryAfter},
-		{"soon", defaultRetryAfter},
+		{"soon", DefaultRetryAfter},
 	}
 	for _, tt := range tests {
 		if got := parseRetryAfter(tt.in, now); got != tt.want {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: a
@@ -26,18 +28,18 @@ type countingObserver struct {
 
 func newCountingObserver() *countingObserver { return &countingObserver{shed: map[string]int{}} }
 
-func (o *countingObserver) IntrospectionCall(outcome string, _ time.Duration) {
+func (o *countingObserver) IntrospectionCall(outcome Outcome, _ time.Duration) {
 	o.mu.Lock()
-	o.outcomes = append(o.outcomes, outcome)
+	o.outcomes = append(o.outcomes, string(outcome))
 	o.mu.Unlock()
 }
 func (o *countingObserver) CacheHit()      { o.hits.Add(1) }
 func (o *countingObserver) CacheMiss()     { o.misses.Add(1) }
 func (o *countingObserver) CacheEviction() { o.evictions.Add(1) }
 func (o *countingObserver) StaleUse()      { o.stale.Add(1) }
-func (o *countingObserver) Shed(reason string) {
+func (o *countingObserver) Shed(reason ShedReason) {
 	o.mu.Lock()
-	o.shed[reason]++
+	o.shed[string(reason)]++
 	o.mu.Unlock()
 }
 
@@ -62,8 +64,8 @@ func digestOf(tok string) *[32]byte {
 // insertAnswer caches a parsed introspection answer for tok directly, the
 // way a successful introspection does, without any HTTP. For tests that
 // need many entries.
-func insertAnswer(v *Verifier, tok string, r *response, now time.Time) {
-	e := &entry{digest: *digestOf(tok), exp: timeOf(r.Exp, r.HasExp), nbf: timeOf(r.Nbf, r.HasNbf)}
-	e.info = r.tokenInfo(newInterner(nil, nil))
+func insertAnswer(v *Verifier, tok string, r *accesstoken.Claims, now time.Time) {
+	e := &entry{digest: *digestOf(tok), exp: accesstoken.Time(r.Exp, r.HasExp), nbf: accesstoken.Time(r.Nbf, r.HasNbf)}
+	e.info = tokenInfo(r, newInterner(nil, nil))
 	v.store(e, now, activeTTL(now, e.exp, v.cfg.CacheMaxTTL))
 }

@@ -2,36 +2,66 @@ package introspect
 
 import "time"
 
+// Outcome says how one HTTP exchange with the introspection endpoint ended.
+type Outcome string
+
+// The outcomes of an exchange.
+const (
+	OutcomeActive      Outcome = "active"       // 200, "active": true
+	OutcomeInactive    Outcome = "inactive"     // 200, "active": false or an unparsable claim
+	OutcomeRejected    Outcome = "rejected"     // 400 about the token
+	OutcomeClientAuth  Outcome = "client_auth"  // 401/403 (or 400 invalid_client) to our credentials
+	OutcomeTimeout     Outcome = "timeout"      // no answer in time
+	OutcomeNetwork     Outcome = "network"      // connection refused, reset, DNS ...
+	OutcomeStatus      Outcome = "status"       // 5xx, 429 or another unexpected status
+	OutcomeBadResponse Outcome = "bad_response" // not JSON, no boolean "active", too large, a redirect
+)
+
+// AllOutcomes lists every Outcome in a stable order (a metric's label set).
+func AllOutcomes() []Outcome {
+	return []Outcome{OutcomeActive, OutcomeInactive, OutcomeRejected, OutcomeClientAuth,
+		OutcomeTimeout, OutcomeNetwork, OutcomeStatus, OutcomeBadResponse}
+}
+
+// ShedReason says why an introspection was not attempted.
+type ShedReason string
+
+// The reasons for shedding.
+const (
+	// ShedConcurrency: every Config.MaxConcurrency slot stayed busy.
+	ShedConcurrency ShedReason = "concurrency"
+	// ShedRate: the client sent more unknown tokens than Config.ClientRate.
+	ShedRate ShedReason = "rate"
+)
+
+// AllShedReasons lists every ShedReason in a stable order.
+func AllShedReasons() []ShedReason { return []ShedReason{ShedConcurrency, ShedRate} }
+
 // Observer receives what the verifier does, for metrics. Implementations
 // must be safe for concurrent use and cheap: CacheHit is on the hot path.
 // Nothing passed to an Observer identifies a token or its owner.
 type Observer interface {
 	// IntrospectionCall reports one HTTP exchange with the introspection
-	// endpoint and how it ended: "active", "inactive", "rejected" (a 400
-	// about the token), "client_auth" (401/403 to our credentials),
-	// "timeout", "network", "status" (5xx, 429 or another unexpected
-	// status), "bad_response" (not JSON, no boolean "active", too large, a
-	// redirect).
-	IntrospectionCall(outcome string, d time.Duration)
+	// endpoint, how it ended and how long it took.
+	IntrospectionCall(outcome Outcome, d time.Duration)
 	// CacheHit and CacheMiss count lookups; CacheEviction counts entries
 	// ristretto dropped before their TTL (capacity) or at it (expiry).
 	CacheHit()
 	CacheMiss()
 	CacheEviction()
 	// StaleUse counts an expired-in-cache active answer served because the
-	// authorization server is failing (STALE_IF_ERROR).
+	// authorization server is failing (Config.StaleIfError).
 	StaleUse()
-	// Shed counts an introspection not attempted because of load shedding:
-	// reason is "concurrency" or "rate".
-	Shed(reason string)
+	// Shed counts an introspection not attempted because of load shedding.
+	Shed(reason ShedReason)
 }
 
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) IntrospectionCall(string, time.Duration) {}
-func (NopObserver) CacheHit()                               {}
-func (NopObserver) CacheMiss()                              {}
-func (NopObserver) CacheEviction()                          {}
-func (NopObserver) StaleUse()                               {}
-func (NopObserver) Shed(string)                             {}
+func (NopObserver) IntrospectionCall(Outcome, time.Duration) {}
+func (NopObserver) CacheHit()                                {}
+func (NopObserver) CacheMiss()                               {}
+func (NopObserver) CacheEviction()                           {}
+func (NopObserver) StaleUse()                                {}
+func (NopObserver) Shed(ShedReason)                          {}

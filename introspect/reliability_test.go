@@ -21,6 +21,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
@@ -38,7 +39,7 @@ func TestObserver(t *testing.T) {
 	if _, err := v.Verify(t.Context(), tok); err != nil { // hit
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(t.Context(), "unknown"); reasonOf(err) != ReasonInactive { // miss, "inactive"
+	if _, err := v.Verify(t.Context(), "unknown"); reasonOf(err) != accesstoken.ReasonInactive { // miss, "inactive"
 		t.Fatal(err)
 	}
 	srv.SetFailure(respond(400, nil, `{"error":"invalid_token"}`))
@@ -178,7 +179,7 @@ func TestStaleIfError(t *testing.T) {
 		want    func(error) bool
 	}{
 		{"not on client auth", respond(401, nil, ""), func(err error) bool { var e *ClientAuthError; return errors.As(err, &e) }},
-		{"not on 400 verdict", respond(400, nil, `{"error":"invalid_token"}`), func(err error) bool { return reasonOf(err) == ReasonRejected }},
+		{"not on 400 verdict", respond(400, nil, `{"error":"invalid_token"}`), func(err error) bool { return reasonOf(err) == accesstoken.ReasonRejected }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, v, clk, obs, _, tok := setup(t, time.Hour)
@@ -197,7 +198,7 @@ func TestStaleIfError(t *testing.T) {
 			srv, v, clk, obs, _, tok := setup(t, time.Hour, func(c *Config) { c.CacheNegativeTTL = negTTL })
 			srv.Revoke(tok)
 			clk.Advance(maxTTL + time.Second)
-			if _, err := v.Verify(t.Context(), tok); reasonOf(err) != ReasonInactive {
+			if _, err := v.Verify(t.Context(), tok); reasonOf(err) != accesstoken.ReasonInactive {
 				t.Fatalf("err = %v, want inactive", err)
 			}
 			v.Wait()
@@ -215,7 +216,7 @@ func TestStaleIfError(t *testing.T) {
 	t.Run("negative answers never stale", func(t *testing.T) {
 		srv, v, clk, obs, _, _ := setup(t, time.Hour)
 		srv.AddToken("elsewhere", map[string]any{"aud": "https://other.example.com"})
-		if _, err := v.Verify(t.Context(), "elsewhere"); reasonOf(err) != ReasonAudience {
+		if _, err := v.Verify(t.Context(), "elsewhere"); reasonOf(err) != accesstoken.ReasonAudience {
 			t.Fatal(err)
 		}
 		v.Wait()
@@ -521,7 +522,7 @@ func TestClientRateLimit(t *testing.T) {
 	}
 	v.Wait()
 	for i := range 2 { // misses 2, 3
-		if _, err := v.Verify(alice, fmt.Sprint("garbage-", i)); reasonOf(err) != ReasonInactive {
+		if _, err := v.Verify(alice, fmt.Sprint("garbage-", i)); reasonOf(err) != accesstoken.ReasonInactive {
 			t.Fatalf("miss %d: %v", i+2, err)
 		}
 	}
@@ -549,16 +550,16 @@ func TestClientRateLimit(t *testing.T) {
 		if _, err := v.Verify(alice, good); err != nil {
 			t.Fatalf("cache hit limited: %v", err)
 		}
-		if _, err := v.Verify(alice, "garbage-0"); reasonOf(err) != ReasonInactive {
+		if _, err := v.Verify(alice, "garbage-0"); reasonOf(err) != accesstoken.ReasonInactive {
 			t.Fatalf("negative cache hit limited: %v", err)
 		}
 	}
 	// Another client, and requests without a client, are not affected.
-	if _, err := v.Verify(bob, "garbage-bob"); reasonOf(err) != ReasonInactive {
+	if _, err := v.Verify(bob, "garbage-bob"); reasonOf(err) != accesstoken.ReasonInactive {
 		t.Fatalf("other client: %v", err)
 	}
 	for i := range 10 {
-		if _, err := v.Verify(t.Context(), fmt.Sprint("anon-", i)); reasonOf(err) != ReasonInactive {
+		if _, err := v.Verify(t.Context(), fmt.Sprint("anon-", i)); reasonOf(err) != accesstoken.ReasonInactive {
 			t.Fatalf("no client: %v", err)
 		}
 	}

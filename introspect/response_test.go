@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
-	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
 // TestIdPFixtures runs real-world answer shapes (testdata/idp, each with a
@@ -30,7 +31,7 @@ func TestIdPFixtures(t *testing.T) {
 		now       int64 // unix time of the fake clock
 		issuer    string
 		allowNoAu bool
-		want      Reason
+		want      accesstoken.Reason
 		wantUser  string
 		wantScope []string
 		wantExtra map[string]any
@@ -38,27 +39,27 @@ func TestIdPFixtures(t *testing.T) {
 		{file: "okta.json", now: 1451603000, issuer: "https://example.okta.com/oauth2/default",
 			wantUser: "john.doe@example.com", wantScope: []string{"openid", "profile", "op:add"},
 			wantExtra: map[string]any{"client_id": "a9VpZDRCeFh3Nkk2VdYa", "username": "john.doe@example.com"}},
-		{file: "okta.json", now: 1451606400, issuer: "https://example.okta.com/oauth2/default", want: ReasonExpired},
-		{file: "okta.json", now: 1451603000, issuer: "https://other.okta.com/oauth2/default", want: ReasonIssuer},
-		{file: "okta-inactive.json", now: 1700000100, want: ReasonInactive},
+		{file: "okta.json", now: 1451606400, issuer: "https://example.okta.com/oauth2/default", want: accesstoken.ReasonExpired},
+		{file: "okta.json", now: 1451603000, issuer: "https://other.okta.com/oauth2/default", want: accesstoken.ReasonIssuer},
+		{file: "okta-inactive.json", now: 1700000100, want: accesstoken.ReasonInactive},
 		{file: "keycloak.json", now: 1700000100, issuer: "https://keycloak.example.com/realms/mcp",
 			wantUser: "f1b3c1d2-5e6f-4a7b-8c9d-0e1f2a3b4c5d", wantScope: []string{"openid", "email", "profile", "op:add", "op:div"},
 			wantExtra: map[string]any{"email": "alice@example.com", "username": "alice", "aud": []string{"https://mcp.example.com/mcp", "account"}}},
-		{file: "keycloak-refresh.json", now: 1700000100, issuer: "https://keycloak.example.com/realms/mcp", want: ReasonTokenType},
-		{file: "keycloak-id.json", now: 1700000100, issuer: "https://keycloak.example.com/realms/mcp", want: ReasonTokenType},
+		{file: "keycloak-refresh.json", now: 1700000100, issuer: "https://keycloak.example.com/realms/mcp", want: accesstoken.ReasonTokenType},
+		{file: "keycloak-id.json", now: 1700000100, issuer: "https://keycloak.example.com/realms/mcp", want: accesstoken.ReasonTokenType},
 		// Hydra's issuer has a trailing slash; the configured one does not.
 		{file: "hydra.json", now: 1700000100, issuer: "https://hydra.example.com",
 			wantUser: "alice@example.com", wantScope: []string{"openid", "offline", "op:add", "op:sub"}},
-		{file: "hydra.json", now: 1699999000, issuer: "https://hydra.example.com", want: ReasonNotYetValid},
-		{file: "hydra-refresh.json", now: 1700000100, issuer: "https://hydra.example.com/", want: ReasonTokenType},
-		{file: "refresh-token-type.json", now: 1700000100, want: ReasonTokenType},
-		{file: "id-token-use.json", now: 1700000100, want: ReasonTokenType},
+		{file: "hydra.json", now: 1699999000, issuer: "https://hydra.example.com", want: accesstoken.ReasonNotYetValid},
+		{file: "hydra-refresh.json", now: 1700000100, issuer: "https://hydra.example.com/", want: accesstoken.ReasonTokenType},
+		{file: "refresh-token-type.json", now: 1700000100, want: accesstoken.ReasonTokenType},
+		{file: "id-token-use.json", now: 1700000100, want: accesstoken.ReasonTokenType},
 		{file: "propelauth.json", now: 1700000100, issuer: "https://auth.example.com",
 			wantUser: "2a5c6f7e-8b9d-4c1e-a2f3-b4c5d6e7f809", wantScope: []string{"openid", "email", "op:add", "op:mult"},
 			wantExtra: map[string]any{"email": "bob@example.com"}},
 		{file: "generic-scope-array.json", now: 1700000100,
 			wantUser: "carol", wantScope: []string{"op:add", "op:sub", "op:div"}, wantExtra: map[string]any{"sub": "carol"}},
-		{file: "generic-minimal.json", now: 1700000100, want: ReasonAudience},
+		{file: "generic-minimal.json", now: 1700000100, want: accesstoken.ReasonAudience},
 		{file: "generic-minimal.json", now: 1700000100, allowNoAu: true, wantScope: []string{}},
 	}
 	for _, tt := range tests {
@@ -106,13 +107,13 @@ func TestParseResponse(t *testing.T) {
 		name      string
 		body      string
 		wantUnav  bool
-		wantRsn   Reason
+		wantRsn   accesstoken.Reason
 		wantScope []string
-		check     func(*testing.T, *response)
+		check     func(*testing.T, *accesstoken.Claims)
 	}{
 		{name: "active only", body: `{"active":true}`, wantScope: nil},
 		{name: "whitespace active", body: `{"active": true }`},
-		{name: "inactive with junk", body: `{"active":false,"exp":"junk"}`, wantRsn: ReasonInactive},
+		{name: "inactive with junk", body: `{"active":false,"exp":"junk"}`, wantRsn: accesstoken.ReasonInactive},
 		{name: "not JSON", body: `nope`, wantUnav: true},
 		{name: "null", body: `null`, wantUnav: true},
 		{name: "number", body: `1`, wantUnav: true},
@@ -121,31 +122,31 @@ func TestParseResponse(t *testing.T) {
 		{name: "active 1", body: `{"active":1}`, wantUnav: true},
 		{name: "active string", body: `{"active":"true"}`, wantUnav: true},
 		{name: "trailing garbage", body: `{"active":true} x`, wantUnav: true},
-		{name: "float exp", body: `{"active":true,"exp":1700000000.9}`, check: func(t *testing.T, r *response) {
+		{name: "float exp", body: `{"active":true,"exp":1700000000.9}`, check: func(t *testing.T, r *accesstoken.Claims) {
 			if !r.HasExp || r.Exp != 1700000000 {
 				t.Errorf("exp = %d %v", r.Exp, r.HasExp)
 			}
 		}},
-		{name: "exponent exp", body: `{"active":true,"exp":1.7e9}`, check: func(t *testing.T, r *response) {
+		{name: "exponent exp", body: `{"active":true,"exp":1.7e9}`, check: func(t *testing.T, r *accesstoken.Claims) {
 			if r.Exp != 1700000000 {
 				t.Errorf("exp = %d", r.Exp)
 			}
 		}},
-		{name: "null exp", body: `{"active":true,"exp":null}`, check: func(t *testing.T, r *response) {
+		{name: "null exp", body: `{"active":true,"exp":null}`, check: func(t *testing.T, r *accesstoken.Claims) {
 			if r.HasExp {
 				t.Error("null exp treated as present")
 			}
 		}},
-		{name: "string exp", body: `{"active":true,"exp":"1700000000"}`, wantRsn: ReasonInactive},
-		{name: "negative exp", body: `{"active":true,"exp":-1}`, wantRsn: ReasonInactive},
-		{name: "huge exp", body: `{"active":true,"exp":1e300}`, wantRsn: ReasonInactive},
-		{name: "string nbf", body: `{"active":true,"nbf":"x"}`, wantRsn: ReasonInactive},
-		{name: "object iat", body: `{"active":true,"iat":{}}`, wantRsn: ReasonInactive},
-		{name: "number sub", body: `{"active":true,"sub":12}`, wantRsn: ReasonInactive},
-		{name: "array iss", body: `{"active":true,"iss":["a"]}`, wantRsn: ReasonInactive},
-		{name: "number token_type", body: `{"active":true,"token_type":1}`, wantRsn: ReasonInactive},
-		{name: "aud mixed array", body: `{"active":true,"aud":["a",1]}`, wantRsn: ReasonInactive},
-		{name: "aud string", body: `{"active":true,"aud":"a"}`, check: func(t *testing.T, r *response) {
+		{name: "string exp", body: `{"active":true,"exp":"1700000000"}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "negative exp", body: `{"active":true,"exp":-1}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "huge exp", body: `{"active":true,"exp":1e300}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "string nbf", body: `{"active":true,"nbf":"x"}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "object iat", body: `{"active":true,"iat":{}}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "number sub", body: `{"active":true,"sub":12}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "array iss", body: `{"active":true,"iss":["a"]}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "number token_type", body: `{"active":true,"token_type":1}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "aud mixed array", body: `{"active":true,"aud":["a",1]}`, wantRsn: accesstoken.ReasonInactive},
+		{name: "aud string", body: `{"active":true,"aud":"a"}`, check: func(t *testing.T, r *accesstoken.Claims) {
 			if !r.HasAud || !slices.Equal(r.Aud, []string{"a"}) {
 				t.Errorf("aud = %q", r.Aud)
 			}
@@ -201,11 +202,11 @@ func FuzzParseResponse(f *testing.F) {
 		r, err := parseResponse(body)
 		if err != nil {
 			var ue *UnavailableError
-			var ite *InvalidTokenError
+			var ite *accesstoken.InvalidError
 			switch {
 			case errors.As(err, &ue):
 			case errors.As(err, &ite):
-				if ite.Reason != ReasonInactive {
+				if ite.Reason != accesstoken.ReasonInactive {
 					t.Fatalf("parse returned reason %q", ite.Reason)
 				}
 			default:
@@ -225,7 +226,7 @@ func FuzzParseResponse(f *testing.F) {
 			v   int64
 			has bool
 		}{{r.Exp, r.HasExp}, {r.Nbf, r.HasNbf}, {r.Iat, r.HasIat}} {
-			if d.v < 0 || d.v > maxUnixSeconds || (!d.has && d.v != 0) {
+			if d.v < 0 || d.v > 253402300799 /* the end of year 9999, accesstoken's bound */ || (!d.has && d.v != 0) {
 				t.Fatalf("bad numeric date %d (present %v)", d.v, d.has)
 			}
 		}
@@ -233,7 +234,7 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatal("aud without HasAud")
 		}
 		// The TokenInfo built from it is consistent.
-		ti := r.tokenInfo(newInterner(nil, nil))
+		ti := tokenInfo(r, newInterner(nil, nil))
 		if r.HasExp == ti.Expiration.IsZero() {
 			t.Fatalf("Expiration %v vs exp %d/%v", ti.Expiration, r.Exp, r.HasExp)
 		}
@@ -316,7 +317,7 @@ func BenchmarkParseResponse(b *testing.B) {
 	}
 	for _, d := range []struct {
 		name      string
-		unmarshal unmarshalFunc
+		unmarshal accesstoken.Unmarshal
 	}{{"segmentio", sjson.Unmarshal}, {"encoding-json", json.Unmarshal}} {
 		b.Run(d.name, func(b *testing.B) {
 			b.ReportAllocs()

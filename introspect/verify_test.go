@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
 )
 
 func TestVerifyActiveAndCacheHit(t *testing.T) {
@@ -79,44 +81,44 @@ func TestVerifyReasons(t *testing.T) {
 		claims map[string]any // nil: token unknown to the server
 		token  string         // overrides the default token
 		mod    func(*Config)
-		want   Reason // "" means accepted
+		want   accesstoken.Reason // "" means accepted
 	}{
-		{name: "unknown token", want: ReasonInactive},
-		{name: "active false", claims: map[string]any{"active": false, "sub": "u", "aud": testResource}, want: ReasonInactive},
+		{name: "unknown token", want: accesstoken.ReasonInactive},
+		{name: "active false", claims: map[string]any{"active": false, "sub": "u", "aud": testResource}, want: accesstoken.ReasonInactive},
 		{name: "ok", claims: base(nil)},
-		{name: "expired", claims: base(map[string]any{"exp": now.Add(-time.Minute).Unix()}), want: ReasonExpired},
+		{name: "expired", claims: base(map[string]any{"exp": now.Add(-time.Minute).Unix()}), want: accesstoken.ReasonExpired},
 		{name: "expired within skew", claims: base(map[string]any{"exp": now.Add(-10 * time.Second).Unix()}),
 			mod: func(c *Config) { c.ClockSkew = 30 * time.Second }},
 		{name: "no exp accepted", claims: base(map[string]any{"exp": nil})},
-		{name: "nbf future", claims: base(map[string]any{"nbf": now.Add(time.Minute).Unix()}), want: ReasonNotYetValid},
+		{name: "nbf future", claims: base(map[string]any{"nbf": now.Add(time.Minute).Unix()}), want: accesstoken.ReasonNotYetValid},
 		{name: "nbf within skew", claims: base(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}),
 			mod: func(c *Config) { c.ClockSkew = 30 * time.Second }},
-		{name: "aud wrong", claims: base(map[string]any{"aud": "https://other.example.com/mcp"}), want: ReasonAudience},
-		{name: "aud trailing slash differs", claims: base(map[string]any{"aud": testResource + "/"}), want: ReasonAudience},
+		{name: "aud wrong", claims: base(map[string]any{"aud": "https://other.example.com/mcp"}), want: accesstoken.ReasonAudience},
+		{name: "aud trailing slash differs", claims: base(map[string]any{"aud": testResource + "/"}), want: accesstoken.ReasonAudience},
 		{name: "aud array contains", claims: base(map[string]any{"aud": []string{"x", testResource}})},
-		{name: "aud array without", claims: base(map[string]any{"aud": []string{"x", "y"}}), want: ReasonAudience},
-		{name: "aud empty array", claims: base(map[string]any{"aud": []string{}}), want: ReasonAudience},
+		{name: "aud array without", claims: base(map[string]any{"aud": []string{"x", "y"}}), want: accesstoken.ReasonAudience},
+		{name: "aud empty array", claims: base(map[string]any{"aud": []string{}}), want: accesstoken.ReasonAudience},
 		{name: "aud normalised", claims: base(map[string]any{"aud": "HTTPS://MCP.Example.COM:443/%6dcp"})},
-		{name: "aud missing", claims: base(map[string]any{"aud": nil}), want: ReasonAudience},
+		{name: "aud missing", claims: base(map[string]any{"aud": nil}), want: accesstoken.ReasonAudience},
 		{name: "aud missing allowed", claims: base(map[string]any{"aud": nil}), mod: func(c *Config) { c.AllowMissingAudience = true }},
 		{name: "aud wrong though missing allowed", claims: base(map[string]any{"aud": "nope"}),
-			mod: func(c *Config) { c.AllowMissingAudience = true }, want: ReasonAudience},
+			mod: func(c *Config) { c.AllowMissingAudience = true }, want: accesstoken.ReasonAudience},
 		{name: "aud non-URI exact", claims: base(map[string]any{"aud": "api://default"}),
 			mod: func(c *Config) { c.Audiences = []string{"api://default"} }},
-		{name: "aud number is malformed", claims: base(map[string]any{"aud": 42}), want: ReasonInactive},
-		{name: "iss mismatch", claims: base(map[string]any{"iss": "https://evil.example.com"}), want: ReasonIssuer},
+		{name: "aud number is malformed", claims: base(map[string]any{"aud": 42}), want: accesstoken.ReasonInactive},
+		{name: "iss mismatch", claims: base(map[string]any{"iss": "https://evil.example.com"}), want: accesstoken.ReasonIssuer},
 		{name: "iss check disabled", claims: base(map[string]any{"iss": "https://evil.example.com"}),
 			mod: func(c *Config) { c.Issuer = "" }},
-		{name: "refresh token_type", claims: base(map[string]any{"token_type": "refresh_token"}), want: ReasonTokenType},
-		{name: "keycloak typ Refresh", claims: base(map[string]any{"typ": "Refresh"}), want: ReasonTokenType},
-		{name: "keycloak typ ID", claims: base(map[string]any{"typ": "ID"}), want: ReasonTokenType},
+		{name: "refresh token_type", claims: base(map[string]any{"token_type": "refresh_token"}), want: accesstoken.ReasonTokenType},
+		{name: "keycloak typ Refresh", claims: base(map[string]any{"typ": "Refresh"}), want: accesstoken.ReasonTokenType},
+		{name: "keycloak typ ID", claims: base(map[string]any{"typ": "ID"}), want: accesstoken.ReasonTokenType},
 		{name: "keycloak typ Bearer", claims: base(map[string]any{"typ": "Bearer"})},
-		{name: "token_use id_token", claims: base(map[string]any{"token_use": "id_token"}), want: ReasonTokenType},
-		{name: "token_use refresh_token", claims: base(map[string]any{"token_use": "refresh_token"}), want: ReasonTokenType},
+		{name: "token_use id_token", claims: base(map[string]any{"token_use": "id_token"}), want: accesstoken.ReasonTokenType},
+		{name: "token_use refresh_token", claims: base(map[string]any{"token_use": "refresh_token"}), want: accesstoken.ReasonTokenType},
 		{name: "token_use access_token", claims: base(map[string]any{"token_use": "access_token", "token_type": "bearer"})},
-		{name: "string exp fails closed", claims: base(map[string]any{"exp": "1999999999"}), want: ReasonInactive},
-		{name: "empty token", token: "\x00empty", want: ReasonMalformed},
-		{name: "token too long", token: strings.Repeat("a", MaxTokenLength+1), want: ReasonMalformed},
+		{name: "string exp fails closed", claims: base(map[string]any{"exp": "1999999999"}), want: accesstoken.ReasonInactive},
+		{name: "empty token", token: "\x00empty", want: accesstoken.ReasonMalformed},
+		{name: "token too long", token: strings.Repeat("a", accesstoken.MaxLength+1), want: accesstoken.ReasonMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +154,7 @@ func TestVerifyReasons(t *testing.T) {
 			if info != nil {
 				t.Errorf("TokenInfo %v returned with an error", info)
 			}
-			if tt.want == ReasonMalformed && srv.Calls() != 0 {
+			if tt.want == accesstoken.ReasonMalformed && srv.Calls() != 0 {
 				t.Errorf("malformed token was sent to the server")
 			}
 		})
@@ -171,12 +173,12 @@ func TestRejectedBy400(t *testing.T) {
 			})
 			v, _ := newTestVerifier(t, srv)
 			_, err := v.Verify(t.Context(), "tok")
-			if reasonOf(err) != ReasonRejected || !errors.Is(err, auth.ErrInvalidToken) {
-				t.Fatalf("err = %v, want InvalidTokenError{rejected}", err)
+			if reasonOf(err) != accesstoken.ReasonRejected || !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("err = %v, want accesstoken.InvalidError{rejected}", err)
 			}
 			// A verdict about the token: cached as a negative.
 			v.Wait()
-			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonRejected {
+			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != accesstoken.ReasonRejected {
 				t.Fatalf("second err = %v", err)
 			}
 			if n := srv.Calls(); n != 1 {
@@ -203,7 +205,7 @@ func TestExpiryRecheckedOnHit(t *testing.T) {
 		}
 		v.Wait()
 		clk.Advance(6 * time.Second)
-		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonExpired {
+		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != accesstoken.ReasonExpired {
 			t.Fatalf("after exp+skew: err = %v, want expired", err)
 		}
 		if n := srv.Calls(); n != 1 {
@@ -214,7 +216,7 @@ func TestExpiryRecheckedOnHit(t *testing.T) {
 		srv := introspecttest.New(t)
 		v, clk := newTestVerifier(t, srv, func(c *Config) { c.ClockSkew = 30 * time.Second })
 		srv.AddToken("tok", map[string]any{"aud": testResource, "nbf": clk.Now().Add(60 * time.Second).Unix()})
-		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonNotYetValid {
+		if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != accesstoken.ReasonNotYetValid {
 			t.Fatalf("err = %v, want not_yet_valid", err)
 		}
 		v.Wait()
@@ -257,7 +259,7 @@ func TestRevocationNoticedAfterMaxTTL(t *testing.T) {
 		t.Fatalf("within max TTL the cached answer is used: %v", err)
 	}
 	clk.Advance(11 * time.Second)
-	if _, err := v.Verify(t.Context(), tok); reasonOf(err) != ReasonInactive {
+	if _, err := v.Verify(t.Context(), tok); reasonOf(err) != accesstoken.ReasonInactive {
 		t.Fatalf("after max TTL: err = %v, want inactive", err)
 	}
 }
@@ -267,7 +269,7 @@ func TestNegativeCache(t *testing.T) {
 		srv := introspecttest.New(t)
 		v, clk := newTestVerifier(t, srv, func(c *Config) { c.CacheNegativeTTL = 5 * time.Second })
 		for range 3 {
-			if _, err := v.Verify(t.Context(), "unknown"); reasonOf(err) != ReasonInactive {
+			if _, err := v.Verify(t.Context(), "unknown"); reasonOf(err) != accesstoken.ReasonInactive {
 				t.Fatalf("err = %v", err)
 			}
 			v.Wait()
@@ -300,7 +302,7 @@ func TestNegativeCache(t *testing.T) {
 		v, _ := newTestVerifier(t, srv)
 		srv.AddToken("tok", map[string]any{"aud": "elsewhere"})
 		for range 3 {
-			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != ReasonAudience {
+			if _, err := v.Verify(t.Context(), "tok"); reasonOf(err) != accesstoken.ReasonAudience {
 				t.Fatalf("err = %v", err)
 			}
 			v.Wait()
@@ -318,16 +320,16 @@ func TestEntryResult(t *testing.T) {
 		name string
 		e    entry
 		skew time.Duration
-		want Reason
+		want accesstoken.Reason
 	}{
 		{"no times", entry{info: info}, 0, ""},
 		{"exp future", entry{info: info, exp: now.Add(time.Second)}, 0, ""},
-		{"exp now", entry{info: info, exp: now}, 0, ReasonExpired},
+		{"exp now", entry{info: info, exp: now}, 0, accesstoken.ReasonExpired},
 		{"exp now with skew", entry{info: info, exp: now}, time.Second, ""},
-		{"exp past skew", entry{info: info, exp: now.Add(-2 * time.Second)}, time.Second, ReasonExpired},
-		{"nbf future", entry{info: info, nbf: now.Add(2 * time.Second)}, time.Second, ReasonNotYetValid},
+		{"exp past skew", entry{info: info, exp: now.Add(-2 * time.Second)}, time.Second, accesstoken.ReasonExpired},
+		{"nbf future", entry{info: info, nbf: now.Add(2 * time.Second)}, time.Second, accesstoken.ReasonNotYetValid},
 		{"nbf within skew", entry{info: info, nbf: now.Add(time.Second)}, time.Second, ""},
-		{"cached refusal", entry{err: &InvalidTokenError{Reason: ReasonIssuer}}, 0, ReasonIssuer},
+		{"cached refusal", entry{err: &accesstoken.InvalidError{Reason: accesstoken.ReasonIssuer}}, 0, accesstoken.ReasonIssuer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

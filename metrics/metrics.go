@@ -11,6 +11,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 const namespace = "mcp_gateway"
@@ -37,26 +37,36 @@ const (
 // patterns, a handful per process; past this many, new ones count as Other.
 const maxRoutes = 64
 
-// Authentication outcomes: the values of auth_outcomes_total{reason}.
-var authReasons = []string{
-	"ok", "missing", "malformed", "inactive", "audience", "expired", "issuer",
-	"token_type", "rejected", "insufficient_scope", "unavailable",
-	"rate_limited", "forbidden_origin", Other,
+// Labels are the label values the metrics may carry, decided by the
+// packages that own each vocabulary (the gateway's authentication outcomes,
+// the tool policy's tool and operation names). Any other value a caller
+// passes counts as Other, so the number of series is bounded.
+type Labels struct {
+	// AuthOutcomes are the values of auth_outcomes_total{reason}
+	// (gateway.AllAuthOutcomes).
+	AuthOutcomes []string
+	// Tools and Operations are the values of tool_calls_total{tool} and
+	// {operation}: the tools the policy names, and the values of the
+	// argument a tool's scopes depend on (the calculator's operations).
+	Tools, Operations []string
 }
 
-// Introspection outcomes, as introspect.Observer documents them.
-var introspectionOutcomes = []string{
-	"active", "inactive", "rejected", "client_auth", "timeout", "network",
-	"status", "bad_response", Other,
+// toolOutcomes are the values of tool_calls_total{outcome}.
+var toolOutcomes = []string{"ok", "tool_error", "protocol_error", Other}
+
+// labelSet is values plus Other, without duplicates.
+func labelSet[S ~string](values []S) []string {
+	out := make([]string, 0, len(values)+1)
+	for _, v := range values {
+		if !slices.Contains(out, string(v)) {
+			out = append(out, string(v))
+		}
+	}
+	if !slices.Contains(out, Other) {
+		out = append(out, Other)
+	}
+	return out
 }
-
-var shedReasons = []string{"concurrency", "rate", Other}
-
-var (
-	tools        = []string{scopes.CalculatorTool, scopes.WhoamiTool, Other}
-	operations   = append(scopes.Operations(), "none", Other)
-	toolOutcomes = []string{"ok", "tool_error", "protocol_error", Other}
-)
 
 // Metrics is the gateway's set of Prometheus metrics, on a registry of its
 // own (never the global one).
@@ -76,6 +86,10 @@ type Metrics struct {
 	shed         *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
 
+	authReasons, tools, operations []string
+	introspectionOutcomes          []string
+	shedReasons                    []string
+
 	routesMu sync.RWMutex
 	routes   map[string]struct{}
 }
@@ -83,11 +97,16 @@ type Metrics struct {
 var _ introspect.Observer = (*Metrics)(nil)
 
 // New builds the metrics on a new registry, together with the Go runtime
-// and process collectors.
-func New() *Metrics {
+// and process collectors, for the label values in labels.
+func New(labels Labels) *Metrics {
 	m := &Metrics{
-		registry: prometheus.NewRegistry(),
-		routes:   make(map[string]struct{}),
+		registry:              prometheus.NewRegistry(),
+		routes:                make(map[string]struct{}),
+		authReasons:           labelSet(labels.AuthOutcomes),
+		tools:                 labelSet(labels.Tools),
+		operations:            labelSet(append(slices.Clone(labels.Operations), none)),
+		introspectionOutcomes: labelSet(introspect.AllOutcomes()),
+		shedReasons:           labelSet(introspect.AllShedReasons()),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests served, by Echo route pattern and status code.",
@@ -135,13 +154,13 @@ func New() *Metrics {
 	m.cacheMiss = m.cacheLookups.WithLabelValues("miss")
 	// Series that exist from the start, so dashboards and alerts see zeros
 	// rather than nothing.
-	for _, r := range authReasons {
+	for _, r := range m.authReasons {
 		m.authOutcomes.WithLabelValues(r)
 	}
-	for _, o := range introspectionOutcomes {
+	for _, o := range m.introspectionOutcomes {
 		m.introCalls.WithLabelValues(o)
 	}
-	for _, r := range shedReasons {
+	for _, r := range m.shedReasons {
 		m.shed.WithLabelValues(r)
 	}
 	m.registry.MustRegister(
@@ -226,38 +245,38 @@ func statusCode(status int) string {
 	return statusCodes[status]
 }
 
-// AuthOutcome records one authentication decision. reason is one of "ok",
-// "missing", "malformed", "inactive", "audience", "expired", "issuer",
-// "token_type", "rejected", "insufficient_scope", "unavailable",
-// "rate_limited", "forbidden_origin"; anything else counts as "other".
+// AuthOutcome records one authentication decision: one of
+// Labels.AuthOutcomes, anything else counts as "other".
 func (m *Metrics) AuthOutcome(reason string) {
 	if m == nil {
 		return
 	}
-	m.authOutcomes.WithLabelValues(clamp(reason, authReasons)).Inc()
+	m.authOutcomes.WithLabelValues(clamp(reason, m.authReasons)).Inc()
 }
 
-// ToolCall records one MCP tools/call. tool is "calculator" or "whoami";
-// operation is the calculator operation ("add", "subtract", "multiply",
-// "divide") or "" / "none" for none; outcome is "ok", "tool_error" (an
-// isError result) or "protocol_error" (a JSON-RPC error). Anything else
-// counts as "other".
+// none is the operation label of a tool call without an operation.
+const none = "none"
+
+// ToolCall records one MCP tools/call. tool is one of Labels.Tools;
+// operation one of Labels.Operations, or "" / "none" for none; outcome is
+// "ok", "tool_error" (an isError result) or "protocol_error" (a JSON-RPC
+// error). Anything else counts as "other".
 func (m *Metrics) ToolCall(tool, operation, outcome string) {
 	if m == nil {
 		return
 	}
 	if operation == "" {
-		operation = "none"
+		operation = none
 	}
-	m.toolCalls.WithLabelValues(clamp(tool, tools), clamp(operation, operations), clamp(outcome, toolOutcomes)).Inc()
+	m.toolCalls.WithLabelValues(clamp(tool, m.tools), clamp(operation, m.operations), clamp(outcome, toolOutcomes)).Inc()
 }
 
 // IntrospectionCall implements introspect.Observer.
-func (m *Metrics) IntrospectionCall(outcome string, d time.Duration) {
+func (m *Metrics) IntrospectionCall(outcome introspect.Outcome, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.introCalls.WithLabelValues(clamp(outcome, introspectionOutcomes)).Inc()
+	m.introCalls.WithLabelValues(clamp(string(outcome), m.introspectionOutcomes)).Inc()
 	m.introDur.Observe(d.Seconds())
 }
 
@@ -293,12 +312,12 @@ func (m *Metrics) StaleUse() {
 	m.staleUses.Inc()
 }
 
-// Shed implements introspect.Observer: reason is "concurrency" or "rate".
-func (m *Metrics) Shed(reason string) {
+// Shed implements introspect.Observer.
+func (m *Metrics) Shed(reason introspect.ShedReason) {
 	if m == nil {
 		return
 	}
-	m.shed.WithLabelValues(clamp(reason, shedReasons)).Inc()
+	m.shed.WithLabelValues(clamp(string(reason), m.shedReasons)).Inc()
 }
 
 // clamp returns v when it is one of allowed, else Other.

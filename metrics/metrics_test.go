@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mcp-gateway/mcp-gateway/introspect"
 )
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -27,7 +29,7 @@ func scrape(t *testing.T, m *Metrics) string {
 // TestNamesAndLabels checks every metric's name, type and label set
 // against the exposition format.
 func TestNamesAndLabels(t *testing.T) {
-	m := New()
+	m := New(testLabels)
 	m.HTTPRequest("/mcp", 200, 3*time.Millisecond)
 	m.AuthOutcome("ok")
 	m.IntrospectionCall("active", 20*time.Millisecond)
@@ -159,7 +161,7 @@ func TestClamping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := New()
+			m := New(testLabels)
 			tt.record(m)
 			var got float64
 			switch tt.metric {
@@ -182,13 +184,13 @@ func TestClamping(t *testing.T) {
 }
 
 func TestSeriesAreBounded(t *testing.T) {
-	m := New()
+	m := New(testLabels)
 	for i := range 1000 {
 		m.HTTPRequest(fmt.Sprintf("/r%d", i), 200, 0)
 		m.AuthOutcome(fmt.Sprintf("reason-%d", i))
 		m.ToolCall(fmt.Sprintf("t%d", i), fmt.Sprintf("o%d", i), fmt.Sprintf("x%d", i))
-		m.Shed(fmt.Sprintf("s%d", i))
-		m.IntrospectionCall(fmt.Sprintf("i%d", i), 0)
+		m.Shed(introspect.ShedReason(fmt.Sprintf("s%d", i)))
+		m.IntrospectionCall(introspect.Outcome(fmt.Sprintf("i%d", i)), 0)
 	}
 	checks := []struct {
 		name string
@@ -197,10 +199,10 @@ func TestSeriesAreBounded(t *testing.T) {
 	}{
 		{"http_requests_total", testutil.CollectAndCount(m.httpRequests), maxRoutes + 1},
 		{"http_request_duration_seconds", testutil.CollectAndCount(m.httpDuration), maxRoutes + 1},
-		{"auth_outcomes_total", testutil.CollectAndCount(m.authOutcomes), len(authReasons)},
+		{"auth_outcomes_total", testutil.CollectAndCount(m.authOutcomes), len(m.authReasons)},
 		{"tool_calls_total", testutil.CollectAndCount(m.toolCalls), 1},
-		{"introspection_shed_total", testutil.CollectAndCount(m.shed), len(shedReasons)},
-		{"introspection_calls_total", testutil.CollectAndCount(m.introCalls), len(introspectionOutcomes)},
+		{"introspection_shed_total", testutil.CollectAndCount(m.shed), len(m.shedReasons)},
+		{"introspection_calls_total", testutil.CollectAndCount(m.introCalls), len(m.introspectionOutcomes)},
 	}
 	for _, c := range checks {
 		if c.got > c.max {
@@ -237,7 +239,7 @@ func TestNilSafe(t *testing.T) {
 // TestIndependentRegistries: two instances do not share state (no global
 // registry), so tests and multiple gateways in one process work.
 func TestIndependentRegistries(t *testing.T) {
-	a, b := New(), New()
+	a, b := New(testLabels), New(testLabels)
 	a.CacheHit()
 	if got := testutil.ToFloat64(b.cacheHit); got != 0 {
 		t.Errorf("second instance saw the first's hit: %v", got)
@@ -252,14 +254,14 @@ func TestIndependentRegistries(t *testing.T) {
 // string, and checks none of them reaches the exposition.
 func TestScrapeNeverContainsSecrets(t *testing.T) {
 	secrets := []string{"eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN", "user-SUBJECT-42", "client-ID-abc"}
-	m := New()
+	m := New(testLabels)
 	for _, s := range secrets {
 		m.HTTPRequest(s, 200, time.Millisecond)
 		m.HTTPRequest("/"+s, 200, time.Millisecond) // a raw path mistaken for a route: still bounded, but…
 		m.AuthOutcome(s)
 		m.ToolCall(s, s, s)
-		m.IntrospectionCall(s, time.Millisecond)
-		m.Shed(s)
+		m.IntrospectionCall(introspect.Outcome(s), time.Millisecond)
+		m.Shed(introspect.ShedReason(s))
 	}
 	out := scrape(t, m)
 	for _, s := range secrets {
@@ -287,7 +289,7 @@ func grep(s, sub string) string {
 
 // TestConcurrentUse is for -race.
 func TestConcurrentUse(t *testing.T) {
-	m := New()
+	m := New(testLabels)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)
@@ -310,9 +312,18 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func BenchmarkHTTPRequest(b *testing.B) {
-	m := New()
+	m := New(testLabels)
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPRequest("/mcp", 200, time.Millisecond)
 	}
+}
+
+// testLabels stands for the vocabularies the gateway passes (the gateway
+// package cannot be imported here: it imports this one). The gateway's own
+// tests check that its real label sets reach the metrics.
+var testLabels = Labels{
+	AuthOutcomes: []string{"ok", "missing", "malformed", "inactive", "expired", "insufficient_scope", "unavailable", "rate_limited"},
+	Tools:        []string{"calculator", "whoami"},
+	Operations:   []string{"add", "subtract", "multiply", "divide"},
 }

@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-)
 
-// MaxTokenLength is the longest bearer token accepted, in bytes.
-const MaxTokenLength = 4096
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+)
 
 // ErrNoToken is returned when the request has no Authorization header field
 // at all. The gateway answers it with 401 and a challenge without an error
@@ -23,27 +22,27 @@ var ErrNoToken = errors.New("no bearer token")
 // a bad Authorization header field, or a token sent by a method other than
 // the header. The gateway answers it with 400 invalid_request (RFC 6750 §3.1).
 //
-// Reason never contains the token or the header field value.
+// Problem never contains the token or the header field value.
 type MalformedError struct {
-	Reason string
+	Problem string
 }
 
 func (e *MalformedError) Error() string {
-	return "malformed Authorization header: " + e.Reason
+	return "malformed Authorization header: " + e.Problem
 }
 
-// Reasons given in a [MalformedError].
+// Problems named in a [MalformedError].
 const (
-	ReasonMultipleHeaders  = "more than one Authorization header field"
-	ReasonEmptyHeader      = "empty Authorization header field"
-	ReasonUnsupported      = "unsupported scheme"
-	ReasonSeparator        = "scheme must be followed by a space"
-	ReasonMissingToken     = "missing bearer token"
-	ReasonTooLong          = "bearer token too long"
-	ReasonInvalidCharacter = "invalid character in bearer token"
-	ReasonTrailingData     = "unexpected data after bearer token"
-	ReasonQueryToken       = "token in URL query not supported"
-	ReasonFormBody         = "token in form body not supported"
+	ProblemMultipleHeaders  = "more than one Authorization header field"
+	ProblemEmptyHeader      = "empty Authorization header field"
+	ProblemUnsupported      = "unsupported scheme"
+	ProblemSeparator        = "scheme must be followed by a space"
+	ProblemMissingToken     = "missing bearer token"
+	ProblemTooLong          = "bearer token too long"
+	ProblemInvalidCharacter = "invalid character in bearer token"
+	ProblemTrailingData     = "unexpected data after bearer token"
+	ProblemQueryToken       = "token in URL query not supported"
+	ProblemFormBody         = "token in form body not supported"
 )
 
 // TokenFromHeader returns the bearer token in the Authorization header field
@@ -63,7 +62,7 @@ const (
 //     "Bearer" (Basic, DPoP, ... are "unsupported scheme");
 //   - it is followed by one or more SP; HTAB or anything else there is refused,
 //     as the grammar says;
-//   - the token must be a b64token of at most [MaxTokenLength] bytes, and
+//   - the token must be a b64token of at most [accesstoken.MaxLength] bytes, and
 //     nothing may follow it (no second token, no auth-params).
 //
 // The token returned is a substring of the value: a valid header costs no
@@ -74,26 +73,26 @@ func TokenFromHeader(values []string) (string, error) {
 		return "", ErrNoToken
 	case 1:
 	default:
-		return "", &MalformedError{Reason: ReasonMultipleHeaders}
+		return "", &MalformedError{Problem: ProblemMultipleHeaders}
 	}
 	v := strings.Trim(values[0], " \t")
 	if v == "" {
-		return "", &MalformedError{Reason: ReasonEmptyHeader}
+		return "", &MalformedError{Problem: ProblemEmptyHeader}
 	}
 	const scheme = "Bearer"
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", &MalformedError{Reason: ReasonUnsupported}
+		return "", &MalformedError{Problem: ProblemUnsupported}
 	}
 	rest := v[len(scheme):]
 	if rest == "" {
-		return "", &MalformedError{Reason: ReasonMissingToken}
+		return "", &MalformedError{Problem: ProblemMissingToken}
 	}
 	if rest[0] != ' ' {
 		if rest[0] == '\t' {
-			return "", &MalformedError{Reason: ReasonSeparator}
+			return "", &MalformedError{Problem: ProblemSeparator}
 		}
 		// e.g. "Bearerx abc": some other scheme.
-		return "", &MalformedError{Reason: ReasonUnsupported}
+		return "", &MalformedError{Problem: ProblemUnsupported}
 	}
 	i := 0
 	for i < len(rest) && rest[i] == ' ' {
@@ -101,26 +100,26 @@ func TokenFromHeader(values []string) (string, error) {
 	}
 	tok := rest[i:]
 	if tok == "" {
-		return "", &MalformedError{Reason: ReasonMissingToken}
+		return "", &MalformedError{Problem: ProblemMissingToken}
 	}
-	if reason := checkB64Token(tok); reason != "" {
-		return "", &MalformedError{Reason: reason}
+	if problem := checkB64Token(tok); problem != "" {
+		return "", &MalformedError{Problem: problem}
 	}
 	return tok, nil
 }
 
 // checkB64Token returns "" if s is a b64token (RFC 6750 §2.1) of at most
-// MaxTokenLength bytes, else the reason it is not.
+// accesstoken.MaxLength bytes, else the problem with it.
 func checkB64Token(s string) string {
-	if len(s) > MaxTokenLength {
-		return ReasonTooLong
+	if len(s) > accesstoken.MaxLength {
+		return ProblemTooLong
 	}
 	i := 0
 	for i < len(s) && isB64TokenChar(s[i]) {
 		i++
 	}
 	if i == 0 {
-		return ReasonInvalidCharacter
+		return ProblemInvalidCharacter
 	}
 	for i < len(s) && s[i] == '=' {
 		i++
@@ -128,9 +127,9 @@ func checkB64Token(s string) string {
 	if i < len(s) {
 		switch s[i] {
 		case ' ', '\t', ',':
-			return ReasonTrailingData
+			return ProblemTrailingData
 		default:
-			return ReasonInvalidCharacter
+			return ProblemInvalidCharacter
 		}
 	}
 	return ""
@@ -169,11 +168,11 @@ func TokenFromRequest(r *http.Request) (string, error) {
 	if r.URL != nil && r.URL.RawQuery != "" {
 		// ParseQuery returns what it could parse even on error.
 		if q, _ := url.ParseQuery(r.URL.RawQuery); q.Has("access_token") {
-			return "", &MalformedError{Reason: ReasonQueryToken}
+			return "", &MalformedError{Problem: ProblemQueryToken}
 		}
 	}
 	if isFormContentType(r.Header.Get("Content-Type")) {
-		return "", &MalformedError{Reason: ReasonFormBody}
+		return "", &MalformedError{Problem: ProblemFormBody}
 	}
 	return TokenFromHeader(r.Header.Values("Authorization"))
 }

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 )
 
 func TestTokenFromHeader(t *testing.T) {
-	long := strings.Repeat("a", MaxTokenLength)
+	long := strings.Repeat("a", accesstoken.MaxLength)
 	tests := []struct {
 		name   string
 		values []string
@@ -30,32 +32,32 @@ func TestTokenFromHeader(t *testing.T) {
 		{"surrounding OWS", []string{" \tBearer abc\t "}, "abc", ""},
 		{"max length", []string{"Bearer " + long}, long, ""},
 
-		{"two values", []string{"Bearer a", "Bearer b"}, "", ReasonMultipleHeaders},
-		{"two empty values", []string{"", ""}, "", ReasonMultipleHeaders},
-		{"empty value", []string{""}, "", ReasonEmptyHeader},
-		{"whitespace value", []string{" \t "}, "", ReasonEmptyHeader},
-		{"scheme only", []string{"Bearer"}, "", ReasonMissingToken},
-		{"scheme and spaces", []string{"Bearer   "}, "", ReasonMissingToken},
-		{"tab separator", []string{"Bearer\tabc"}, "", ReasonSeparator},
-		{"space then tab", []string{"Bearer \tabc"}, "", ReasonInvalidCharacter},
-		{"basic", []string{"Basic YWxhZGRpbjpvcGVuc2VzYW1l"}, "", ReasonUnsupported},
-		{"dpop", []string{"DPoP abc"}, "", ReasonUnsupported},
-		{"token68 without scheme", []string{"abc"}, "", ReasonUnsupported},
-		{"scheme prefix", []string{"Bearerx abc"}, "", ReasonUnsupported},
-		{"short", []string{"Bear"}, "", ReasonUnsupported},
-		{"too long", []string{"Bearer " + long + "a"}, "", ReasonTooLong},
-		{"two tokens", []string{"Bearer abc def"}, "", ReasonTrailingData},
-		{"trailing param", []string{"Bearer abc, realm=\"x\""}, "", ReasonTrailingData},
-		{"params instead of token", []string{`Bearer token="abc"`}, "", ReasonInvalidCharacter},
-		{"comma after token", []string{"Bearer abc,"}, "", ReasonTrailingData},
-		{"tab after token", []string{"Bearer abc\tdef"}, "", ReasonTrailingData},
-		{"only padding", []string{"Bearer =="}, "", ReasonInvalidCharacter},
-		{"padding in middle", []string{"Bearer ab=c"}, "", ReasonInvalidCharacter},
-		{"bad char", []string{"Bearer ab*c"}, "", ReasonInvalidCharacter},
-		{"quote", []string{`Bearer "abc"`}, "", ReasonInvalidCharacter},
-		{"non-ASCII", []string{"Bearer abcé"}, "", ReasonInvalidCharacter},
-		{"NUL", []string{"Bearer ab\x00c"}, "", ReasonInvalidCharacter},
-		{"CRLF", []string{"Bearer abc\r\nX: y"}, "", ReasonInvalidCharacter},
+		{"two values", []string{"Bearer a", "Bearer b"}, "", ProblemMultipleHeaders},
+		{"two empty values", []string{"", ""}, "", ProblemMultipleHeaders},
+		{"empty value", []string{""}, "", ProblemEmptyHeader},
+		{"whitespace value", []string{" \t "}, "", ProblemEmptyHeader},
+		{"scheme only", []string{"Bearer"}, "", ProblemMissingToken},
+		{"scheme and spaces", []string{"Bearer   "}, "", ProblemMissingToken},
+		{"tab separator", []string{"Bearer\tabc"}, "", ProblemSeparator},
+		{"space then tab", []string{"Bearer \tabc"}, "", ProblemInvalidCharacter},
+		{"basic", []string{"Basic YWxhZGRpbjpvcGVuc2VzYW1l"}, "", ProblemUnsupported},
+		{"dpop", []string{"DPoP abc"}, "", ProblemUnsupported},
+		{"token68 without scheme", []string{"abc"}, "", ProblemUnsupported},
+		{"scheme prefix", []string{"Bearerx abc"}, "", ProblemUnsupported},
+		{"short", []string{"Bear"}, "", ProblemUnsupported},
+		{"too long", []string{"Bearer " + long + "a"}, "", ProblemTooLong},
+		{"two tokens", []string{"Bearer abc def"}, "", ProblemTrailingData},
+		{"trailing param", []string{"Bearer abc, realm=\"x\""}, "", ProblemTrailingData},
+		{"params instead of token", []string{`Bearer token="abc"`}, "", ProblemInvalidCharacter},
+		{"comma after token", []string{"Bearer abc,"}, "", ProblemTrailingData},
+		{"tab after token", []string{"Bearer abc\tdef"}, "", ProblemTrailingData},
+		{"only padding", []string{"Bearer =="}, "", ProblemInvalidCharacter},
+		{"padding in middle", []string{"Bearer ab=c"}, "", ProblemInvalidCharacter},
+		{"bad char", []string{"Bearer ab*c"}, "", ProblemInvalidCharacter},
+		{"quote", []string{`Bearer "abc"`}, "", ProblemInvalidCharacter},
+		{"non-ASCII", []string{"Bearer abcé"}, "", ProblemInvalidCharacter},
+		{"NUL", []string{"Bearer ab\x00c"}, "", ProblemInvalidCharacter},
+		{"CRLF", []string{"Bearer abc\r\nX: y"}, "", ProblemInvalidCharacter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +73,7 @@ func TestTokenFromHeader(t *testing.T) {
 				}
 			default:
 				var me *MalformedError
-				if !errors.As(err, &me) || me.Reason != tt.reason || got != "" {
+				if !errors.As(err, &me) || me.Problem != tt.reason || got != "" {
 					t.Fatalf("TokenFromHeader(%q) = %q, %v; want reason %q", tt.values, got, err, tt.reason)
 				}
 				if want := "malformed Authorization header: " + tt.reason; err.Error() != want {
@@ -111,16 +113,16 @@ func TestTokenFromRequest(t *testing.T) {
 		{"header", "/mcp", map[string][]string{"Authorization": {"Bearer abc"}, "Content-Type": {"application/json"}}, "abc", ""},
 		{"no header", "/mcp", nil, "", "-"},
 		{"other query", "/mcp?session=1", map[string][]string{"Authorization": {"Bearer abc"}}, "abc", ""},
-		{"query token", "/mcp?access_token=abc", nil, "", ReasonQueryToken},
-		{"query token and header", "/mcp?x=1&access_token=abc", map[string][]string{"Authorization": {"Bearer abc"}}, "", ReasonQueryToken},
-		{"empty query token", "/mcp?access_token", nil, "", ReasonQueryToken},
-		{"encoded query token", "/mcp?access%5Ftoken=abc", nil, "", ReasonQueryToken},
-		{"query token after bad escape", "/mcp?x=%zz&access_token=abc", nil, "", ReasonQueryToken},
-		{"form body", "/mcp", map[string][]string{"Content-Type": {"application/x-www-form-urlencoded"}}, "", ReasonFormBody},
-		{"form body with header", "/mcp", map[string][]string{"Authorization": {"Bearer abc"}, "Content-Type": {"Application/X-WWW-Form-URLEncoded ; charset=utf-8"}}, "", ReasonFormBody},
+		{"query token", "/mcp?access_token=abc", nil, "", ProblemQueryToken},
+		{"query token and header", "/mcp?x=1&access_token=abc", map[string][]string{"Authorization": {"Bearer abc"}}, "", ProblemQueryToken},
+		{"empty query token", "/mcp?access_token", nil, "", ProblemQueryToken},
+		{"encoded query token", "/mcp?access%5Ftoken=abc", nil, "", ProblemQueryToken},
+		{"query token after bad escape", "/mcp?x=%zz&access_token=abc", nil, "", ProblemQueryToken},
+		{"form body", "/mcp", map[string][]string{"Content-Type": {"application/x-www-form-urlencoded"}}, "", ProblemFormBody},
+		{"form body with header", "/mcp", map[string][]string{"Authorization": {"Bearer abc"}, "Content-Type": {"Application/X-WWW-Form-URLEncoded ; charset=utf-8"}}, "", ProblemFormBody},
 		{"multipart is not form-urlencoded", "/mcp", map[string][]string{"Authorization": {"Bearer abc"}, "Content-Type": {"multipart/form-data; boundary=x"}}, "abc", ""},
-		{"two headers", "/mcp", map[string][]string{"Authorization": {"Bearer a", "Bearer b"}}, "", ReasonMultipleHeaders},
-		{"basic", "/mcp", map[string][]string{"Authorization": {"Basic YTpi"}}, "", ReasonUnsupported},
+		{"two headers", "/mcp", map[string][]string{"Authorization": {"Bearer a", "Bearer b"}}, "", ProblemMultipleHeaders},
+		{"basic", "/mcp", map[string][]string{"Authorization": {"Basic YTpi"}}, "", ProblemUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,7 +144,7 @@ func TestTokenFromRequest(t *testing.T) {
 				}
 			default:
 				var me *MalformedError
-				if !errors.As(err, &me) || me.Reason != tt.reason || got != "" {
+				if !errors.As(err, &me) || me.Problem != tt.reason || got != "" {
 					t.Fatalf("got %q, %v; want reason %q", got, err, tt.reason)
 				}
 			}
@@ -184,9 +186,9 @@ func isB64Token(s string) bool {
 
 func isHeaderReason(r string) bool {
 	switch r {
-	case ReasonMultipleHeaders, ReasonEmptyHeader, ReasonUnsupported,
-		ReasonSeparator, ReasonMissingToken, ReasonTooLong,
-		ReasonInvalidCharacter, ReasonTrailingData:
+	case ProblemMultipleHeaders, ProblemEmptyHeader, ProblemUnsupported,
+		ProblemSeparator, ProblemMissingToken, ProblemTooLong,
+		ProblemInvalidCharacter, ProblemTrailingData:
 		return true
 	}
 	return false
@@ -196,7 +198,7 @@ func FuzzTokenFromHeader(f *testing.F) {
 	for _, s := range []string{
 		"Bearer abc", "bearer YWJj==", "Bearer", "Bearer ", "Bearer\tabc", "Basic YTpi",
 		"Bearer a b", "Bearer a, realm=\"x\"", " Bearer  abc ", "", "Bearer ==", "Bearer a=b",
-		"Bearer " + strings.Repeat("x", MaxTokenLength+1), "Bearer abc\r\n", "Bearer é",
+		"Bearer " + strings.Repeat("x", accesstoken.MaxLength+1), "Bearer abc\r\n", "Bearer é",
 	} {
 		f.Add(s, false)
 	}
@@ -217,7 +219,7 @@ func FuzzTokenFromHeader(f *testing.F) {
 			}
 			// The error never echoes the input: its text is one of the
 			// fixed reasons.
-			if !isHeaderReason(me.Reason) || err.Error() != "malformed Authorization header: "+me.Reason {
+			if !isHeaderReason(me.Problem) || err.Error() != "malformed Authorization header: "+me.Problem {
 				t.Fatalf("error %q for %q is not a fixed reason", err, v)
 			}
 			return
@@ -225,7 +227,7 @@ func FuzzTokenFromHeader(f *testing.F) {
 		if twice {
 			t.Fatalf("accepted two header values: %q", tok)
 		}
-		if !isB64Token(tok) || len(tok) > MaxTokenLength {
+		if !isB64Token(tok) || len(tok) > accesstoken.MaxLength {
 			t.Fatalf("accepted invalid token %q", tok)
 		}
 		if !strings.HasSuffix(strings.Trim(v, " \t"), tok) || !strings.HasPrefix(strings.ToLower(strings.Trim(v, " \t")), "bearer ") {

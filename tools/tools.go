@@ -95,7 +95,7 @@ func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, Calcu
 		if !scopes.Satisfies(granted(req), need) {
 			return nil, CalculatorOutput{}, fmt.Errorf("the %s operation needs the %s scope, which this token was not granted", in.Operation, need)
 		}
-		r, err := Compute(in.Operation, in.A, in.B)
+		r, err := compute(in.Operation, in.A, in.B)
 		if err != nil {
 			return nil, CalculatorOutput{}, err
 		}
@@ -104,10 +104,10 @@ func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, Calcu
 	}
 }
 
-// Compute performs one calculator operation. Division by zero and results
+// compute performs one calculator operation. Division by zero and results
 // that are not finite are errors: JSON cannot carry Inf or NaN, and a client
 // should see why rather than a protocol failure.
-func Compute(op string, a, b float64) (float64, error) {
+func compute(op string, a, b float64) (float64, error) {
 	var r float64
 	switch op {
 	case scopes.OpAdd:

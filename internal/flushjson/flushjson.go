@@ -1,4 +1,6 @@
-package gateway
+// Package flushjson sends a JSON answer to the client as soon as a handler
+// has written it completely.
+package flushjson
 
 import (
 	"encoding/json"
@@ -7,7 +9,7 @@ import (
 	"strconv"
 )
 
-// SendCompleteJSON sends a JSON answer to the client as soon as the SDK has
+// Wrap sends a JSON answer to the client as soon as the SDK has
 // written it, instead of when the SDK's handler returns.
 //
 // In JSON response mode the SDK writes the whole answer in one Write. Its
@@ -25,10 +27,10 @@ import (
 // written in several pieces, answers whose header was already sent (the
 // SDK's JSON-RPC errors), and answers with no body (202 for notifications).
 //
-// It is exported for the bench's baseline (the SDK's handler with no
-// authentication), which sends its answers the same way, so that the
+// The gateway and the bench's baseline (the SDK's handler with no
+// authentication) both send their answers this way, so that the
 // side-by-side comparison measures the authentication layer and not this.
-func SendCompleteJSON(next http.Handler) http.Handler {
+func Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(&completeJSONWriter{ResponseWriter: w}, r)
 	})

@@ -1,4 +1,4 @@
-package gateway
+package flushjson
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// TestSendCompleteJSONBeforeHandlerReturns checks that a complete JSON
+// TestWrapBeforeHandlerReturns checks that a complete JSON
 // answer reaches the client while the handler is still running (as the
 // SDK's is while it closes the request's session), and that everything
 // else is passed through as net/http would send it. Each handler blocks
 // after writing until the client has read the whole answer, so an answer
 // held back until the handler returns fails the test at the client's
 // deadline instead of passing by luck.
-func TestSendCompleteJSONBeforeHandlerReturns(t *testing.T) {
+func TestWrapBeforeHandlerReturns(t *testing.T) {
 	tests := []struct {
 		name       string
 		write      func(w http.ResponseWriter)
@@ -106,7 +106,7 @@ func TestSendCompleteJSONBeforeHandlerReturns(t *testing.T) {
 				wantBody = ""
 			}
 			read := make(chan struct{})
-			srv := httptest.NewServer(SendCompleteJSON(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				tc.write(w)
 				if tc.early {
 					<-read // the client must have the whole answer already

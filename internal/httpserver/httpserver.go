@@ -1,4 +1,6 @@
-package gateway
+// Package httpserver builds the http.Server every listener of the gateway is
+// served by.
+package httpserver
 
 import (
 	"log/slog"
@@ -6,10 +8,10 @@ import (
 	"time"
 )
 
-// NewHTTPServer is the http.Server the gateway is served by, with bounds on
+// New is the http.Server the gateway is served by, with bounds on
 // what a slow or hostile client can hold open. main.go and the bench's
 // servers both use it, so that the bench measures the production listener.
-func NewHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+func New(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,

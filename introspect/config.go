@@ -1,0 +1,209 @@
+package introspect
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
+)
+
+// Client authentication methods for the introspection call (RFC 7662 §2.1
+// requires the protected resource to authenticate; RFC 6749 §2.3.1 defines
+// these two).
+const (
+	AuthMethodClientSecretBasic = "client_secret_basic"
+	AuthMethodClientSecretPost  = "client_secret_post"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultTimeout          = 5 * time.Second
+	DefaultCacheMaxTTL      = 60 * time.Second
+	DefaultCacheNegativeTTL = 5 * time.Second
+	DefaultCacheMaxBytes    = 64 << 20
+	DefaultMaxResponseBytes = 64 << 10
+	// DefaultMaxConcurrency is the default Config.MaxConcurrency.
+	DefaultMaxConcurrency = 64
+)
+
+// Config configures a Verifier. The zero value of each duration and size
+// field selects the default documented on it.
+type Config struct {
+	// Endpoint is the RFC 7662 introspection URL. If empty, it is discovered
+	// from Issuer (see MetadataURLs), metadata field "introspection_endpoint".
+	Endpoint string
+	// Issuer is the expected "iss". When an answer carries "iss" it must
+	// equal this (exactly, up to one trailing slash). Empty disables the
+	// check (then Endpoint is required).
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// AuthMethod is "client_secret_basic" (default when empty) or
+	// "client_secret_post".
+	AuthMethod string
+	// Audiences are the accepted audiences: a token's "aud" (string or
+	// array) must contain one. URIs are compared after RFC 3986 §6.2.2
+	// normalisation ("HTTPS://Example.COM:443/mcp" == "https://example.com/mcp",
+	// but "/mcp" != "/mcp/"); other strings exactly. At least one is required.
+	Audiences []string
+	// AllowMissingAudience accepts a token whose answer has no "aud".
+	AllowMissingAudience bool
+	// ClockSkew is the tolerance on "exp" and "nbf". Zero means none; the
+	// gateway passes 30s.
+	ClockSkew time.Duration
+	// KnownScopes are scope strings most tokens carry (the policy's): each
+	// cached token shares one copy of them instead of holding its own.
+	// Purely a memory saving; any scope is accepted.
+	KnownScopes []string
+	// Timeout bounds each introspection (and discovery) HTTP call. Default 5s.
+	Timeout time.Duration
+	// CacheMaxTTL bounds how long an active answer is reused:
+	// min(exp-now, CacheMaxTTL). It is how late a revocation may be noticed.
+	// Default 60s.
+	CacheMaxTTL time.Duration
+	// CacheNegativeTTL is how long a refusal is remembered. Default 5s;
+	// negative disables caching of refusals.
+	CacheNegativeTTL time.Duration
+	// CacheMaxBytes bounds the cache, in estimated bytes of heap (see
+	// entry.cost). Default 64 MiB.
+	CacheMaxBytes int64
+	// HTTPClient makes the introspection and discovery calls. If nil, a
+	// keep-alive client tuned for one busy host is used. Redirects are never
+	// followed, even with a caller's client (a 307 would re-post the token to
+	// wherever the redirect points); a 3xx is an UnavailableError.
+	HTTPClient *http.Client
+	// MaxResponseBytes bounds an introspection response body; a larger one
+	// is an UnavailableError. Default 64 KiB.
+	MaxResponseBytes int64
+	// Now is the clock, for tests. Default time.Now.
+	Now func() time.Time
+	// Logger receives operational logs (never the token). nil discards.
+	Logger *slog.Logger
+
+	// Observer receives metrics events (see Observer). nil selects
+	// NopObserver.
+	Observer Observer
+	// StaleIfError lets an accepted answer whose cache life (CacheMaxTTL)
+	// has ended be served for up to this long afterwards, but never at or
+	// past the token's exp, when re-introspecting it fails with an
+	// *UnavailableError (never on a refusal or a ClientAuthError). Each such
+	// use is logged at Warn and reported to Observer.StaleUse. An inactive
+	// answer drops the stale entry at once. Zero (default) disables it.
+	StaleIfError time.Duration
+	// MaxConcurrency bounds the introspection calls in flight (requests
+	// waiting on another request's call for the same token do not count).
+	// When all are busy a new cache miss waits briefly (half of Timeout,
+	// 2s at most), then fails with an *UnavailableError wrapping
+	// ErrOverloaded. Default DefaultMaxConcurrency.
+	MaxConcurrency int
+	// ClientRate and ClientBurst limit cache misses (unknown tokens) per
+	// client address, as set on the request context with WithClient; past
+	// the limit Verify returns *RateLimitError without calling the
+	// authorization server. Cache hits are never limited. Zero ClientRate
+	// (default) means unlimited; a zero ClientBurst with a positive rate
+	// means max(1, ceil(ClientRate)).
+	ClientRate  rate.Limit
+	ClientBurst int
+}
+
+// validate reports every problem of c at once.
+func (c *Config) validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("introspect: "+format, args...)) }
+	if c.Endpoint == "" && c.Issuer == "" {
+		add("Endpoint or Issuer is required")
+	}
+	if c.Endpoint != "" {
+		if _, err := urlrule.Server(c.Endpoint); err != nil {
+			add("Endpoint: %v", err)
+		}
+	}
+	if c.Issuer != "" {
+		if _, err := urlrule.Identifier(c.Issuer); err != nil {
+			add("Issuer: %v", err)
+		}
+	}
+	if c.ClientID == "" {
+		add("ClientID is required")
+	}
+	if c.ClientSecret == "" {
+		add("ClientSecret is required")
+	}
+	switch c.AuthMethod {
+	case "", AuthMethodClientSecretBasic, AuthMethodClientSecretPost:
+	default:
+		add("AuthMethod %q is not %s or %s", c.AuthMethod, AuthMethodClientSecretBasic, AuthMethodClientSecretPost)
+	}
+	if len(c.Audiences) == 0 {
+		add("at least one audience is required")
+	}
+	for i, a := range c.Audiences {
+		if a == "" {
+			add("Audiences[%d] is empty", i)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ClockSkew", c.ClockSkew}, {"Timeout", c.Timeout}, {"CacheMaxTTL", c.CacheMaxTTL}, {"StaleIfError", c.StaleIfError}} {
+		if d.v < 0 {
+			add("%s must not be negative", d.name)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    float64
+	}{
+		{"CacheMaxBytes", float64(c.CacheMaxBytes)}, {"MaxResponseBytes", float64(c.MaxResponseBytes)},
+		{"MaxConcurrency", float64(c.MaxConcurrency)}, {"ClientRate", float64(c.ClientRate)},
+		{"ClientBurst", float64(c.ClientBurst)},
+	} {
+		if n.v < 0 {
+			add("%s must not be negative", n.name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) applyDefaults() {
+	if c.AuthMethod == "" {
+		c.AuthMethod = AuthMethodClientSecretBasic
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.CacheMaxTTL == 0 {
+		c.CacheMaxTTL = DefaultCacheMaxTTL
+	}
+	if c.CacheNegativeTTL == 0 {
+		c.CacheNegativeTTL = DefaultCacheNegativeTTL
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if c.ClientRate > 0 && c.ClientBurst == 0 {
+		c.ClientBurst = max(1, int(math.Ceil(float64(c.ClientRate))))
+	}
+	c.Audiences = append([]string(nil), c.Audiences...)
+}

@@ -1,0 +1,4 @@
+package tools
+
+// Compute is compute, for the external tests.
+var Compute = compute
