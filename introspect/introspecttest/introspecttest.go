@@ -77,6 +77,25 @@ func WithMetadata(f func(md map[string]any)) Option { return func(s *Server) { s
 // tb.Cleanup.
 func New(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("introspecttest: listen: %v", err)
+	}
+	// URL is set before the server starts: handlers read it, and a request
+	// from another process gives the race detector no ordering to see.
+	s := NewHandler("http://"+l.Addr().String(), opts...)
+	s.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: s}}
+	s.srv.Start()
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+// NewHandler returns the fake authorization server as an http.Handler, to
+// mount on a server of your own whose URL is origin (scheme://host:port, no
+// path; WithIssuerPath adds one). Its endpoints are at the paths New's
+// server uses: the issuer's metadata locations and issuer + "/introspect".
+// Client does not work on a Server made this way.
+func NewHandler(origin string, opts ...Option) *Server {
 	s := &Server{
 		ClientID:     DefaultClientID,
 		ClientSecret: DefaultClientSecret,
@@ -85,16 +104,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("introspecttest: listen: %v", err)
-	}
-	// URL is set before the server starts: handlers read it, and a request
-	// from another process gives the race detector no ordering to see.
-	s.URL = "http://" + l.Addr().String() + s.issuerPath
-	s.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(s.serveHTTP)}}
-	s.srv.Start()
-	tb.Cleanup(s.srv.Close)
+	s.URL = strings.TrimSuffix(origin, "/") + s.issuerPath
 	return s
 }
 
@@ -174,7 +184,8 @@ func (s *Server) SetFailure(f func(w http.ResponseWriter, r *http.Request) bool)
 	s.mu.Unlock()
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves the metadata and introspection endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == s.issuerPath+"/introspect":

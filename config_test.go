@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// runtimeVars are read by the Go runtime, not the gateway; .env.example
+// documents them for fly.toml's sake.
+var runtimeVars = []string{"GOGC", "GOMEMLIMIT"}
+
+// TestEnvContract checks the one list of variables (env's struct tags)
+// against what documents it: every variable is in .env.example with its
+// default (or commented out when it has none), nothing there is unknown,
+// and README.md's configuration table names every one.
+func TestEnvContract(t *testing.T) {
+	vars := envVars()
+	if len(vars) < 30 {
+		t.Fatalf("envVars lists %d variables; the struct tags were not read", len(vars))
+	}
+	example, err := os.ReadFile(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{} // name -> value ("" for a commented example)
+	line := regexp.MustCompile(`^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$`)
+	for l := range strings.Lines(string(example)) {
+		m := line.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		v := m[3]
+		if m[1] != "" {
+			v = ""
+		} else if u, err := strconv.Unquote(v); err == nil {
+			v = u
+		}
+		documented[m[2]] = v
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, v := range vars {
+		known[v.Name] = true
+		got, ok := documented[v.Name]
+		switch {
+		case !ok:
+			t.Errorf(".env.example does not document %s", v.Name)
+		case got != v.Default:
+			t.Errorf(".env.example has %s=%q, the default is %q", v.Name, got, v.Default)
+		}
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not name %s", v.Name)
+		}
+	}
+	for name := range documented {
+		if !known[name] && !slices.Contains(runtimeVars, name) {
+			t.Errorf(".env.example documents %s, which the gateway does not read", name)
+		}
+	}
+}
+
+// TestReadEnv: a variable that is set is taken as it is, even empty; one
+// that is not set gets its default; nothing comes from the process.
+func TestReadEnv(t *testing.T) {
+	t.Setenv("PORT", "1234") // must not leak in: only the lookup is read
+	e := readEnv(envOf(map[string]string{"HOST": "", "LOG_LEVEL": "debug"}))
+	if e.Port != "8080" || e.Host != "" || e.LogLevel != "debug" || e.CacheMaxTTL != "60s" {
+		t.Errorf("readEnv = PORT %q HOST %q LOG_LEVEL %q CACHE_MAX_TTL %q", e.Port, e.Host, e.LogLevel, e.CacheMaxTTL)
+	}
+	e = readEnv(envOf(map[string]string{"SCOPES_SUPPORTED": ""}))
+	if e.ScopesSupported != "" {
+		t.Errorf("an empty SCOPES_SUPPORTED became %q, want it kept empty", e.ScopesSupported)
+	}
+}
