@@ -56,7 +56,7 @@ func runCheck(ctx context.Context, args []string, lookup LookupEnv, stdout io.Wr
 	case checkReady:
 		return nil
 	case checkInvalid:
-		return &configError{problems: r.problems}
+		return &configError{problems: r.problems, reported: true}
 	default:
 		return &checkFailedError{failures: r.failures}
 	}
@@ -134,6 +134,10 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	if cfg.DevMode {
 		r.warn("development mode: AUTH_ISSUER_URL is unset, so the embedded development authorization server issues and introspects tokens; there is nothing external to check")
 		r.detail("development mode has no real login and is not for production: set AUTH_ISSUER_URL, INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET (docs/identity-providers.md)")
+		if tok, _ := lookup(checkTokenEnv); strings.TrimSpace(tok) != "" {
+			r.warn("%s is set but not checked: development tokens live in the running gateway's memory, which the doctor cannot see", checkTokenEnv)
+			r.fix("start the gateway (go run .) and call the whoami tool with the token, or mint one on the token page, %s", "http://localhost:<PORT>/dev-auth/")
+		}
 		return r.summary()
 	}
 	r.ok("authorization server: AUTH_ISSUER_URL=%s", cfg.IssuerURL)

@@ -374,6 +374,10 @@ func TestCheckProcessExitStatus(t *testing.T) {
 			if !strings.Contains(stdout.String(), "ok   configuration") && tc.status != 2 {
 				t.Errorf("stdout:\n%s", stdout.String())
 			}
+			// The doctor printed the problems; main must not repeat them.
+			if tc.status == 2 && (!strings.Contains(stdout.String(), "CLOCK_SKEW") || strings.Contains(stderr.String(), "CLOCK_SKEW")) {
+				t.Errorf("an invalid configuration must be reported once, on stdout\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			}
 		})
 	}
 }
@@ -417,4 +421,13 @@ func TestCheckInteropOIDCProvider(t *testing.T) {
 		)
 		notIn(t, out, "wrong-secret")
 	})
+}
+
+func TestCheckDevelopmentModeSaysCheckTokenIsIgnored(t *testing.T) {
+	code, out := runDoctor(t, map[string]string{checkTokenEnv: "some-token"})
+	if code != checkReady {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	wantLines(t, out, "warn CHECK_TOKEN is set but not checked", "whoami")
+	notIn(t, out, "some-token")
 }

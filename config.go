@@ -68,7 +68,7 @@ type env struct {
 
 	ShutdownTimeout string `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	LogLevel        string `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat       string `envconfig:"LOG_FORMAT" default:"json"`
+	LogFormat       string `envconfig:"LOG_FORMAT" default:"auto"`
 
 	DevAuthAllowPublic string `envconfig:"DEV_AUTH_ALLOW_PUBLIC" default:"false"`
 	DevAuthTokenTTL    string `envconfig:"DEV_AUTH_TOKEN_TTL" default:"10m"`
@@ -127,7 +127,12 @@ type config struct {
 }
 
 // configError lists every configuration problem; main exits with status 2.
-type configError struct{ problems []string }
+// reported says the problems were already printed (by the doctor), so main
+// does not print them twice.
+type configError struct {
+	problems []string
+	reported bool
+}
 
 func (e *configError) Error() string {
 	return "invalid configuration:\n  - " + strings.Join(e.problems, "\n  - ")
@@ -340,9 +345,9 @@ func (e env) validate() (*config, error) {
 		p.addf("LOG_LEVEL=%q must be debug, info, warn or error", e.LogLevel)
 	}
 	switch c.LogFormat {
-	case "json", "text":
+	case "json", "text", "auto":
 	default:
-		p.addf("LOG_FORMAT=%q must be json or text", e.LogFormat)
+		p.addf("LOG_FORMAT=%q must be auto, json or text", e.LogFormat)
 	}
 
 	c.DevMode = c.IssuerURL == ""

@@ -719,6 +719,19 @@ func TestMetricsOnTheirOwnPort(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "mcp_gateway_") {
 		t.Errorf("METRICS_PORT: %d %.200s", resp.StatusCode, b)
 	}
+	// The internal listener serves GET /metrics only.
+	for _, tc := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/mcp"}, {"POST", "/metrics"}, {"GET", "/metrics/x"}} {
+		req, _ := http.NewRequest(tc.method, fmt.Sprintf("http://127.0.0.1:%d%s", port, tc.path), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || strings.Contains(string(b), "mcp_gateway_") {
+			t.Errorf("%s %s on METRICS_PORT: %d %.100s, want no metrics", tc.method, tc.path, resp.StatusCode, b)
+		}
+	}
 }
 
 // A client sending many unknown tokens is slowed down with 429, while a

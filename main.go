@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/devauth"
@@ -39,9 +40,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "mcp-gateway:", err)
 		var ce *configError
-		if errors.As(err, &ce) {
+		isConfig := errors.As(err, &ce)
+		if !isConfig || !ce.reported {
+			fmt.Fprintln(os.Stderr, "mcp-gateway:", err)
+		}
+		if isConfig {
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -53,11 +57,18 @@ func main() {
 // when not nil, is called with the base URL once the listener is bound;
 // tests use it to start the whole server in-process.
 func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io.Writer, onListen func(baseURL string)) error {
-	if len(args) > 0 && args[0] == "check" {
-		return runCheck(ctx, args[1:], lookup, stdout) // configuration doctor, check.go
-	}
 	if len(args) > 0 {
-		return &configError{problems: []string{fmt.Sprintf("unexpected arguments %q: the gateway is configured by environment variables (see .env.example)", args)}}
+		switch args[0] {
+		case "check":
+			return runCheck(ctx, args[1:], lookup, stdout) // configuration doctor, check.go
+		case "help", "-h", "-help", "--help":
+			usage(stdout)
+			return nil
+		case "version", "--version":
+			printVersion(stdout)
+			return nil
+		}
+		return unknownArguments(args)
 	}
 	cfg, err := loadConfig(lookup)
 	if err != nil {
@@ -67,7 +78,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return listenError("PORT", cfg.Port, err)
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -136,10 +147,12 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	if cfg.MetricsPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.MetricsPort)))
 		if err != nil {
-			return fmt.Errorf("listen for metrics: %w", err)
+			return listenError("METRICS_PORT", cfg.MetricsPort, err)
 		}
 		defer mln.Close()
-		metricsSrv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = httpserver.New(mux, logger)
 		go func() { serveErr <- metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String())
 	}
@@ -206,14 +219,37 @@ func discover(ctx context.Context, v *introspect.Verifier, logger *slog.Logger) 
 	}
 }
 
+// newLogger logs at level in format: "json", "text", or "auto" (text on a
+// terminal, where people read it; JSON anywhere else, where machines do).
+// Durations are written as Go duration strings ("10s"), not nanoseconds.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
-	if format == "text" {
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
+	if format == "text" || (format == "auto" && isTerminal(w)) {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// listenError explains a listener that could not be bound, with the
+// variable that picks its port.
+func listenError(variable string, port int, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen: port %d is already in use by another process: stop it, or set %s to a free port (for example %s=%d): %w", port, variable, variable, port+1, err)
+	}
+	return fmt.Errorf("listen on port %d (%s): %w", port, variable, err)
 }
 
 // labelValues turns a vocabulary into metric label values.

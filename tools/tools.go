@@ -72,11 +72,22 @@ func Register(s *mcp.Server, policy *scopes.Policy) error {
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
 	}, calculator(policy))
 
+	// whoami always returns a list of scopes (possibly empty), never null;
+	// the inferred schema's ["null","array"] is not portable (MCP Inspector
+	// flags it), so say "array".
+	out, err := jsonschema.For[WhoamiOutput](nil)
+	if err != nil {
+		return fmt.Errorf("tools: whoami output schema: %w", err)
+	}
+	if sc := out.Properties["scopes"]; sc != nil {
+		sc.Types, sc.Type = nil, "array"
+	}
 	mcp.AddTool(s, &mcp.Tool{
-		Name:        scopes.WhoamiTool,
-		Title:       "Who am I",
-		Description: "Reports who the access token speaks for: subject, user name or e-mail, client, granted scopes and expiry.",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
+		Name:         scopes.WhoamiTool,
+		OutputSchema: out,
+		Title:        "Who am I",
+		Description:  "Reports who the access token speaks for: subject, user name or e-mail, client, granted scopes and expiry.",
+		Annotations:  &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
 	}, whoami)
 	return nil
 }

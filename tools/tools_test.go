@@ -232,6 +232,24 @@ func TestListTools(t *testing.T) {
 	if len(schema.AdditionalProperties) == 0 || string(schema.AdditionalProperties) == "true" {
 		t.Errorf("additionalProperties = %s, want it to forbid extra arguments", schema.AdditionalProperties)
 	}
+
+	// whoami's scopes are always a list: its output schema says "array",
+	// not ["null","array"], which MCP Inspector flags as not portable.
+	raw, err = json.Marshal(byName[scopes.WhoamiTool].OutputSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Properties map[string]struct {
+			Type json.RawMessage `json:"type"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("output schema %s: %v", raw, err)
+	}
+	if got := string(out.Properties["scopes"].Type); got != `"array"` {
+		t.Errorf("whoami output schema scopes type = %s, want \"array\" (schema %s)", got, raw)
+	}
 }
 
 func TestCalculatorScopes(t *testing.T) {
