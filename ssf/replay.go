@@ -1,0 +1,79 @@
+package ssf
+
+import (
+	"sync"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/lru"
+)
+
+// replayCache remembers the jti of every SET accepted within MaxAge, so the
+// same SET delivered twice (a replay, RFC 8935 §5 and RFC 8417 §2.2's
+// uniqueness of jti) is refused. It is bounded: each entry expires once the
+// SET's iat check alone would refuse it, and when the cache is full of live
+// entries a new SET is not accepted (the transmitter is asked to retry)
+// rather than an entry being evicted early, which would reopen its replay
+// window. Only SETs whose signature verified reach it, so only the
+// transmitter can fill it.
+type replayCache struct {
+	mu   sync.Mutex // makes check-then-add atomic
+	seen *lru.Cache[string, time.Time]
+	ttl  time.Duration
+}
+
+func newReplayCache(capacity int, ttl time.Duration) (*replayCache, error) {
+	c, err := lru.New[string, time.Time](capacity)
+	if err != nil {
+		return nil, err
+	}
+	return &replayCache{seen: c, ttl: ttl}, nil
+}
+
+// seenAt reports whether jti is remembered and live at now.
+func (c *replayCache) seenAt(jti string, now time.Time) bool {
+	exp, ok := c.seen.Peek(jti)
+	return ok && now.Before(exp)
+}
+
+// reserve records jti as seen at now, or says why it cannot: the jti is
+// live already (errReplay), or every slot holds a live entry (*errFull with
+// the time until the oldest expires). Entries are added with now + ttl, so
+// they expire oldest-first and expired ones are dropped from the old end.
+func (c *replayCache) reserve(jti string, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seenAt(jti, now) {
+		return errReplay
+	}
+	for {
+		_, exp, ok := c.seen.Oldest()
+		if !ok || now.Before(exp) {
+			break
+		}
+		c.seen.RemoveOldest()
+	}
+	if _, present := c.seen.Peek(jti); !present && c.seen.Len() >= c.seen.Cap() {
+		_, exp, _ := c.seen.Oldest()
+		return &errFull{wait: exp.Sub(now)}
+	}
+	c.seen.Add(jti, now.Add(c.ttl))
+	return nil
+}
+
+// release forgets jti, so a SET whose processing failed can be delivered
+// again.
+func (c *replayCache) release(jti string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen.Remove(jti)
+}
+
+type replayError struct{}
+
+func (replayError) Error() string { return "jti already seen" }
+
+var errReplay error = replayError{}
+
+type errFull struct{ wait time.Duration }
+
+func (e *errFull) Error() string { return "replay cache full of live entries" }
