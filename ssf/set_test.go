@@ -125,7 +125,9 @@ func TestAcceptedShapes(t *testing.T) {
 				c["events"] = map[string]any{"https://schemas.openid.net/secevent/ssf/event-type/verification": map[string]any{"state": "VGhpcw"}}
 			}},
 		{name: "revoking event about a phone number: accepted, nothing revoked",
-			mutate: func(c map[string]any) { c["sub_id"] = map[string]any{"format": "phone_number", "phone_number": "+1 206 555 0123"} }},
+			mutate: func(c map[string]any) {
+				c["sub_id"] = map[string]any{"format": "phone_number", "phone_number": "+1 206 555 0123"}
+			}},
 		{name: "unknown claims and members are ignored (SSF 1.0 §4.2.3)",
 			mutate: func(c map[string]any) { c["txn"] = "8675309"; c["x-vendor"] = []any{1, "two", nil} },
 			want:   []ssf.Subject{{Format: ssf.FormatIssSub, Iss: "https://idp.example.com/", Sub: "u7"}}},
