@@ -219,8 +219,11 @@ func parseSubject(raw []byte, critical []string) (subs []Subject, notActionable 
 		return aliasesSubject(m)
 	}
 	s, ok, err := simpleSubject(format, m)
-	if err != nil || !ok {
-		return nil, "unsupported subject format", err
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		return nil, "unsupported subject format", nil
 	}
 	return []Subject{s}, "", nil
 }
@@ -320,8 +323,11 @@ func complexSubject(m map[string]json.RawMessage, critical []string) ([]Subject,
 		return nil, "", errSubject
 	}
 	s, ok, err := simpleSubject(f, inner)
-	if err != nil || !ok {
-		return nil, "unsupported subject format", err
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		return nil, "unsupported subject format", nil
 	}
 	return []Subject{s}, "", nil
 }

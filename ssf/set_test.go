@@ -629,7 +629,7 @@ func hmacWithPublicKey(t *testing.T, claims map[string]any) string {
 	})
 }
 
-func encrypt(t *testing.T, claims map[string]any) string {
+func encrypt(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	enc, err := jose.NewEncrypter(jose.A128GCM, jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: key("rsa2").Signer.Public().(*rsa.PublicKey)},
 		(&jose.EncrypterOptions{}).WithType("secevent+jwt"))
