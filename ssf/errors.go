@@ -42,31 +42,31 @@ type Reason string
 
 // The reasons a SET or a push request is refused.
 const (
-	ReasonMethod        Reason = "method"        // not POST
-	ReasonContentType   Reason = "content_type"  // not application/secevent+jwt
-	ReasonTooLarge      Reason = "too_large"     // body over MaxBodyBytes
-	ReasonAuthorization Reason = "authorization" // Authorization header missing or wrong
-	ReasonMalformed     Reason = "malformed"     // not a JWS compact serialization, payload not a JSON object
-	ReasonEncrypted     Reason = "encrypted"     // a JWE, or a JWS wrapping another JWT (cty)
-	ReasonAlgorithm     Reason = "algorithm"     // alg outside the allowlist (none, HS256 ...)
-	ReasonCritical      Reason = "critical"      // a "crit" header parameter
-	ReasonType          Reason = "type"          // typ missing or not secevent+jwt
-	ReasonUnknownKey    Reason = "unknown_key"   // no key in the transmitter's JWKS matches kid and alg
-	ReasonSignature     Reason = "signature"     // the signature does not verify
-	ReasonIssuer        Reason = "issuer"        // iss missing or not Config.Issuer
-	ReasonAudience      Reason = "audience"      // aud missing or names none of Config.Audience
-	ReasonIssuedAt      Reason = "issued_at"     // iat missing or not a number
-	ReasonStale         Reason = "stale"         // iat older than MaxAge
-	ReasonFuture        Reason = "future"        // iat (or nbf) later than now + ClockSkew
-	ReasonExpired       Reason = "expired"       // exp present and passed
-	ReasonJTI           Reason = "jti"           // jti missing, empty or too long
-	ReasonReplay        Reason = "replay"        // jti seen within MaxAge
-	ReasonSubClaim      Reason = "sub_claim"     // a top-level "sub" claim
-	ReasonEvents        Reason = "events"        // events missing, empty, not objects, too many
-	ReasonSubject       Reason = "subject"       // a revoking event's subject is missing or malformed
-	ReasonKeysUnavail   Reason = "keys_unavailable"
-	ReasonReplayFull    Reason = "replay_cache_full"
-	ReasonRevocationErr Reason = "revocation_failed"
+	ReasonMethod        Reason = "method"            // not POST
+	ReasonContentType   Reason = "content_type"      // not application/secevent+jwt
+	ReasonTooLarge      Reason = "too_large"         // body over MaxBodyBytes
+	ReasonAuthorization Reason = "authorization"     // Authorization header missing or wrong
+	ReasonMalformed     Reason = "malformed"         // not a JWS compact serialization, payload not a JSON object
+	ReasonEncrypted     Reason = "encrypted"         // a JWE, or a JWS wrapping another JWT (cty)
+	ReasonAlgorithm     Reason = "algorithm"         // alg outside the allowlist (none, HS256 ...)
+	ReasonCritical      Reason = "critical"          // a "crit" header parameter
+	ReasonType          Reason = "type"              // typ missing or not secevent+jwt
+	ReasonUnknownKey    Reason = "unknown_key"       // no key in the transmitter's JWKS matches kid and alg
+	ReasonSignature     Reason = "signature"         // the signature does not verify
+	ReasonIssuer        Reason = "issuer"            // iss missing or not Config.Issuer
+	ReasonAudience      Reason = "audience"          // aud missing or names none of Config.Audience
+	ReasonIssuedAt      Reason = "issued_at"         // iat missing or not a number
+	ReasonStale         Reason = "stale"             // iat older than MaxAge
+	ReasonFuture        Reason = "future"            // iat (or nbf) later than now + ClockSkew
+	ReasonExpired       Reason = "expired"           // exp present and passed
+	ReasonJTI           Reason = "jti"               // jti missing, empty or too long
+	ReasonReplay        Reason = "replay"            // jti seen within MaxAge
+	ReasonSubClaim      Reason = "sub_claim"         // a top-level "sub" claim
+	ReasonEvents        Reason = "events"            // events missing, empty, not objects, too many
+	ReasonSubject       Reason = "subject"           // a revoking event's subject is missing or malformed
+	ReasonKeysUnavail   Reason = "keys_unavailable"  // the transmitter's keys could not be fetched (now)
+	ReasonReplayFull    Reason = "replay_cache_full" // every remembered jti is live
+	ReasonRevocationErr Reason = "revocation_failed" // OnRevocation returned an error
 )
 
 // RefusedError means the SET (or the push request carrying it) was examined

@@ -36,20 +36,11 @@ type verifiedSET struct {
 	Events   []event
 }
 
-// claims is the SET's claims set with each member kept raw, so that a
-// member of the wrong JSON type is refused rather than silently zeroed.
-type claims struct {
-	Iss    json.RawMessage `json:"iss"`
-	Aud    json.RawMessage `json:"aud"`
-	Iat    json.RawMessage `json:"iat"`
-	Exp    json.RawMessage `json:"exp"`
-	Nbf    json.RawMessage `json:"nbf"`
-	Jti    json.RawMessage `json:"jti"`
-	Sub    json.RawMessage `json:"sub"`
-	Toe    json.RawMessage `json:"toe"`
-	Events json.RawMessage `json:"events"`
-	SubID  json.RawMessage `json:"sub_id"`
-}
+// claims is the SET's claims set, each member kept raw and looked up by
+// its exact name: JWT claim names are case-sensitive (RFC 7519 §4), which
+// decoding into a struct would not respect, and a member of the wrong JSON
+// type must be refused rather than silently zeroed.
+type claims map[string]json.RawMessage
 
 // verifySET checks one SET in JWS compact serialization (RFC 7515 §7.1)
 // and returns what it says. In order:
@@ -180,21 +171,21 @@ func (r *Receiver) checkType(raw json.RawMessage) error {
 func (r *Receiver) checkClaims(payload []byte) (*verifiedSET, error) {
 	var c claims
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&c); err != nil || dec.More() {
+	if err := dec.Decode(&c); err != nil || c == nil || dec.More() {
 		return nil, refused(CodeInvalidRequest, ReasonMalformed, "the SET's payload is not a JSON object")
 	}
 	var iss string
-	if c.Iss == nil || json.Unmarshal(c.Iss, &iss) != nil || iss != r.cfg.Issuer {
+	if c["iss"] == nil || json.Unmarshal(c["iss"], &iss) != nil || iss != r.cfg.Issuer {
 		return nil, refused(CodeInvalidIssuer, ReasonIssuer, `the SET's "iss" is not the configured transmitter`)
 	}
-	if !r.audienceOK(c.Aud) {
+	if !r.audienceOK(c["aud"]) {
 		return nil, refused(CodeInvalidAudience, ReasonAudience, `the SET's "aud" does not name this receiver`)
 	}
 	now := r.now()
-	if c.Iat == nil {
+	if c["iat"] == nil {
 		return nil, refused(CodeInvalidRequest, ReasonIssuedAt, `the SET has no "iat" (RFC 8417 §2.2)`)
 	}
-	iat, err := numericDate(c.Iat)
+	iat, err := numericDate(c["iat"])
 	if err != nil {
 		return nil, refused(CodeInvalidRequest, ReasonIssuedAt, `the SET's "iat" is not a NumericDate`)
 	}
@@ -204,8 +195,8 @@ func (r *Receiver) checkClaims(payload []byte) (*verifiedSET, error) {
 	if iat.After(now.Add(r.cfg.ClockSkew)) {
 		return nil, refused(CodeInvalidRequest, ReasonFuture, `the SET's "iat" is in the future`)
 	}
-	if c.Exp != nil {
-		exp, err := numericDate(c.Exp)
+	if c["exp"] != nil {
+		exp, err := numericDate(c["exp"])
 		if err != nil {
 			return nil, refused(CodeInvalidRequest, ReasonMalformed, `the SET's "exp" is not a NumericDate`)
 		}
@@ -213,8 +204,8 @@ func (r *Receiver) checkClaims(payload []byte) (*verifiedSET, error) {
 			return nil, refused(CodeInvalidRequest, ReasonExpired, `the SET's "exp" has passed`)
 		}
 	}
-	if c.Nbf != nil {
-		nbf, err := numericDate(c.Nbf)
+	if c["nbf"] != nil {
+		nbf, err := numericDate(c["nbf"])
 		if err != nil {
 			return nil, refused(CodeInvalidRequest, ReasonMalformed, `the SET's "nbf" is not a NumericDate`)
 		}
@@ -223,22 +214,22 @@ func (r *Receiver) checkClaims(payload []byte) (*verifiedSET, error) {
 		}
 	}
 	var jti string
-	if c.Jti == nil || json.Unmarshal(c.Jti, &jti) != nil || jti == "" || len(jti) > maxJTILen {
+	if c["jti"] == nil || json.Unmarshal(c["jti"], &jti) != nil || jti == "" || len(jti) > maxJTILen {
 		return nil, refused(CodeInvalidRequest, ReasonJTI, `the SET's "jti" is missing, empty or too long (RFC 8417 §2.2)`)
 	}
-	if c.Sub != nil {
+	if c["sub"] != nil {
 		return nil, refused(CodeInvalidRequest, ReasonSubClaim, `the SET has a "sub" claim, which SSF 1.0 §4.1.2 forbids`)
 	}
 	v := &verifiedSET{JTI: jti, IssuedAt: iat}
-	if c.Toe != nil {
-		if v.Toe, err = numericDate(c.Toe); err != nil {
+	if c["toe"] != nil {
+		if v.Toe, err = numericDate(c["toe"]); err != nil {
 			return nil, refused(CodeInvalidRequest, ReasonMalformed, `the SET's "toe" is not a NumericDate`)
 		}
 	}
 	r.keys.mu.RLock()
 	critical := r.keys.critical
 	r.keys.mu.RUnlock()
-	events, rerr := parseEvents(c.Events, c.SubID, r.cfg.MaxEvents, critical)
+	events, rerr := parseEvents(c["events"], c["sub_id"], r.cfg.MaxEvents, critical)
 	if rerr != nil {
 		return nil, rerr
 	}

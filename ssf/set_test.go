@@ -128,8 +128,8 @@ func TestAcceptedShapes(t *testing.T) {
 			mutate: func(c map[string]any) {
 				c["sub_id"] = map[string]any{"format": "phone_number", "phone_number": "+1 206 555 0123"}
 			}},
-		{name: "unknown claims and members are ignored (SSF 1.0 §4.2.3)",
-			mutate: func(c map[string]any) { c["txn"] = "8675309"; c["x-vendor"] = []any{1, "two", nil} },
+		{name: "unknown claims and members are ignored (SSF 1.0 §4.2.3), SUB is not sub",
+			mutate: func(c map[string]any) { c["txn"] = "8675309"; c["x-vendor"] = []any{1, "two", nil}; c["SUB"] = "x" },
 			want:   []ssf.Subject{{Format: ssf.FormatIssSub, Iss: "https://idp.example.com/", Sub: "u7"}}},
 	}
 	for _, tt := range tests {
@@ -332,6 +332,13 @@ func TestRefusals(t *testing.T) {
 			build: func(t *testing.T, f *fixture) string {
 				c := f.claims(ssf.EventSessionRevoked, ssftest.Opaque("o"))
 				c["iss"] = f.tr.Issuer() + "/"
+				return f.tr.MustSign(t, c)
+			}},
+		{name: "claim names are case-sensitive: ISS is not iss", code: ssf.CodeInvalidIssuer, reason: ssf.ReasonIssuer,
+			build: func(t *testing.T, f *fixture) string {
+				c := f.claims(ssf.EventSessionRevoked, ssftest.Opaque("o"))
+				c["ISS"] = c["iss"]
+				delete(c, "iss")
 				return f.tr.MustSign(t, c)
 			}},
 		{name: "issuer missing", code: ssf.CodeInvalidIssuer, reason: ssf.ReasonIssuer,
