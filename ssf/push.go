@@ -29,9 +29,10 @@ const ContentType = "application/secevent+jwt"
 //   - 401 (authentication_failed): AuthorizationHeader is set and the
 //     request did not carry it.
 //   - 405, 413, 415 (invalid_request): not POST, body over MaxBodyBytes,
-//     Content-Type not application/secevent+jwt. These are HTTP-level
-//     errors, which RFC 8935 §2.3 answers with the matching status; they
-//     carry the same error object.
+//     Content-Type not application/secevent+jwt. RFC 8935 §2.3 answers "a
+//     general HTTP error condition" with the applicable HTTP status and
+//     keeps 400 for a SET that fails parsing or validation; these carry
+//     the same error object all the same, so a transmitter can log why.
 //   - 503 with Retry-After: the SET could not be processed now (the
 //     transmitter's keys are unreachable, the replay cache is full,
 //     OnRevocation failed). Nothing was recorded; the transmitter should

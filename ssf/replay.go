@@ -8,8 +8,10 @@ import (
 )
 
 // replayCache remembers the jti of every SET accepted within MaxAge, so the
-// same SET delivered twice (a replay, RFC 8935 §5 and RFC 8417 §2.2's
-// uniqueness of jti) is refused. It is bounded: each entry expires once the
+// same SET delivered twice is refused: RFC 8417 §2.2 makes "jti" unique
+// within the transmitter's feed precisely so a recipient can tell whether it
+// has already received an event, and a captured SET posted again must not
+// act twice. It is bounded: each entry expires once the
 // SET's iat check alone would refuse it, and when the cache is full of live
 // entries a new SET is not accepted (the transmitter is asked to retry)
 // rather than an entry being evicted early, which would reopen its replay

@@ -159,7 +159,8 @@ func (r *Receiver) checkType(raw json.RawMessage) error {
 //     transmitter would be accepted here;
 //   - "iat" a NumericDate no older than MaxAge and no later than now +
 //     ClockSkew: a SET older than that could be a replay the bounded replay
-//     cache no longer remembers (RFC 8417 §2.2, RFC 8935 §5);
+//     cache no longer remembers (RFC 8417 §2.2 makes "iat" REQUIRED; the
+//     window is this receiver's policy);
 //   - "exp", which SSF 1.0 §4.1.7 says transmitters must not send, is
 //     tolerated from older transmitters but honoured: a SET past its exp
 //     is refused; "nbf" likewise;
