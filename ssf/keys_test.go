@@ -450,3 +450,22 @@ func TestConcurrentFirstSETsShareOneFetch(t *testing.T) {
 		t.Fatalf("%d revocations, want %d", got, n)
 	}
 }
+
+// TestNoKidTriesFewKeys: without a kid, a SET is checked against every key
+// of its alg only while there are few of them.
+func TestNoKidTriesFewKeys(t *testing.T) {
+	many := []ssftest.Key{key("ec")}
+	for i := range 4 {
+		many = append(many, ssftest.MustKey(t, "ES256", "extra-"+string(rune('a'+i))))
+	}
+	f := newFixture(t, nil, many...)
+	set := sign(t, ssftest.Key{Alg: "ES256", Signer: key("ec").Signer}, f.claims(ssf.EventSessionRevoked, ssftest.Opaque("o")))
+	_, err := f.rcv.Verify(context.Background(), []byte(set))
+	wantRefused(t, err, ssf.CodeInvalidKey, ssf.ReasonUnknownKey)
+	f.tr.Publish(many[:4]...)
+	f.clk.Advance(ssf.DefaultKeyMaxAge)
+	set = sign(t, ssftest.Key{Alg: "ES256", Signer: key("ec").Signer}, f.claims(ssf.EventSessionRevoked, ssftest.Opaque("o")))
+	if _, err := f.rcv.Verify(context.Background(), []byte(set)); err != nil {
+		t.Fatalf("with 4 keys: %v", err)
+	}
+}

@@ -28,6 +28,11 @@ const secEventType = "secevent+jwt"
 // maxJTILen bounds "jti": it is kept in the replay cache.
 const maxJTILen = 256
 
+// maxKeysTried bounds the keys a SET without "kid" is checked against (RFC
+// 7515 §4.1.4 makes kid optional; transmitters with one or two keys often
+// omit it).
+const maxKeysTried = 4
+
 // verifiedSET is a SET whose signature and claims passed every check.
 type verifiedSET struct {
 	JTI      string
@@ -99,6 +104,11 @@ func (r *Receiver) verifySET(ctx context.Context, raw []byte) (*verifiedSET, err
 	keys, err := r.keys.keysFor(ctx, sig.Protected.KeyID, sig.Protected.Algorithm)
 	if err != nil {
 		return nil, err
+	}
+	if len(keys) > maxKeysTried {
+		// Only possible without a kid: each try is a signature check an
+		// unauthenticated POST would make this receiver pay for.
+		return nil, refused(CodeInvalidKey, ReasonUnknownKey, "the SET names no kid and the transmitter's JWKS holds too many keys for its alg to try them all")
 	}
 	var payload []byte
 	for _, k := range keys {
