@@ -291,16 +291,16 @@ func simpleSubject(format string, m map[string]json.RawMessage) (s Subject, ok b
 	return Subject{}, false, nil
 }
 
-// complexSubjectMembers are the SSF 1.0 §3.3 members of a complex subject.
-// Only "user" names the principal whose tokens the gateway caches; the
-// others narrow the event (one session, one device, one tenant), and
-// revoking the whole user is a safe superset of that: a revocation only
-// makes the gateway ask the authorization server again.
-var processedComplexMembers = []string{"user"}
+// processedComplexMember is the one SSF 1.0 §3.3 complex-subject member
+// this receiver processes. Only "user" names the principal whose tokens the
+// gateway caches; the others narrow the event (one session, one device, one
+// tenant), and revoking the whole user is a safe superset of that: a
+// revocation only makes the gateway ask the authorization server again.
+const processedComplexMember = "user"
 
 func complexSubject(m map[string]json.RawMessage, critical []string) ([]Subject, string, error) {
 	for _, name := range critical {
-		if _, present := m[name]; present && !slices.Contains(processedComplexMembers, name) {
+		if _, present := m[name]; present && name != processedComplexMember {
 			// SSF 1.0 §3.6: "An SSF Receiver MUST discard any event that
 			// contains a Subject with a Critical member that it is unable
 			// to process."
@@ -309,7 +309,7 @@ func complexSubject(m map[string]json.RawMessage, critical []string) ([]Subject,
 	}
 	// Only the member this receiver uses is checked: a malformed "device"
 	// is no reason to refuse the revocation of its user.
-	raw, ok := m["user"]
+	raw, ok := m[processedComplexMember]
 	if !ok {
 		return nil, "complex subject without a user member", nil
 	}

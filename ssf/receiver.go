@@ -66,7 +66,7 @@ type Config struct {
 	// long past "exp" a SET is still accepted (default 30s).
 	ClockSkew time.Duration
 	// Algorithms are the JWS "alg" values accepted (default
-	// DefaultAlgorithms). Only asymmetric algorithms may be listed.
+	// DefaultAlgorithms()). Only asymmetric algorithms may be listed.
 	Algorithms []string
 	// AcceptUntyped accepts SETs without a "typ" header, as RISC
 	// transmitters that predate SSF 1.0's explicit typing send. Off by
@@ -146,9 +146,6 @@ type Receiver struct {
 	log        *slog.Logger
 }
 
-// asymmetric lists the JWS algorithms that may ever be configured.
-var asymmetric = DefaultAlgorithms
-
 // New checks cfg, reporting every problem at once, and returns a Receiver.
 // It does no I/O: the transmitter's keys are fetched on the first SET (or
 // by Refresh), so a transmitter that is down does not stop the gateway
@@ -172,11 +169,11 @@ func New(cfg Config) (*Receiver, error) {
 		errs = append(errs, errors.New("ssf: OnRevocation is required (a receiver that revokes nothing would acknowledge revocations it ignores)"))
 	}
 	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = DefaultAlgorithms
+		cfg.Algorithms = DefaultAlgorithms()
 	}
 	for _, a := range cfg.Algorithms {
-		if !slices.Contains(asymmetric, a) {
-			errs = append(errs, fmt.Errorf("ssf: algorithm %q is not allowed; use asymmetric ones among %s", a, strings.Join(asymmetric, ", ")))
+		if !asymmetricAlgorithm(a) {
+			errs = append(errs, fmt.Errorf("ssf: algorithm %q is not allowed; use asymmetric ones among %s", a, strings.Join(DefaultAlgorithms(), ", ")))
 		}
 	}
 	for name, d := range map[string]time.Duration{

@@ -14,12 +14,23 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// DefaultAlgorithms are the JWS algorithms accepted when Config.Algorithms
-// is empty: every asymmetric algorithm of RFC 7518 §3.1 and RFC 8037 §3.1.
-// "none" and the HMAC family are never accepted (RFC 8725 §3.1, §3.2): a
-// SET must prove it comes from the transmitter, and an HMAC key is one the
-// receiver would share.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+// DefaultAlgorithms returns the JWS algorithms accepted when
+// Config.Algorithms is empty: every asymmetric algorithm of RFC 7518 §3.1
+// and RFC 8037 §3.1. "none" and the HMAC family are never accepted (RFC
+// 8725 §3.1, §3.2): a SET must prove it comes from the transmitter, and an
+// HMAC key is one the receiver would share.
+func DefaultAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+// asymmetricAlgorithm reports whether alg may be configured at all.
+func asymmetricAlgorithm(alg string) bool {
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		return true
+	}
+	return false
+}
 
 // secEventType is the RFC 8417 §2.3 "typ" of a SET ("application/"
 // omitted, as RFC 7515 §4.1.9 recommends).
