@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -473,6 +475,15 @@ func TestRefusals(t *testing.T) {
 			}
 			revs2, err := f.rcv.Receive(context.Background(), []byte(set))
 			wantRefused(t, err, tt.code, tt.reason)
+			// And over HTTP: the RFC 8935 §2.3 error object with the same code.
+			if tt.refetch {
+				f.clk.Advance(ssf.DefaultRefetchInterval)
+			}
+			status := http.StatusBadRequest
+			if tt.reason == ssf.ReasonTooLarge {
+				status = http.StatusRequestEntityTooLarge
+			}
+			wantErrorBody(t, serve(f.rcv, set), status, tt.code)
 			if revs != nil || revs2 != nil || len(f.rec.calls()) != 0 {
 				t.Fatalf("refused SET revoked: %+v %+v, OnRevocation calls %+v", revs, revs2, f.rec.calls())
 			}
@@ -671,4 +682,13 @@ func noRequests(t *testing.T, tr *ssftest.Transmitter) {
 	if md, jwks := tr.Requests(); md != 0 || jwks != 0 {
 		t.Fatalf("the attacker's server was contacted: metadata %d, jwks %d", md, jwks)
 	}
+}
+
+// serve hands set to ServeHTTP as a transmitter's push would.
+func serve(h http.Handler, set string) pushAnswer {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/ssf/events", strings.NewReader(set))
+	req.Header.Set("Content-Type", ssf.ContentType)
+	h.ServeHTTP(rec, req)
+	return pushAnswer{rec.Code, rec.Result().Header, rec.Body.Bytes()}
 }
