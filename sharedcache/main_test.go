@@ -1,0 +1,88 @@
+package sharedcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: Close
+// must stop the probe, the subscriber and go-redis's pub/sub goroutines,
+// and the test helpers their processes and proxies.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testSecret is the KeySecret of every test Store.
+var testSecret = []byte("0123456789abcdef-test-key-secret")
+
+// recorder is an Observer that keeps every event.
+type recorder struct {
+	mu       sync.Mutex
+	calls    map[string]int // "op/outcome" -> count
+	circuits []bool
+	open     atomic.Bool
+}
+
+func newRecorder() *recorder { return &recorder{calls: map[string]int{}} }
+
+func (r *recorder) Call(op, outcome string, _ time.Duration) {
+	r.mu.Lock()
+	r.calls[op+"/"+outcome]++
+	r.mu.Unlock()
+}
+
+func (r *recorder) Circuit(open bool) {
+	r.mu.Lock()
+	r.circuits = append(r.circuits, open)
+	r.mu.Unlock()
+	r.open.Store(open)
+}
+
+func (r *recorder) count(op, outcome string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[op+"/"+outcome]
+}
+
+func (r *recorder) circuitEvents() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]bool(nil), r.circuits...)
+}
+
+// newStore opens a Store on url with the test secret, a recorder, and any
+// changes mod makes to the Config; it is closed when the test ends.
+func newStore(t testing.TB, url string, mod ...func(*Config)) (*Store, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	cfg := Config{URL: url, KeySecret: testSecret, Observer: rec}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s, rec
+}
+
+// digest is the SHA-256 of a token, as the verifier computes it.
+func digest(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// eventually polls cond every 5 ms until it holds or the deadline passes:
+// only for effects that cross a real Redis process.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
