@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,10 @@ const (
 type bus struct {
 	s      *Store
 	reload chan struct{} // requests a re-read of the revocation records
+	// subscriptions counts subscribe confirmations (two per connection:
+	// both channels), for tests that must not publish before a Store
+	// listens.
+	subscriptions atomic.Int64
 
 	mu       sync.Mutex
 	handlers map[uint64]func(Revocation)
@@ -192,6 +197,9 @@ func (b *bus) run() {
 			}
 			switch m := m.(type) {
 			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					b.subscriptions.Add(1)
+				}
 				if m.Kind == "subscribe" && m.Channel == revokeChan {
 					s.log.Debug("shared cache: subscribed to revocations")
 					reload()

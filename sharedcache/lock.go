@@ -191,6 +191,9 @@ func (s *Store) Await(ctx context.Context, digest [32]byte, maxWait time.Duratio
 	w := s.bus.wait(id)
 	defer s.bus.unwait(id, w)
 	poll := min(max(maxWait/10, 10*time.Millisecond), 100*time.Millisecond)
+	if s.awaitPoll > 0 {
+		poll = s.awaitPoll
+	}
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
 	keys := []string{s.keys.value(&id), s.keys.lock(&id)}
@@ -210,6 +213,9 @@ func (s *Store) Await(ctx context.Context, digest [32]byte, maxWait time.Duratio
 		case !pending:
 			s.end(ctx, OpAwait, start, nil, OutcomeMiss)
 			return Hit{}, false
+		}
+		if s.awaitHook != nil {
+			s.awaitHook()
 		}
 		select {
 		case <-w:

@@ -86,3 +86,10 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// subscribed waits until s listens on both of its channels (the
+// subscription is made in the background by New).
+func subscribed(t testing.TB, s *Store) {
+	t.Helper()
+	eventually(t, 5*time.Second, "Store to subscribe", func() bool { return s.bus.subscriptions.Load() >= 2 })
+}

@@ -48,6 +48,11 @@ type Store struct {
 	wg      sync.WaitGroup // background goroutines
 
 	bus *bus
+
+	// awaitPoll, when set (tests only), replaces Await's poll interval;
+	// awaitHook, when set, runs each time Await starts waiting.
+	awaitPoll time.Duration
+	awaitHook func()
 }
 
 // New validates cfg and connects. It does not fail when Redis is down or
