@@ -23,7 +23,9 @@ type UnavailableError struct {
 	Err error
 }
 
-func (e *UnavailableError) Error() string { return "sharedcache: " + e.Op + ": Redis unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Error() string {
+	return "sharedcache: " + e.Op + ": Redis unavailable: " + e.Err.Error()
+}
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // InvalidError means an argument was refused before anything was sent.

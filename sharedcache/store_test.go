@@ -148,7 +148,7 @@ func TestGetRefusesForeignValues(t *testing.T) {
 		{},
 		encodeValue(time.Now(), bytes.Repeat([]byte("x"), 65)),
 		append([]byte{2}, encodeValue(time.Now(), []byte("v"))[1:]...), // unknown format
-		encodeValue(time.Unix(0, 0), []byte("v")),                       // no time
+		encodeValue(time.Unix(0, 0), []byte("v")),                      // no time
 	} {
 		d := digest("foreign" + string(rune('a'+i)))
 		id := s.ID(d)
