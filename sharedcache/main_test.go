@@ -93,3 +93,16 @@ func subscribed(t testing.TB, s *Store) {
 	t.Helper()
 	eventually(t, 5*time.Second, "Store to subscribe", func() bool { return s.bus.subscriptions.Load() >= 2 })
 }
+
+// fakeClock is a settable clock, safe to read from the Store's goroutines.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.set(t)
+	return c
+}
+
+func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }

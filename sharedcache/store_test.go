@@ -91,7 +91,7 @@ func TestClientOptions(t *testing.T) {
 func TestGetSetTTL(t *testing.T) {
 	srv := redistest.Start(t)
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	s, rec := newStore(t, srv.URL(), func(c *Config) { c.Now = func() time.Time { return now } })
+	s, rec := newStore(t, srv.URL(), func(c *Config) { c.Now = newFakeClock(now).now })
 	raw := rawClient(t, srv.Addr)
 	ctx := context.Background()
 	d := digest("token-a")
