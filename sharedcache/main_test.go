@@ -3,18 +3,26 @@ package sharedcache
 import (
 	"context"
 	"crypto/sha256"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: Close
 // must stop the probe, the subscriber and go-redis's pub/sub goroutines,
 // and the test helpers their processes and proxies.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// go-redis's process-wide logger is routed to a discarding slog.Logger,
+// as the gateway routes it to its own log (its dial failures while Redis is
+// down would otherwise fill the test output).
+func TestMain(m *testing.M) {
+	redis.SetLogger(LibraryLogger{Logger: slog.New(slog.DiscardHandler)})
+	goleak.VerifyTestMain(m)
+}
 
 // testSecret is the KeySecret of every test Store.
 var testSecret = []byte("0123456789abcdef-test-key-secret")

@@ -78,12 +78,13 @@ func TestRevocationReachesEveryMachine(t *testing.T) {
 		{Kind: KindSub, Value: "user-42"},
 		{Kind: KindClientID, Value: "compromised-client"},
 	} {
+		start := time.Now()
 		if err := a.Revoke(ctx, r, time.Minute); err != nil {
 			t.Fatalf("Revoke %s: %v", r.Kind, err)
 		}
-		took := cb.waitFor(t, r.Kind, r.Value, time.Second)
+		cb.waitFor(t, r.Kind, r.Value, time.Second)
+		t.Logf("%s revocation delivered to the other machine %v after Revoke was called", r.Kind, time.Since(start))
 		ca.waitFor(t, r.Kind, r.Value, time.Second)
-		t.Logf("%s revocation delivered to the other machine in %v", r.Kind, took)
 	}
 }
 
