@@ -229,7 +229,7 @@ func TestRedisFull(t *testing.T) {
 	for i := 0; i < 10_000 && oom == nil; i++ {
 		if raw.Set(ctx, fmt.Sprint("filler:", i), filler, 0).Err() != nil {
 			// Full for a small write too, not only for this command?
-			oom = raw.Set(ctx, "probe", "v", 0).Err()
+			oom = raw.Set(ctx, fmt.Sprint("probe:", i), "v", 0).Err()
 		}
 	}
 	if oom == nil || !strings.Contains(oom.Error(), "OOM") {
