@@ -58,8 +58,8 @@ type Store struct {
 // New validates cfg and connects. It does not fail when Redis is down or
 // unreachable: the shared tier is an optimisation, so the Store starts with
 // its circuit open and a background probe connects when Redis answers.
-// It fails only on configuration errors (all reported at once). ctx bounds
-// the first connection attempt.
+// It fails only on configuration errors (all reported at once). The first
+// connection attempt is bounded by ctx and by one second.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -94,7 +94,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.bus.run()
 	}()
 
-	if err := s.Ping(ctx); err != nil {
+	// The first contact dials and handshakes: it gets connectTimeout, not
+	// Timeout (a refused connection still fails at once).
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	err = s.ping(pctx, connectTimeout)
+	cancel()
+	if err != nil {
 		s.log.Warn("shared cache: Redis unavailable at start; continuing without it and retrying in the background",
 			"url", redactedURL(cfg.URL), "err", err)
 		s.openNow()
@@ -124,12 +129,27 @@ func (s *Store) circuitChanged(open bool) {
 	s.bus.requestReload()
 }
 
-// probeOnce is the background probe: one PING within Timeout.
+// probeOnce is the background probe. The first PING may have to dial and
+// handshake (TCP, TLS, HELLO), which a request's Timeout is not meant to
+// cover, so it gets connectTimeout; the second must answer within Timeout,
+// so that a Redis that answers but slowly does not close the circuit only
+// to open it again at the expense of the next requests.
 func (s *Store) probeOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	wctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	err := s.rdb.Ping(wctx).Err()
+	cancel()
+	if err != nil {
+		return err
+	}
+	ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	return s.rdb.Ping(ctx).Err()
 }
+
+// connectTimeout bounds the calls that may include opening a connection
+// and are on no request's path: New's first contact and the probe's first
+// PING.
+const connectTimeout = time.Second
 
 // begin says whether op may go to Redis, reporting a skipped call if not.
 func (s *Store) begin(op string) bool {
@@ -229,12 +249,14 @@ func (s *Store) Healthy() bool { return !s.closed.Load() && s.br.allow() }
 // Ping asks Redis for a PONG within Timeout, whatever the circuit's state,
 // and feeds the result to the circuit. It is the doctor's check; the
 // error (an *UnavailableError) says what failed without the URL's password.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error { return s.ping(ctx, s.cfg.Timeout) }
+
+func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
 	if s.closed.Load() {
 		return &UnavailableError{Op: OpPing, Err: ErrClosed}
 	}
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	err := s.rdb.Ping(cctx).Err()
 	cancel()
 	if s.end(ctx, OpPing, start, err, OutcomeOK) == OutcomeOK {
