@@ -16,8 +16,8 @@ import (
 // compute the value; every other caller gets it from Redis.
 func TestLockOneWinnerAcrossMachines(t *testing.T) {
 	srv := redistest.Start(t)
-	a, _ := newStore(t, srv.URL(), func(c *Config) { c.Timeout = time.Second })
-	b, _ := newStore(t, srv.URL(), func(c *Config) { c.Timeout = time.Second })
+	a, _ := newStore(t, srv.URL())
+	b, _ := newStore(t, srv.URL())
 	machines := []*Store{a, b}
 	ctx := context.Background()
 	d := digest("burst-token")

@@ -63,11 +63,14 @@ func (r *recorder) circuitEvents() []bool {
 }
 
 // newStore opens a Store on url with the test secret, a recorder, and any
-// changes mod makes to the Config; it is closed when the test ends.
+// changes mod makes to the Config; it is closed when the test ends. Its
+// Timeout is 2s, not the 50 ms default, unless mod sets it: tests that are
+// not about timeouts must not fail because a loaded machine paused one
+// call past 50 ms (the failure tests use the default explicitly).
 func newStore(t testing.TB, url string, mod ...func(*Config)) (*Store, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	cfg := Config{URL: url, KeySecret: testSecret, Observer: rec}
+	cfg := Config{URL: url, KeySecret: testSecret, Observer: rec, Timeout: 2 * time.Second}
 	for _, f := range mod {
 		f(&cfg)
 	}
