@@ -117,7 +117,8 @@ return 1`)
 // r.At is set to now. A token revocation also deletes the token's shared
 // value, so no machine can read it back from Redis.
 //
-// Unlike the cache calls it returns an error (*InvalidError, or
+// It is bounded by one second (or Timeout if longer): it is an admin
+// action, not on a request's path. Unlike the cache calls it returns an error (*InvalidError, or
 // *UnavailableError when Redis is down or the circuit open) so that an
 // admin API can say the revocation did not reach other machines; the
 // caller applies it locally either way.
@@ -144,7 +145,9 @@ func (s *Store) Revoke(ctx context.Context, r Revocation, ttl time.Duration) err
 	}
 	now := s.cfg.Now()
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	// Not on a request's path: an admin action may wait for a connection
+	// to be made, but not for long.
+	cctx, cancel := context.WithTimeout(ctx, max(s.cfg.Timeout, connectTimeout))
 	err = revokeScript.Run(cctx, s.rdb, keys,
 		now.Add(ttl).UnixMilli(), string(rec), now.UnixMilli(), ttl.Milliseconds(),
 		s.keys.revokeChan(), s.cfg.MaxRevocations).Err()
@@ -165,10 +168,14 @@ func (s *Store) Revocations(ctx context.Context) ([]Revocation, error) {
 	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.bulkTimeout())
-	members, err := s.rdb.ZRangeByScore(cctx, s.keys.revocations(), &redis.ZRangeBy{
-		Min:   "(" + strconv.FormatInt(s.cfg.Now().UnixMilli(), 10),
-		Max:   "+inf",
-		Count: int64(s.cfg.MaxRevocations),
+	// ZRANGE ... BYSCORE (Redis 6.2+, Valkey, Upstash): live records are
+	// those whose expiry score is after now.
+	members, err := s.rdb.ZRangeArgs(cctx, redis.ZRangeArgs{
+		Key:     s.keys.revocations(),
+		Start:   "(" + strconv.FormatInt(s.cfg.Now().UnixMilli(), 10),
+		Stop:    "+inf",
+		ByScore: true,
+		Count:   int64(s.cfg.MaxRevocations),
 	}).Result()
 	cancel()
 	if s.end(ctx, OpRevocations, start, err, OutcomeOK) != OutcomeOK {
