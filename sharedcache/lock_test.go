@@ -23,7 +23,24 @@ func TestLockOneWinnerAcrossMachines(t *testing.T) {
 	d := digest("burst-token")
 	const callers = 500
 
+	// The winner's "introspection" lasts until every caller has had its
+	// Lock answered, so that a lock that let a second caller in would show
+	// as a second introspection rather than be hidden by a quick Fill.
 	var introspections atomic.Int32
+	var locked atomic.Int32
+	allLocked := make(chan struct{})
+	onLock := func() {
+		if locked.Add(1) == callers {
+			close(allLocked)
+		}
+	}
+	introspect := func() {
+		introspections.Add(1)
+		select {
+		case <-allLocked:
+		case <-time.After(10 * time.Second):
+		}
+	}
 	results := make(chan string, callers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -33,7 +50,7 @@ func TestLockOneWinnerAcrossMachines(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results <- missPath(ctx, s, d, &introspections)
+			results <- missPath(ctx, s, d, onLock, introspect)
 		}()
 	}
 	close(start)
@@ -51,21 +68,24 @@ func TestLockOneWinnerAcrossMachines(t *testing.T) {
 }
 
 // missPath is the miss path the verifier is meant to follow (see the
-// package's wiring notes): Get, then Lock; the winner computes and Fills,
-// the others Await; Filled means Get again.
-func missPath(ctx context.Context, s *Store, d [32]byte, introspections *atomic.Int32) string {
+// package's wiring notes): Get, then Lock; the winner introspects and
+// Fills, the others Await; Filled means Get again. A caller whose Get hits
+// counts as locked too.
+func missPath(ctx context.Context, s *Store, d [32]byte, onLock, introspect func()) string {
 	if h, ok := s.Get(ctx, d); ok {
+		onLock()
 		return string(h.Value)
 	}
-	res, lease := s.Lock(ctx, d, 5*time.Second)
+	res, lease := s.Lock(ctx, d, 20*time.Second)
+	onLock()
 	switch res {
 	case LockWon:
 		defer lease.Release()
-		introspections.Add(1)
+		introspect()
 		lease.Fill(ctx, []byte("claims"), time.Minute)
 		return "claims"
 	case LockHeld:
-		if h, ok := s.Await(ctx, d, 5*time.Second); ok {
+		if h, ok := s.Await(ctx, d, 20*time.Second); ok {
 			return string(h.Value)
 		}
 		return "await timed out"

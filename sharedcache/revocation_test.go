@@ -2,6 +2,7 @@ package sharedcache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -209,3 +210,37 @@ func TestMalformedRecordsSkipped(t *testing.T) {
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// When only the pub/sub connection drops (commands keep working, so the
+// circuit never opens), go-redis resubscribes and the Store re-reads the
+// records: a record whose message was missed is still delivered.
+func TestResubscribeRereadsRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	s, rec := newStore(t, srv.URL())
+	raw := rawClient(t, srv.Addr)
+	ctx := context.Background()
+	// Let the reads made at subscription and at registration happen
+	// first, so that only the resubscription can deliver the record below.
+	subscribed(t, s)
+	reads := func() int { return rec.count(OpRevocations, OutcomeOK) }
+	eventually(t, 5*time.Second, "first read of the records", func() bool { return reads() >= 1 })
+	n0 := reads()
+	c := newCollector()
+	defer s.Subscribe(c.add)()
+	eventually(t, 5*time.Second, "read at registration", func() bool { return reads() > n0 })
+
+	// A record whose message this machine never got.
+	missed, _ := json.Marshal(Revocation{Kind: KindSub, Value: "missed", At: time.Now()})
+	raw.ZAdd(ctx, s.keys.revocations(), redisZ(float64(time.Now().Add(time.Hour).UnixMilli()), string(missed)))
+	subs := s.bus.subscriptions.Load()
+	if err := raw.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, KindSub, "missed", 10*time.Second)
+	if s.bus.subscriptions.Load() <= subs {
+		t.Fatal("delivered without a resubscription")
+	}
+	if ev := rec.circuitEvents(); len(ev) != 0 {
+		t.Fatalf("circuit changed (%v): the test must exercise the resubscription alone", ev)
+	}
+}
