@@ -109,11 +109,15 @@ func TestRevocationSetReplayIsIdempotent(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	clock := newFakeClock(t0)
 	rs := NewRevocationSet(time.Minute, 100, clock.now)
+	id := ID{9}
 	r := Revocation{Kind: KindSub, Value: "alice", At: t0}
+	tr := Revocation{Kind: KindToken, Value: id.String(), At: t0}
 	rs.Add(r)
+	rs.Add(tr)
 	clock.add(10 * time.Second)
 	rs.Add(r) // replayed after a reconnection
-	if rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) {
+	rs.Add(tr)
+	if rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) || rs.Revoked(id, "", "", t0.Add(5*time.Second)) {
 		t.Fatal("a replay moved the revocation forward")
 	}
 	// A newer revocation of the same subject does move it.
