@@ -225,6 +225,12 @@ func (s *Store) Await(ctx context.Context, digest [32]byte, maxWait time.Duratio
 			s.obs.Call(OpAwait, OutcomeMiss, time.Since(start))
 			return Hit{}, false
 		}
+		if !s.br.allow() || s.closed.Load() {
+			// Redis failed for other calls meanwhile (or Close): stop
+			// waiting for it.
+			s.obs.Call(OpAwait, OutcomeSkipped, time.Since(start))
+			return Hit{}, false
+		}
 	}
 }
 
