@@ -1,0 +1,223 @@
+package sharedcache
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestRevocationSet(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	id := newKeyer(testSecret, DefaultPrefix).id(&[32]byte{1})
+	other := newKeyer(testSecret, DefaultPrefix).id(&[32]byte{2})
+	type check struct {
+		id         ID
+		sub, cid   string
+		verifiedAt time.Time
+		want       bool
+	}
+	for _, tt := range []struct {
+		name   string
+		add    []Revocation
+		now    time.Time // when the records are added and checked
+		checks []check
+	}{
+		{
+			name: "empty set revokes nothing",
+			now:  t0,
+			checks: []check{
+				{id, "alice", "app", t0.Add(-time.Hour), false},
+			},
+		},
+		{
+			name: "token: older entries refused, newer ones and other tokens kept",
+			add:  []Revocation{{Kind: KindToken, Value: id.String(), At: t0}},
+			now:  t0,
+			checks: []check{
+				{id, "", "", t0.Add(-time.Second), true},
+				{id, "", "", t0, true}, // verified at the very instant: refused
+				{id, "", "", t0.Add(time.Millisecond), false},
+				{other, "", "", t0.Add(-time.Second), false},
+			},
+		},
+		{
+			name: "sub and client_id",
+			add: []Revocation{
+				{Kind: KindSub, Value: "alice", At: t0},
+				{Kind: KindClientID, Value: "evil", At: t0},
+			},
+			now: t0,
+			checks: []check{
+				{other, "alice", "good", t0.Add(-time.Second), true},
+				{other, "bob", "evil", t0.Add(-time.Second), true},
+				{other, "bob", "good", t0.Add(-time.Second), false},
+				{other, "", "", t0.Add(-time.Second), false}, // empty names match nothing
+				{other, "alice", "", t0.Add(time.Second), false},
+			},
+		},
+		{
+			name: "learned late: judged by the receipt time, not At",
+			add:  []Revocation{{Kind: KindSub, Value: "alice", At: t0}},
+			now:  t0.Add(10 * time.Second),
+			checks: []check{
+				{id, "alice", "", t0.Add(5 * time.Second), true},
+				{id, "alice", "", t0.Add(11 * time.Second), false},
+			},
+		},
+		{
+			name: "far-future At clamped to now",
+			add:  []Revocation{{Kind: KindSub, Value: "alice", At: t0.Add(24 * time.Hour)}},
+			now:  t0,
+			checks: []check{
+				{id, "alice", "", t0.Add(-time.Second), true},
+				{id, "alice", "", t0.Add(time.Second), false},
+			},
+		},
+		{
+			name: "invalid records ignored",
+			add: []Revocation{
+				{Kind: "email", Value: "a@b", At: t0},
+				{Kind: KindToken, Value: "not-hex", At: t0},
+				{Kind: KindSub, Value: "alice"}, // no At
+			},
+			now: t0,
+			checks: []check{
+				{id, "alice", "", t0.Add(-time.Second), false},
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock(tt.now)
+			rs := NewRevocationSet(time.Minute, 100, clock.now)
+			for _, r := range tt.add {
+				rs.Add(r)
+			}
+			for _, c := range tt.checks {
+				if got := rs.Revoked(c.id, c.sub, c.cid, c.verifiedAt); got != c.want {
+					t.Errorf("Revoked(%.8s, %q, %q, %v) = %v, want %v", c.id, c.sub, c.cid, c.verifiedAt.Sub(t0), got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// A replay of a known record (Subscribe re-reads records after every
+// reconnection) must not move its effective time forward, which would
+// refuse entries verified after the revocation, every time.
+func TestRevocationSetReplayIsIdempotent(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(t0)
+	rs := NewRevocationSet(time.Minute, 100, clock.now)
+	id := ID{9}
+	r := Revocation{Kind: KindSub, Value: "alice", At: t0}
+	tr := Revocation{Kind: KindToken, Value: id.String(), At: t0}
+	rs.Add(r)
+	rs.Add(tr)
+	clock.add(10 * time.Second)
+	rs.Add(r) // replayed after a reconnection
+	rs.Add(tr)
+	if rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) || rs.Revoked(id, "", "", t0.Add(5*time.Second)) {
+		t.Fatal("a replay moved the revocation forward")
+	}
+	// A newer revocation of the same subject does move it.
+	rs.Add(Revocation{Kind: KindSub, Value: "alice", At: t0.Add(10 * time.Second)})
+	if !rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) {
+		t.Fatal("a newer revocation was ignored")
+	}
+}
+
+// Records expire ttl after their effective time, and the set never holds
+// more than max.
+func TestRevocationSetBounds(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(t0)
+	rs := NewRevocationSet(time.Minute, 10, clock.now)
+	rs.Add(Revocation{Kind: KindSub, Value: "first", At: t0})
+	clock.add(2 * time.Minute)
+	if rs.Revoked(ID{}, "first", "", t0.Add(-time.Second)) {
+		t.Fatal("record still applies after its ttl")
+	}
+	for i := range 25 {
+		clock.add(time.Millisecond)
+		rs.Add(Revocation{Kind: KindClientID, Value: fmt.Sprint("c", i), At: clock.now()})
+	}
+	if rs.Len() > 10 {
+		t.Fatalf("set holds %d records, max 10", rs.Len())
+	}
+	if !rs.Revoked(ID{}, "", "c24", t0) {
+		t.Fatal("the newest record was dropped")
+	}
+	if rs.Revoked(ID{}, "", "c0", t0) {
+		t.Fatal("the oldest record was kept past max")
+	}
+}
+
+func FuzzDecodeRevocation(f *testing.F) {
+	good, _ := json.Marshal(Revocation{Kind: KindSub, Value: "alice", At: time.Unix(1700000000, 5)})
+	f.Add(string(good))
+	f.Add(`{"kind":"token","value":"` + ID{1}.String() + `","at":"2026-01-01T00:00:00Z"}`)
+	f.Add(`{"kind":"client_id","value":"","at":"2026-01-01T00:00:00Z"}`)
+	f.Add(`{"kind":"sub","value":"a","at":"not a time"}`)
+	f.Add(`{"kind":"sub","value":"a","at":"2026-01-01T00:00:00Z","extra":[1,2,3]}`)
+	f.Add(`[]`)
+	f.Add(``)
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := decodeRevocation(s)
+		if err != nil {
+			return
+		}
+		if r.validate() != nil {
+			t.Fatalf("decoded an invalid record: %+v", r)
+		}
+		if _, ok := r.tokenID(); ok != (r.Kind == KindToken) {
+			t.Fatalf("token ID of %+v", r)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := decodeRevocation(string(b))
+		if err != nil || r2.Kind != r.Kind || r2.Value != r.Value || !r2.At.Equal(r.At) {
+			t.Fatalf("round trip %+v -> %+v %v", r, r2, err)
+		}
+		NewRevocationSet(time.Minute, 10, nil).Add(r)
+	})
+}
+
+func FuzzDecodeValue(f *testing.F) {
+	f.Add(encodeValue(time.Unix(1700000000, 0), []byte(`{"sub":"a"}`)))
+	f.Add([]byte{})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 1, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, ok := decodeValue(b, 64)
+		if !ok {
+			return
+		}
+		if len(h.Value) > 64 || h.StoredAt.UnixNano() <= 0 {
+			t.Fatalf("accepted %d bytes stored at %v", len(h.Value), h.StoredAt)
+		}
+		if got := encodeValue(h.StoredAt, h.Value); string(got) != string(b) {
+			t.Fatalf("round trip changed the value")
+		}
+	})
+}
+
+// The "filled" channel's payload comes from Redis: anything but 64 hex
+// digits is ignored, and a valid one wakes exactly that ID's waiters.
+func FuzzWakePayload(f *testing.F) {
+	f.Add(ID{7}.String())
+	f.Add("zz")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, payload string) {
+		b := newBus(nil)
+		id := ID{7}
+		ch := b.wait(id)
+		b.wake(payload)
+		woken := len(ch) == 1
+		if woken != (payload == id.String() || payload == fmt.Sprintf("%X", id[:])) {
+			t.Fatalf("payload %q woke=%v", payload, woken)
+		}
+	})
+}
