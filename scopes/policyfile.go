@@ -366,10 +366,10 @@ func (b *builder) tools(m *yaml.Node) {
 		what := fmt.Sprintf("the rule for %q", name)
 		if v.Kind == yaml.MappingNode {
 			if r.glob != nil {
-				b.addf(v, "%s reads an argument, which needs an exact tool name: the tools a glob matches differ in their arguments", what)
+				b.addf(k, "%s reads an argument, which needs an exact tool name: the tools a glob matches differ in their arguments", what)
 				return
 			}
-			if !b.argumentRule(r, v, what) {
+			if !b.argumentRule(r, k, v, what) {
 				return
 			}
 		} else {
@@ -390,7 +390,9 @@ func (b *builder) tools(m *yaml.Node) {
 	})
 }
 
-func (b *builder) argumentRule(r *rule, m *yaml.Node, what string) bool {
+// argumentRule reads a rule that depends on one argument; at is the rule's
+// key, where a missing part is reported.
+func (b *builder) argumentRule(r *rule, at, m *yaml.Node, what string) bool {
 	ok := true
 	var hasArgument, hasValues bool
 	r.other = need{deny: true}
@@ -418,11 +420,11 @@ func (b *builder) argumentRule(r *rule, m *yaml.Node, what string) bool {
 		}
 	})
 	if !hasArgument {
-		b.addf(m, "%s has no argument: name the string argument its values are for", what)
+		b.addf(at, "%s has no argument: name the string argument its values are for", what)
 		ok = false
 	}
 	if !hasValues {
-		b.addf(m, "%s has no values: list the argument values and the scopes each needs", what)
+		b.addf(at, "%s has no values: list the argument values and the scopes each needs", what)
 		ok = false
 	}
 	if !ok {
