@@ -18,6 +18,7 @@ package rpcpeek
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
@@ -86,169 +87,154 @@ func (e *AmbiguityError) Error() string {
 	return "ambiguous JSON-RPC body (message " + strconv.Itoa(e.Index) + "): " + e.Reason
 }
 
-// flags decode as the SDK does (internal/json: DontMatchCaseInsensitive-
-// StructFields), without copying the raw values Peek hands out as slices
-// of the body.
-const flags = json.DontMatchCaseInsensitiveStructFields | json.DontCopyRawMessage
-
 // Peek reads a request body. Body is filled whenever err is nil or an
 // *AmbiguityError (then with what the SDK reads); on a *SyntaxError it is
 // empty.
+//
+// How it stays exact: the body's first JSON value is validated by the
+// SDK's own decoder (segmentio/encoding/json), and the few members the
+// decision needs are then taken from it as that decoder's struct decoding
+// takes them (keys unescaped and matched case-sensitively, the last of
+// duplicates wins, strings decoded by the decoder itself). FuzzPeek checks
+// this against the SDK's decoding path, run for real, and against
+// encoding/json.
 func Peek(body []byte) (Body, error) {
-	if tooDeep(body, MaxDepth) {
+	b := skipSpace(body)
+	// The SDK's nesting check first; it also bounds the recursion of the
+	// decoder below. A body with fewer brackets than the bound cannot nest
+	// deeper, and counting them is much cheaper than scanning.
+	if bytes.Count(b, []byte{'{'})+bytes.Count(b, []byte{'['}) > MaxDepth && tooDeep(b, MaxDepth) {
 		return Body{}, &SyntaxError{Reason: "nested deeper than " + strconv.Itoa(MaxDepth)}
 	}
-	b := skipSpace(body)
-	if len(b) == 0 {
+	switch {
+	case len(b) == 0:
 		return Body{}, &SyntaxError{Reason: "empty body"}
+	case b[0] != '{' && b[0] != '[':
+		// null decodes as an empty batch in the SDK; anything else is no
+		// message at all.
+		return Body{}, &SyntaxError{Reason: "not a JSON-RPC message or batch"}
 	}
+	// The SDK's stream decoder validates the first value and ignores what
+	// follows (mcp.readBatch, internal/json.Unmarshal). One allocation
+	// holds the decoder's target and the message of a single-message body.
+	s := new(struct {
+		v   json.RawMessage
+		one [1]Message
+	})
+	rest, err := json.Parse(b, &s.v, json.DontCopyRawMessage)
+	if err != nil || len(s.v) == 0 {
+		return Body{}, &SyntaxError{Reason: "not valid JSON"}
+	}
+	v := []byte(s.v)
 	var amb *AmbiguityError
 	ambiguous := func(i int, reason string) {
 		if amb == nil && reason != "" {
 			amb = &AmbiguityError{Index: i, Reason: reason}
 		}
 	}
-	switch b[0] {
-	case '{':
-		m, rest, syn, reason := peekMessage(b)
+	var out Body
+	if v[0] == '{' {
+		m, syn, reason := readMessage(v)
 		if syn != "" {
 			return Body{}, &SyntaxError{Reason: syn}
 		}
 		ambiguous(0, reason)
-		if len(skipSpace(rest)) != 0 {
-			// The SDK's stream decoder reads the first value and ignores
-			// the rest; most parsers refuse the body, and a server that
-			// reads a stream of messages would run a second one.
-			ambiguous(0, "data after the JSON-RPC message")
-		}
-		out := Body{Messages: []Message{m}}
-		if amb != nil {
-			return out, amb
-		}
-		return out, nil
-	case '[':
-		// The SDK first tries the body as an array of raw messages
-		// (mcp.readBatch), then decodes each member; one bad member fails
-		// the whole body.
-		var raw []json.RawMessage
-		rest, err := json.Parse(b, &raw, flags)
-		if err != nil {
-			return Body{}, &SyntaxError{Reason: "not a JSON array of messages"}
-		}
-		if len(raw) == 0 {
-			return Body{}, &SyntaxError{Reason: "empty batch"}
-		}
-		out := Body{Batch: true, Messages: make([]Message, 0, len(raw))}
-		for i, r := range raw {
-			r = skipSpace(r)
-			if len(r) == 0 || r[0] != '{' {
+		s.one[0] = m
+		out.Messages = s.one[:]
+	} else {
+		// The SDK first tries the body as an array of raw messages, then
+		// decodes each member; one bad member fails the whole body.
+		out.Batch = true
+		it := elements{b: v}
+		for i := 0; ; i++ {
+			e, ok := it.next()
+			if !ok {
+				break
+			}
+			if e[0] != '{' {
 				return Body{}, &SyntaxError{Reason: "batch member " + strconv.Itoa(i) + " is not an object"}
 			}
-			m, _, syn, reason := peekMessage(r)
+			m, syn, reason := readMessage(e)
 			if syn != "" {
 				return Body{}, &SyntaxError{Reason: "batch member " + strconv.Itoa(i) + ": " + syn}
 			}
 			ambiguous(i, reason)
 			out.Messages = append(out.Messages, m)
 		}
-		if len(skipSpace(rest)) != 0 {
-			ambiguous(0, "data after the JSON-RPC batch")
+		if len(out.Messages) == 0 {
+			return Body{}, &SyntaxError{Reason: "empty batch"}
 		}
-		if amb != nil {
-			return out, amb
-		}
-		return out, nil
 	}
-	// null decodes as an empty batch in the SDK; anything else is no
-	// message at all.
-	return Body{}, &SyntaxError{Reason: "not a JSON-RPC message or batch"}
-}
-
-// wire is the part of jsonrpc2.wireDecode the decision reads: the SDK
-// decodes "method" and "params" into json.RawMessage, then the method into
-// a string.
-type wire struct {
-	Method json.RawMessage `json:"method"`
-	Params json.RawMessage `json:"params"`
-}
-
-// callParams is the part of mcp.CallToolParamsRaw the decision reads.
-type callParams struct {
-	Name      json.RawMessage `json:"name"`
-	Arguments json.RawMessage `json:"arguments"`
-}
-
-// peekMessage decodes the JSON object at the start of b as the SDK does.
-// syn is non-empty when the SDK would reject the body because of it;
-// ambiguity is non-empty when another parser could read it differently.
-func peekMessage(b []byte) (m Message, rest []byte, syn, ambiguity string) {
-	var w wire
-	rest, err := json.Parse(b, &w, flags)
-	if err != nil {
-		return Message{}, nil, "not valid JSON", ""
+	if len(skipSpace(rest)) != 0 {
+		// Most parsers refuse the body; a server reading a stream of
+		// messages would run a second one.
+		ambiguous(0, "data after the JSON-RPC message")
 	}
-	obj := b[:len(b)-len(rest)]
-	ambiguity = checkKeys(obj, keyMethod, keyParams)
+	if amb != nil {
+		return out, amb
+	}
+	return out, nil
+}
 
-	if w.Method != nil {
-		switch kindOf(w.Method) {
-		case '"':
-			m.Method = decodeString(w.Method)
-			if ambiguity == "" {
-				ambiguity = checkString(w.Method, "the method")
-			}
-		case 'n':
-			// The SDK takes null as the method "" (and then refuses it).
-			if ambiguity == "" {
-				ambiguity = "the method is null"
-			}
-		default:
-			return Message{}, nil, "the method is not a string", ""
+// readMessage reads a JSON-RPC message object as jsonrpc2.DecodeMessage
+// and, for a tools/call, mcp.CallToolParamsRaw decode it. syn is non-empty
+// when the SDK rejects the body because of it; ambiguity is non-empty when
+// another parser could read it differently.
+func readMessage(obj []byte) (m Message, syn, ambiguity string) {
+	method, params, ambiguity := twoMembers(obj, keyMethod, keyParams)
+	switch kindOf(method) {
+	case 0:
+	case '"':
+		m.Method = decodeString(method)
+		if ambiguity == "" {
+			ambiguity = stringProblem(method, "the method")
 		}
+	case 'n':
+		// The SDK takes null as the method "" (and then refuses it).
+		if ambiguity == "" {
+			ambiguity = "the method is null"
+		}
+	default:
+		return Message{}, "the method is not a string", ""
 	}
 	if m.Method != MethodToolsCall {
-		if ambiguity == "" && m.Method != "" && asciiFoldEqual(m.Method, MethodToolsCall) {
+		if ambiguity == "" && m.Method != "" && strings.EqualFold(m.Method, MethodToolsCall) {
 			ambiguity = "the method differs from tools/call only in case"
 		}
-		return m, rest, "", ambiguity
+		return m, "", ambiguity
 	}
-
-	// A tools/call: the SDK decodes params into mcp.CallToolParamsRaw.
-	if kindOf(w.Params) != '{' {
+	if kindOf(params) != '{' {
 		if ambiguity == "" {
 			ambiguity = "the params of a tools/call are not an object"
 		}
-		return m, rest, "", ambiguity
+		return m, "", ambiguity
 	}
-	var p callParams
-	if _, err := json.Parse(w.Params, &p, flags); err != nil {
-		return Message{}, nil, "not valid JSON", "" // cannot happen: validated above
-	}
+	name, args, reason := twoMembers(params, keyName, keyArguments)
 	if ambiguity == "" {
-		ambiguity = checkKeys(w.Params, keyName, keyArguments)
+		ambiguity = reason
 	}
-	switch kindOf(p.Name) {
+	switch kindOf(name) {
 	case '"':
-		m.Tool = decodeString(p.Name)
+		m.Tool = decodeString(name)
 		if ambiguity == "" {
-			ambiguity = checkString(p.Name, "the tool name")
+			ambiguity = stringProblem(name, "the tool name")
 		}
 	default:
 		if ambiguity == "" {
 			ambiguity = "the tool name is missing or not a string"
 		}
 	}
-	switch kindOf(p.Arguments) {
-	case 'n', 0:
+	switch kindOf(args) {
+	case 0, 'n':
 	case '{':
-		m.Arguments = p.Arguments
+		m.Arguments = args
 	default:
-		m.Arguments = p.Arguments // what a raw tool handler would get
+		m.Arguments = args // what a raw tool handler would get
 		if ambiguity == "" {
 			ambiguity = "the arguments of a tools/call are not an object"
 		}
 	}
-	return m, rest, "", ambiguity
+	return m, "", ambiguity
 }
 
 // StringArgument reads one argument of a tools/call as a string, as the
@@ -266,7 +252,7 @@ func (m Message) StringArgument(name string) (value string, present bool, err er
 	}
 	raw, reason := lookup(m.Arguments, name)
 	if reason != "" {
-		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + ": " + reason}
+		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + reason}
 	}
 	switch kindOf(raw) {
 	case 0, 'n':
@@ -275,8 +261,8 @@ func (m Message) StringArgument(name string) (value string, present bool, err er
 	default:
 		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + " is not a string"}
 	}
-	if reason := checkString(raw, "argument "+strconv.Quote(name)); reason != "" {
-		return "", false, &AmbiguityError{Reason: reason}
+	if reason := stringProblem(raw, ""); reason != "" {
+		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + reason}
 	}
 	return decodeString(raw), true, nil
 }

@@ -2,7 +2,6 @@ package rpcpeek
 
 import (
 	"bytes"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
@@ -16,38 +15,54 @@ const (
 	keyArguments = "arguments"
 )
 
-// checkKeys looks at the keys of the JSON object obj, which the SDK's
-// decoder has already accepted, and reports one another parser could read
-// as a or b differently from the SDK: the same key twice (parsers keep the
-// first or the last), or a key equal to a or b only under case folding
-// (encoding/json matches it, bytes.EqualFold rules; the SDK ignores it).
-// "" when there is none.
-func checkKeys(obj []byte, a, b string) string {
+// twoMembers returns the raw values of keys a and b of the JSON object obj
+// (which the SDK's decoder has accepted), as the SDK's struct decoding
+// reads them: keys unescaped and compared exactly, the last of duplicates
+// winning. ambiguity reports a key another parser could read otherwise:
+// the same key twice (parsers keep the first or the last), or a key equal
+// to a or b only under case folding (encoding/json matches it, by the
+// rules of bytes.EqualFold; the SDK ignores it).
+func twoMembers(obj []byte, a, b string) (va, vb []byte, ambiguity string) {
 	var na, nb int
 	it := members{b: obj}
 	for {
-		k, _, ok := it.next()
+		k, v, ok := it.next()
 		if !ok {
-			return dupReason(a, na) + dupReason(b, nb)
+			break
 		}
-		for _, name := range [2]string{a, b} {
-			switch exact, folded := keyIs(k, name); {
-			case exact && name == a:
-				na++
-			case exact:
-				nb++
-			case folded:
-				return "a key differs from " + `"` + name + `"` + " only in case"
-			}
+		key := decodeKey(k)
+		switch {
+		case key.is(a):
+			va = v
+			na++
+		case key.is(b):
+			vb = v
+			nb++
+		case key.folds(a):
+			ambiguity = foldReason(ambiguity, a)
+		case key.folds(b):
+			ambiguity = foldReason(ambiguity, b)
 		}
 	}
+	switch {
+	case ambiguity != "":
+	case na > 1:
+		ambiguity = dupReason(a)
+	case nb > 1:
+		ambiguity = dupReason(b)
+	}
+	return va, vb, ambiguity
 }
 
-func dupReason(name string, n int) string {
-	if n > 1 {
-		return `the key "` + name + `" appears more than once`
+func foldReason(prev, name string) string {
+	if prev != "" {
+		return prev
 	}
-	return ""
+	return `a key differs from "` + name + `" only in case`
+}
+
+func dupReason(name string) string {
+	return `the key "` + name + `" appears more than once`
 }
 
 // lookup returns the raw value the SDK reads for key name of the JSON
@@ -61,38 +76,54 @@ func lookup(obj []byte, name string) (raw []byte, reason string) {
 		if !ok {
 			break
 		}
-		switch exact, folded := keyIs(k, name); {
-		case exact:
+		switch key := decodeKey(k); {
+		case key.is(name):
 			raw = v
 			n++
-		case folded:
-			return nil, "a key differs from it only in case"
+		case key.folds(name):
+			return nil, ": a key differs from it only in case"
 		}
 	}
 	if n > 1 {
-		return nil, "it appears more than once"
+		return nil, ": it appears more than once"
 	}
 	return raw, ""
 }
 
-// keyIs compares a raw key (a JSON string literal) with name once decoded
-// as the SDK decodes it: exact, or equal only under Unicode case folding.
-func keyIs(raw []byte, name string) (exact, folded bool) {
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') >= 0 {
-		inner = json.AppendUnescape(nil, raw, 0)
-	}
-	if string(inner) == name {
-		return true, false
-	}
-	return false, bytes.EqualFold(inner, []byte(name))
+// key is an object key as the SDK's decoder reads it.
+type key struct {
+	s     []byte
+	plain bool // ASCII: case folding cannot change its length
 }
 
-// checkString reports why parsers could decode the JSON string literal raw
-// differently: invalid UTF-8 (Go substitutes U+FFFD, Python refuses the
-// body or keeps the bytes) or a lone surrogate escape (Go substitutes
-// U+FFFD, Python and JavaScript keep the surrogate).
-func checkString(raw []byte, what string) string {
+// decodeKey decodes a raw key (a JSON string literal). Keys without
+// escapes, all of them in practice, cost nothing.
+func decodeKey(raw []byte) key {
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return key{s: json.AppendUnescape(nil, raw, 0)}
+		}
+	}
+	return key{s: inner, plain: true}
+}
+
+func (k key) is(name string) bool { return string(k.s) == name }
+
+// folds: equal to name under Unicode case folding (bytes.EqualFold, the
+// rule encoding/json matches fields by), but not exactly.
+func (k key) folds(name string) bool {
+	if k.plain && len(k.s) != len(name) {
+		return false
+	}
+	return !k.is(name) && bytes.EqualFold(k.s, []byte(name))
+}
+
+// stringProblem reports why parsers could decode the JSON string literal
+// raw differently, prefixed by what: invalid UTF-8 (Go substitutes U+FFFD,
+// Python refuses the body) or a lone surrogate escape (Go substitutes
+// U+FFFD, Python and JavaScript keep the surrogate). "" when there is none.
+func stringProblem(raw []byte, what string) string {
 	inner := skipSpace(raw)
 	inner = inner[1 : len(inner)-1]
 	if !utf8.Valid(inner) {
@@ -149,8 +180,6 @@ func hex4(b []byte) (rune, bool) {
 	return r, true
 }
 
-func asciiFoldEqual(a, b string) bool { return strings.EqualFold(a, b) }
-
 // members iterates over the members of a JSON object that the SDK's
 // decoder has already accepted, yielding each raw key (a string literal)
 // and raw value. It only finds boundaries (validation is the decoder's),
@@ -197,15 +226,23 @@ func cutString(b []byte) (lit, rest []byte) {
 	if len(b) == 0 || b[0] != '"' {
 		return nil, b
 	}
-	for i := 1; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for i := 1; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return nil, b
+		}
+		i += j
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for k := i - 1; k > 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return b[:i+1], b[i+1:]
 		}
+		i++
 	}
-	return nil, b
 }
 
 // cutValue splits off the JSON value at the start of b.
@@ -279,4 +316,36 @@ func tooDeep(b []byte, max int) bool {
 		}
 	}
 	return false
+}
+
+// elements iterates over the values of a JSON array that the SDK's
+// decoder has already accepted.
+type elements struct {
+	b       []byte
+	started bool
+}
+
+func (it *elements) next() (value []byte, ok bool) {
+	b := skipSpace(it.b)
+	if !it.started {
+		if len(b) == 0 || b[0] != '[' {
+			return nil, false
+		}
+		b = skipSpace(b[1:])
+		it.started = true
+		if len(b) > 0 && b[0] == ']' {
+			return nil, false
+		}
+	} else {
+		if len(b) == 0 || b[0] != ',' {
+			return nil, false
+		}
+		b = skipSpace(b[1:])
+	}
+	value, b = cutValue(b)
+	if value == nil {
+		return nil, false
+	}
+	it.b = b
+	return value, true
 }
