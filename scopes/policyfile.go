@@ -487,7 +487,19 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
+		switch n.ShortTag() {
+		case "!!str":
+			return "a string"
+		case "!!int":
+			return "an integer"
+		case "!!float":
+			return "a number"
+		case "!!bool":
+			return "a boolean"
+		case "!!null":
+			return "nothing"
+		}
+		return "a value tagged " + n.ShortTag()
 	case yaml.AliasNode:
 		return "an alias"
 	}
