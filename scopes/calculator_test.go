@@ -85,7 +85,8 @@ func TestCalculatorDecidesAsBefore(t *testing.T) {
 }
 
 func TestCalculatorIsShared(t *testing.T) {
-	if scopes.Calculator() != scopes.Calculator() || scopes.Default() != scopes.Calculator() {
+	first, second := scopes.Calculator(), scopes.Calculator()
+	if first != second || scopes.Default() != first {
 		t.Error("Calculator() parses its document on every call")
 	}
 	doc := scopes.CalculatorYAML()

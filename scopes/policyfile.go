@@ -13,34 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The policy document (POLICY, POLICY_FILE), in YAML; JSON is YAML too:
-//
-//	default: deny                # tools no rule names or matches: deny, or a scope list ([] = any valid token)
-//	scopes:                      # optional: what each scope allows, for the consent and landing pages
-//	  math:add: Add numbers
-//	tools:
-//	  echo: []                   # any valid token
-//	  get-sum: [math:add]        # every listed scope is needed
-//	  "admin-*": [admin]         # a glob: * any run of characters, ? one character
-//	  legacy-export: deny        # hidden and refused, like an unknown tool
-//	  calculator:                # the decision depends on one string argument
-//	    argument: operation
-//	    values: {add: [op:add], divide: [op:div]}
-//	    default: deny            # a value not listed, or the argument absent or not a string (deny when omitted)
-//
-// Decisions: an exact tool name wins over globs; a tool matched by several
-// globs needs what each of them needs (denied if one denies), so neither
-// the order of lines nor a broad glob added later can weaken a narrower
-// one; a tool nothing matches gets the top-level default, deny when
-// omitted. Scopes follow the hierarchy of [Satisfies]: "admin" grants
-// "admin:users".
-//
-// Parsing is strict, because a mistake here is an authorization hole:
-// unknown keys, a missing value (write [] for "any valid token"), a scope
-// that is not an RFC 6749 §3.3 scope-token, a name no MCP tool can have, a
-// duplicate key, YAML anchors, aliases and tags, and more than one document
-// are all errors, reported together with their lines.
-
 // MaxPolicyBytes bounds the policy document. A policy is written by the
 // operator, but it is still read before anything else is checked; 256 KiB
 // is room for thousands of tools.
@@ -78,9 +50,36 @@ func (e *PolicyError) Error() string {
 	return b.String()
 }
 
-// ParsePolicy reads a policy document (see the package documentation of
-// the syntax above). A malformed document is a *PolicyError listing every
-// problem with its line.
+// ParsePolicy reads a policy document (POLICY, POLICY_FILE), in YAML; JSON
+// is YAML too. A malformed document is a *PolicyError listing every problem
+// with its line (a YAML syntax error stops the YAML parser, so it is the
+// only problem reported with it). The syntax:
+//
+//	default: deny                # tools no rule names or matches: deny, or a scope list ([] = any valid token)
+//	scopes:                      # optional: what each scope allows, for the consent and landing pages
+//	  math:add: Add numbers
+//	tools:
+//	  echo: []                   # any valid token
+//	  get-sum: [math:add]        # every listed scope is needed
+//	  "admin-*": [admin]         # a glob: * any run of characters, ? one character
+//	  legacy-export: deny        # hidden and refused, like an unknown tool
+//	  calculator:                # the decision depends on one string argument
+//	    argument: operation
+//	    values: {add: [op:add], divide: [op:div]}
+//	    default: deny            # a value not listed, or the argument absent or not a string (deny when omitted)
+//
+// Decisions: an exact tool name wins over globs; a tool matched by several
+// globs needs what each of them needs (denied if one denies), so neither
+// the order of lines nor a broad glob added later can weaken a narrower
+// one; a tool nothing matches gets the top-level default, deny when
+// omitted. Scopes follow the hierarchy of [Satisfies]: "admin" grants
+// "admin:users".
+//
+// Parsing is strict, because a mistake here is an authorization hole:
+// unknown keys, a missing value (write [] for "any valid token"), a scope
+// that is not an RFC 6749 §3.3 scope-token, a name no MCP tool can have, a
+// duplicate key, YAML anchors, aliases and tags, and more than one document
+// are all errors, reported together with their lines.
 func ParsePolicy(data []byte) (*Policy, error) {
 	if len(data) > MaxPolicyBytes {
 		return nil, &PolicyError{Problems: []Problem{{Msg: fmt.Sprintf("the policy is %d bytes, more than the %d this gateway reads", len(data), MaxPolicyBytes)}}}
