@@ -191,32 +191,42 @@ func cpuLoop(b *testing.B, f func()) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
 }
 
-// BenchmarkPairedRequiredScopes runs the legacy peek and this one
-// alternately in the same loop and reports each one's time per operation:
-// on a loaded machine their ratio is far steadier than two separate runs.
+// BenchmarkPairedRequiredScopes runs the legacy peek and this one in
+// alternating rounds of 200 calls each and reports the medians over the
+// rounds: on a loaded machine (other processes taking the CPU for
+// milliseconds at a time) the median ratio is far steadier than two
+// separate benchmark runs. One operation is one pair of rounds.
 func BenchmarkPairedRequiredScopes(b *testing.B) {
 	p := scopes.Calculator()
 	lp := legacyPolicy{byOperation: map[string]string{"add": "op:add", "subtract": "op:sub", "multiply": "op:mult", "divide": "op:div"}}
+	const round = 200
 	for _, bb := range benchBodies {
 		b.Run(bb.name, func(b *testing.B) {
-			var legacy, current time.Duration
+			var legacy, current, ratio []float64
 			var buf [8]string
-			n := 0
 			for b.Loop() {
 				t0 := time.Now()
-				_ = legacyRequiredScopes(lp, legacyParseRPC(bb.body))
+				for range round {
+					_ = legacyRequiredScopes(lp, legacyParseRPC(bb.body))
+				}
 				t1 := time.Now()
-				if _, err := requiredScopes(p, bb.body, buf[:0]); err != nil {
-					b.Fatal(err)
+				for range round {
+					if _, err := requiredScopes(p, bb.body, buf[:0]); err != nil {
+						b.Fatal(err)
+					}
 				}
 				t2 := time.Now()
-				legacy += t1.Sub(t0)
-				current += t2.Sub(t1)
-				n++
+				l, c := float64(t1.Sub(t0))/round, float64(t2.Sub(t1))/round
+				legacy, current, ratio = append(legacy, l), append(current, c), append(ratio, c/l)
 			}
-			b.ReportMetric(float64(legacy.Nanoseconds())/float64(n), "legacy-ns/op")
-			b.ReportMetric(float64(current.Nanoseconds())/float64(n), "new-ns/op")
-			b.ReportMetric(float64(current)/float64(legacy), "new/legacy")
+			b.ReportMetric(median(legacy), "legacy-ns/call")
+			b.ReportMetric(median(current), "new-ns/call")
+			b.ReportMetric(median(ratio), "new/legacy")
 		})
 	}
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/segmentio/asm/ascii"
 	"github.com/segmentio/encoding/json"
 )
 
@@ -43,6 +44,8 @@ type Message struct {
 	// (an object, unless Peek reported an ambiguity), a slice of the body,
 	// so valid only as long as the body is; nil when absent or null.
 	Arguments []byte
+
+	plain bool // the body is ASCII without escapes
 }
 
 // Body is what a request body asks for.
@@ -91,13 +94,13 @@ func (e *AmbiguityError) Error() string {
 // *AmbiguityError (then with what the SDK reads); on a *SyntaxError it is
 // empty.
 //
-// How it stays exact: the body's first JSON value is validated by the
-// SDK's own decoder (segmentio/encoding/json), and the few members the
-// decision needs are then taken from it as that decoder's struct decoding
-// takes them (keys unescaped and matched case-sensitively, the last of
-// duplicates wins, strings decoded by the decoder itself). FuzzPeek checks
-// this against the SDK's decoding path, run for real, and against
-// encoding/json.
+// The body is validated, and the message's method and params found, by
+// the SDK's own decoder with the SDK's settings (segmentio/encoding/json
+// into json.RawMessage fields, keys matched case-sensitively, the last of
+// duplicates winning); the members below params are then taken by the
+// same rules while every key read is checked for look-alikes. FuzzPeek
+// checks the result against the SDK's decoding path, run for real, and
+// against encoding/json.
 func Peek(body []byte) (Body, error) {
 	b := skipSpace(body)
 	// The SDK's nesting check first; it also bounds the recursion of the
@@ -114,18 +117,13 @@ func Peek(body []byte) (Body, error) {
 		// message at all.
 		return Body{}, &SyntaxError{Reason: "not a JSON-RPC message or batch"}
 	}
-	// The SDK's stream decoder validates the first value and ignores what
-	// follows (mcp.readBatch, internal/json.Unmarshal). One allocation
-	// holds the decoder's target and the message of a single-message body.
-	s := new(struct {
-		v   json.RawMessage
-		one [1]Message
-	})
-	rest, err := json.Parse(b, &s.v, json.DontCopyRawMessage)
-	if err != nil || len(s.v) == 0 {
-		return Body{}, &SyntaxError{Reason: "not valid JSON"}
-	}
-	v := []byte(s.v)
+	// One allocation holds the decoder's targets and the message of a
+	// single-message body.
+	s := new(scratch)
+	// In the usual body, ASCII without a single escape, keys and strings
+	// are their own text: no look-alike can hide in an escape or a
+	// Unicode case fold, and no string can be invalid UTF-8.
+	s.plain = ascii.Valid(b) && bytes.IndexByte(b, '\\') < 0
 	var amb *AmbiguityError
 	ambiguous := func(i int, reason string) {
 		if amb == nil && reason != "" {
@@ -133,36 +131,40 @@ func Peek(body []byte) (Body, error) {
 		}
 	}
 	var out Body
-	if v[0] == '{' {
-		m, syn, reason := readMessage(v)
+	var rest []byte
+	if b[0] == '{' {
+		// The SDK's stream decoder reads the first value and ignores
+		// what follows (internal/json.Unmarshal).
+		m, r, syn, reason := s.readMessage(b)
 		if syn != "" {
 			return Body{}, &SyntaxError{Reason: syn}
 		}
 		ambiguous(0, reason)
 		s.one[0] = m
-		out.Messages = s.one[:]
+		out.Messages, rest = s.one[:], r
 	} else {
-		// The SDK first tries the body as an array of raw messages, then
-		// decodes each member; one bad member fails the whole body.
-		out.Batch = true
-		it := elements{b: v}
-		for i := 0; ; i++ {
-			e, ok := it.next()
-			if !ok {
-				break
-			}
-			if e[0] != '{' {
+		// mcp.readBatch: the body as an array of raw messages, then each
+		// member decoded; one bad member fails the whole body.
+		var batch []json.RawMessage
+		r, err := json.Parse(b, &batch, flags)
+		switch {
+		case err != nil:
+			return Body{}, &SyntaxError{Reason: "not valid JSON"}
+		case len(batch) == 0:
+			return Body{}, &SyntaxError{Reason: "empty batch"}
+		}
+		out.Batch, rest = true, r
+		out.Messages = make([]Message, 0, len(batch))
+		for i, e := range batch {
+			if kindOf(e) != '{' {
 				return Body{}, &SyntaxError{Reason: "batch member " + strconv.Itoa(i) + " is not an object"}
 			}
-			m, syn, reason := readMessage(e)
+			m, _, syn, reason := s.readMessage(e)
 			if syn != "" {
 				return Body{}, &SyntaxError{Reason: "batch member " + strconv.Itoa(i) + ": " + syn}
 			}
 			ambiguous(i, reason)
 			out.Messages = append(out.Messages, m)
-		}
-		if len(out.Messages) == 0 {
-			return Body{}, &SyntaxError{Reason: "empty batch"}
 		}
 	}
 	if len(skipSpace(rest)) != 0 {
@@ -176,17 +178,44 @@ func Peek(body []byte) (Body, error) {
 	return out, nil
 }
 
-// readMessage reads a JSON-RPC message object as jsonrpc2.DecodeMessage
-// and, for a tools/call, mcp.CallToolParamsRaw decode it. syn is non-empty
-// when the SDK rejects the body because of it; ambiguity is non-empty when
-// another parser could read it differently.
-func readMessage(obj []byte) (m Message, syn, ambiguity string) {
-	method, params, ambiguity := twoMembers(obj, keyMethod, keyParams)
+// flags decode as the SDK does (internal/json: DontMatchCaseInsensitive-
+// StructFields), without copying the raw values Peek hands out as slices
+// of the body.
+const flags = json.DontMatchCaseInsensitiveStructFields | json.DontCopyRawMessage
+
+// scratch holds what Peek decodes into, in one allocation.
+type scratch struct {
+	plain bool
+	// wire is the part of jsonrpc2.wireDecode the decision reads: the SDK
+	// decodes "method" and "params" into json.RawMessage, then the method
+	// into a string.
+	wire struct {
+		Method json.RawMessage `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}
+	one [1]Message
+}
+
+// readMessage reads the JSON-RPC message object at the start of b as
+// jsonrpc2.DecodeMessage and, for a tools/call, mcp.CallToolParamsRaw
+// decode it, and returns what follows it. syn is non-empty when the SDK
+// rejects the body because of it; ambiguity is non-empty when another
+// parser could read it differently.
+func (s *scratch) readMessage(b []byte) (m Message, rest []byte, syn, ambiguity string) {
+	s.wire.Method, s.wire.Params = nil, nil
+	rest, err := json.Parse(b, &s.wire, flags)
+	if err != nil {
+		return Message{}, nil, "not valid JSON", ""
+	}
+	obj := b[:len(b)-len(rest)]
+	m.plain = s.plain
+	method, params := s.wire.Method, s.wire.Params
+	_, _, ambiguity = twoKeys(obj, keyMethod, keyParams, params, s.plain)
 	switch kindOf(method) {
 	case 0:
 	case '"':
-		m.Method = decodeString(method)
-		if ambiguity == "" {
+		m.Method = decodeString(method, s.plain)
+		if ambiguity == "" && !s.plain {
 			ambiguity = stringProblem(method, "the method")
 		}
 	case 'n':
@@ -195,28 +224,31 @@ func readMessage(obj []byte) (m Message, syn, ambiguity string) {
 			ambiguity = "the method is null"
 		}
 	default:
-		return Message{}, "the method is not a string", ""
+		return Message{}, nil, "the method is not a string", ""
 	}
 	if m.Method != MethodToolsCall {
 		if ambiguity == "" && m.Method != "" && strings.EqualFold(m.Method, MethodToolsCall) {
 			ambiguity = "the method differs from tools/call only in case"
 		}
-		return m, "", ambiguity
+		return m, rest, "", ambiguity
 	}
 	if kindOf(params) != '{' {
 		if ambiguity == "" {
 			ambiguity = "the params of a tools/call are not an object"
 		}
-		return m, "", ambiguity
+		return m, rest, "", ambiguity
 	}
-	name, args, reason := twoMembers(params, keyName, keyArguments)
+	// params: the members mcp.CallToolParamsRaw reads, taken as the
+	// decoder takes them (the last of duplicates), in the same pass as the
+	// look for keys that would read otherwise elsewhere.
+	name, args, reason := twoKeys(params, keyName, keyArguments, nil, s.plain)
 	if ambiguity == "" {
 		ambiguity = reason
 	}
 	switch kindOf(name) {
 	case '"':
-		m.Tool = decodeString(name)
-		if ambiguity == "" {
+		m.Tool = decodeString(name, s.plain)
+		if ambiguity == "" && !s.plain {
 			ambiguity = stringProblem(name, "the tool name")
 		}
 	default:
@@ -234,7 +266,7 @@ func readMessage(obj []byte) (m Message, syn, ambiguity string) {
 			ambiguity = "the arguments of a tools/call are not an object"
 		}
 	}
-	return m, "", ambiguity
+	return m, rest, "", ambiguity
 }
 
 // StringArgument reads one argument of a tools/call as a string, as the
@@ -250,7 +282,7 @@ func (m Message) StringArgument(name string) (value string, present bool, err er
 	if kindOf(m.Arguments) != '{' {
 		return "", false, &AmbiguityError{Reason: "the arguments are not an object"}
 	}
-	raw, reason := lookup(m.Arguments, name)
+	raw, reason := lookup(m.Arguments, name, m.plain)
 	if reason != "" {
 		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + reason}
 	}
@@ -261,10 +293,13 @@ func (m Message) StringArgument(name string) (value string, present bool, err er
 	default:
 		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + " is not a string"}
 	}
+	if m.plain {
+		return decodeString(raw, true), true, nil
+	}
 	if reason := stringProblem(raw, ""); reason != "" {
 		return "", false, &AmbiguityError{Reason: "argument " + strconv.Quote(name) + reason}
 	}
-	return decodeString(raw), true, nil
+	return decodeString(raw, false), true, nil
 }
 
 // kindOf returns the first byte of a raw JSON value ('{', '[', '"', 'n',
@@ -280,10 +315,10 @@ func kindOf(raw []byte) byte {
 // decodeString decodes a JSON string literal with the SDK's decoder. A
 // literal without escapes that is valid UTF-8 is its own content (the
 // decoder's fast path), and costs one allocation.
-func decodeString(raw []byte) string {
+func decodeString(raw []byte, plain bool) string {
 	raw = skipSpace(raw)
 	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if plain || bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		switch string(inner) { // known methods: no allocation
 		case MethodToolsCall:
 			return MethodToolsCall

@@ -15,22 +15,23 @@ const (
 	keyArguments = "arguments"
 )
 
-// twoMembers returns the raw values of keys a and b of the JSON object obj
-// (which the SDK's decoder has accepted), as the SDK's struct decoding
-// reads them: keys unescaped and compared exactly, the last of duplicates
-// winning. ambiguity reports a key another parser could read otherwise:
-// the same key twice (parsers keep the first or the last), or a key equal
-// to a or b only under case folding (encoding/json matches it, by the
-// rules of bytes.EqualFold; the SDK ignores it).
-func twoMembers(obj []byte, a, b string) (va, vb []byte, ambiguity string) {
+// twoKeys reads keys a and b of the JSON object obj (which the SDK's
+// decoder has accepted) as the SDK's struct decoding does: keys unescaped
+// and compared exactly, the last of duplicates winning. ambiguity reports
+// a key another parser could read otherwise: a or b twice (parsers keep
+// the first or the last), or a key equal to a or b only under case
+// folding (encoding/json matches it, by the rules of bytes.EqualFold; the
+// SDK ignores it). known, a value the decoder already delimited in obj (a
+// slice of it), is stepped over rather than scanned: it is the large one.
+func twoKeys(obj []byte, a, b string, known []byte, plain bool) (va, vb []byte, ambiguity string) {
 	var na, nb int
-	it := members{b: obj}
+	it := members{b: obj, known: known}
 	for {
 		k, v, ok := it.next()
 		if !ok {
 			break
 		}
-		key := decodeKey(k)
+		key := decodeKey(k, plain)
 		switch {
 		case key.is(a):
 			va = v
@@ -68,7 +69,7 @@ func dupReason(name string) string {
 // lookup returns the raw value the SDK reads for key name of the JSON
 // object obj (the last of duplicates), or a reason another parser could
 // read another one.
-func lookup(obj []byte, name string) (raw []byte, reason string) {
+func lookup(obj []byte, name string, plain bool) (raw []byte, reason string) {
 	n := 0
 	it := members{b: obj}
 	for {
@@ -76,7 +77,7 @@ func lookup(obj []byte, name string) (raw []byte, reason string) {
 		if !ok {
 			break
 		}
-		switch key := decodeKey(k); {
+		switch key := decodeKey(k, plain); {
 		case key.is(name):
 			raw = v
 			n++
@@ -97,9 +98,13 @@ type key struct {
 }
 
 // decodeKey decodes a raw key (a JSON string literal). Keys without
-// escapes, all of them in practice, cost nothing.
-func decodeKey(raw []byte) key {
+// escapes, all of them in practice, cost nothing; plain says the whole
+// body is ASCII without escapes.
+func decodeKey(raw []byte, plain bool) key {
 	inner := raw[1 : len(raw)-1]
+	if plain {
+		return key{s: inner, plain: true}
+	}
 	for _, c := range inner {
 		if c == '\\' || c >= utf8.RuneSelf {
 			return key{s: json.AppendUnescape(nil, raw, 0)}
@@ -187,6 +192,7 @@ func hex4(b []byte) (rune, bool) {
 type members struct {
 	b       []byte
 	started bool
+	known   []byte // a value already delimited, a slice of b's array
 }
 
 func (it *members) next() (key, value []byte, ok bool) {
@@ -213,7 +219,13 @@ func (it *members) next() (key, value []byte, ok bool) {
 		return nil, nil, false
 	}
 	b = skipSpace(b[1:])
-	value, b = cutValue(b)
+	if len(it.known) > 0 && len(it.known) <= len(b) && cap(b) == cap(it.known) {
+		// The same position of the same array: the decoder has already
+		// delimited this value.
+		value, b = b[:len(it.known)], b[len(it.known):]
+	} else {
+		value, b = cutValue(b)
+	}
 	if value == nil {
 		return nil, nil, false
 	}
@@ -226,7 +238,18 @@ func cutString(b []byte) (lit, rest []byte) {
 	if len(b) == 0 || b[0] != '"' {
 		return nil, b
 	}
-	for i := 1; ; {
+	// Keys and most values are short: a plain loop first, then the
+	// vectorised search for long strings.
+	i := 1
+	for ; i < len(b) && i < 24; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return b[:i+1], b[i+1:]
+		}
+	}
+	for i < len(b) {
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
 			return nil, b
@@ -243,6 +266,7 @@ func cutString(b []byte) (lit, rest []byte) {
 		}
 		i++
 	}
+	return nil, b
 }
 
 // cutValue splits off the JSON value at the start of b.
@@ -316,36 +340,4 @@ func tooDeep(b []byte, max int) bool {
 		}
 	}
 	return false
-}
-
-// elements iterates over the values of a JSON array that the SDK's
-// decoder has already accepted.
-type elements struct {
-	b       []byte
-	started bool
-}
-
-func (it *elements) next() (value []byte, ok bool) {
-	b := skipSpace(it.b)
-	if !it.started {
-		if len(b) == 0 || b[0] != '[' {
-			return nil, false
-		}
-		b = skipSpace(b[1:])
-		it.started = true
-		if len(b) > 0 && b[0] == ']' {
-			return nil, false
-		}
-	} else {
-		if len(b) == 0 || b[0] != ',' {
-			return nil, false
-		}
-		b = skipSpace(b[1:])
-	}
-	value, b = cutValue(b)
-	if value == nil {
-		return nil, false
-	}
-	it.b = b
-	return value, true
 }
