@@ -187,7 +187,7 @@ func TestCallable(t *testing.T) {
 	}
 	// A calculator policy whose every value needs a scope is callable only
 	// with one of them.
-	c := scopes.Calculator()
+	c := calculatorPolicy(t)
 	if c.Callable(nil, "calculator") != true { // the built-in rule default is []
 		t.Error("Calculator(): calculator not callable without scopes (its unknown operations need none)")
 	}
@@ -359,7 +359,7 @@ func TestArg(t *testing.T) {
 }
 
 func BenchmarkRequirement(b *testing.B) {
-	p := scopes.Calculator()
+	p := calculatorPolicy(b)
 	granted := []string{"op:add", "op:div"}
 	b.Run("calculator", func(b *testing.B) {
 		b.ReportAllocs()

@@ -252,7 +252,7 @@ func assertRoundTrip(t *testing.T, p *scopes.Policy) {
 func FuzzParsePolicy(f *testing.F) {
 	for _, s := range []string{
 		"default: deny\ntools:\n  echo: []\n  get-sum: [math:add]\n  \"admin-*\": [admin]\n  calculator:\n    argument: operation\n    values: {add: [op:add], subtract: [op:sub]}\n",
-		string(scopes.CalculatorYAML()),
+		calculatorYAML,
 		`{"default": [], "tools": {"a": ["x"], "b*": "deny"}}`,
 		"scopes:\n  op: All\ntools:\n  c:\n    argument: x\n    values: {a: deny}\n    default: [y]\n",
 		"default: &a [x]\ntools:\n  e: *a\n",

@@ -10,7 +10,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 func rpcCall(id, op string) string {
@@ -48,7 +48,7 @@ func BenchmarkPeek(b *testing.B) {
 // needs, decide, and add up the scopes to check. It replaces the gateway's
 // BenchmarkRequiredScopes (parseRPC + requiredScopes).
 func BenchmarkRequiredScopes(b *testing.B) {
-	p := scopes.Calculator()
+	p := tools.Policy()
 	for _, bb := range benchBodies {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -197,7 +197,7 @@ func cpuLoop(b *testing.B, f func()) {
 // milliseconds at a time) the median ratio is far steadier than two
 // separate benchmark runs. One operation is one pair of rounds.
 func BenchmarkPairedRequiredScopes(b *testing.B) {
-	p := scopes.Calculator()
+	p := tools.Policy()
 	lp := legacyPolicy{byOperation: map[string]string{"add": "op:add", "subtract": "op:sub", "multiply": "op:mult", "divide": "op:div"}}
 	const round = 200
 	for _, bb := range benchBodies {

@@ -342,3 +342,10 @@ func skipSpace(b []byte) []byte {
 	}
 	return b
 }
+
+// StringArgument reads one argument from the raw "arguments" object of a
+// tools/call (as the SDK hands it to a server: CallToolParamsRaw.Arguments),
+// with the same rules as Message.StringArgument.
+func StringArgument(arguments []byte, name string) (value string, present bool, err error) {
+	return Message{Arguments: arguments}.StringArgument(name)
+}
