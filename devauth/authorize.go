@@ -87,7 +87,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 				ref.code = "temporarily_unavailable"
 			}
 			s.refusePage(w, r, ref, "Application not accepted",
-				"This application identifies itself with the URL "+truncate(clientID, 200)+", but its client metadata document was not accepted: "+me.Reason+".", idAttr)
+				"This application identifies itself with the URL "+truncate(clientID, 200)+", but its client metadata document was not accepted.", idAttr)
 			return
 		}
 		s.refusePage(w, r, refused(http.StatusBadRequest, "invalid_client", "unknown client_id: no client is registered with it"), "Unknown application",
@@ -106,7 +106,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	case !matchRedirect(c.redirectURIs, redirectURI):
 		reason := "redirect_uri " + quoted(redirectURI) + " is not one of the client's redirect_uris " + quoted(strings.Join(c.redirectURIs, " "))
 		s.refusePage(w, r, requestError(reason), "Invalid authorization request",
-			"The redirect_uri does not match any redirect URI the application registered: "+reason+".", idAttr)
+			"The redirect_uri does not match any redirect URI the application registered.", idAttr)
 		return
 	}
 

@@ -97,13 +97,7 @@ type metadataFetcher struct {
 // as surely as an address literal. No proxy from the environment is used:
 // a proxy would be what is dialled, and the check would see its address.
 func newMetadataFetcher(allowLoopback bool, timeout time.Duration) *metadataFetcher {
-	opts := []ssrf.Option{ssrf.WithAnyPort()}
-	if allowLoopback {
-		opts = append(opts,
-			ssrf.WithAllowedV4Prefixes(netip.MustParsePrefix("127.0.0.0/8")),
-			ssrf.WithAllowedV6Prefixes(netip.MustParsePrefix("::1/128")))
-	}
-	dialer := &net.Dialer{Timeout: timeout, Control: ssrf.New(opts...).Safe}
+	dialer := &net.Dialer{Timeout: timeout, Control: dialGuard(allowLoopback).Safe}
 	transport := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
@@ -125,6 +119,19 @@ func newMetadataFetcher(allowLoopback bool, timeout time.Duration) *metadataFetc
 		},
 		slots: make(chan struct{}, maxMetadataFetches),
 	}
+}
+
+// dialGuard is the check the fetcher's dialer runs on every address it
+// connects to: TCP only, any port, no special-use address except, with
+// allowLoopback, 127.0.0.0/8 and ::1.
+func dialGuard(allowLoopback bool) *ssrf.Guardian {
+	opts := []ssrf.Option{ssrf.WithAnyPort()}
+	if allowLoopback {
+		opts = append(opts,
+			ssrf.WithAllowedV4Prefixes(netip.MustParsePrefix("127.0.0.0/8")),
+			ssrf.WithAllowedV6Prefixes(netip.MustParsePrefix("::1/128")))
+	}
+	return ssrf.New(opts...)
 }
 
 // checkClientIDURL applies the draft's §3 "Client Identifier URL" rules:

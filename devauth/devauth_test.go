@@ -939,7 +939,7 @@ func TestNeverLogsSecrets(t *testing.T) {
 	h.postForm("/introspect", url.Values{"token": {minted}, "client_id": {id}, "client_secret": {"wrong"}}, nil)
 
 	logs := h.logs.String()
-	if !strings.Contains(logs, "level=DEBUG") || !strings.Contains(logs, "level=WARN") {
+	if !strings.Contains(logs, `"level":"DEBUG"`) || !strings.Contains(logs, `"level":"WARN"`) {
 		t.Fatalf("expected debug and warning logs, got:\n%s", logs)
 	}
 	for _, s := range secrets {

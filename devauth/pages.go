@@ -59,6 +59,7 @@ var pages = template.Must(template.New("layout").Parse(`{{define "top"}}<!doctyp
 {{define "error"}}{{template "top" .}}
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
+{{if .Detail}}<p class="muted" id="detail">Details for the developer: {{.Detail}}</p>{{end}}
 {{template "bottom" .}}{{end}}
 
 {{define "consent"}}{{template "top" .}}
@@ -116,6 +117,7 @@ type scopeOption struct {
 type pageData struct {
 	Title        string
 	Message      string
+	Detail       string // the refusal's precise reason, on an error page
 	Error        string
 	Action       string
 	ID, CSRF     string
@@ -152,8 +154,8 @@ func (s *Server) render(w http.ResponseWriter, status int, name, csp string, dat
 
 const baseCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 
-func (s *Server) renderError(w http.ResponseWriter, status int, title, msg string) {
-	s.render(w, status, "error", baseCSP+"; form-action 'none'", &pageData{Title: title, Message: msg})
+func (s *Server) renderError(w http.ResponseWriter, status int, title, msg, detail string) {
+	s.render(w, status, "error", baseCSP+"; form-action 'none'", &pageData{Title: title, Message: msg, Detail: detail})
 }
 
 // renderConsent shows the consent page. The CSP's form-action allows this

@@ -80,10 +80,11 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, at
 
 // refusePage logs a refusal that a person sees in the browser (the
 // authorization endpoint before the redirect URI is trusted, RFC 6749
-// §4.1.2.1; the consent form; the token page) and renders it as a page.
+// §4.1.2.1; the consent form; the token page) and renders it as a page:
+// message for the person, and the refusal's reason for the developer.
 func (s *Server) refusePage(w http.ResponseWriter, r *http.Request, ref *refusal, title, message string, attrs ...slog.Attr) {
 	s.logRefusal(r, ref, attrs...)
-	s.renderError(w, ref.status, title, message)
+	s.renderError(w, ref.status, title, message, ref.desc)
 }
 
 // maxQuoted bounds how much of a request value a description repeats.
