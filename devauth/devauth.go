@@ -10,10 +10,24 @@
 // introspection. The gateway talks to it only over HTTP, exactly as it talks
 // to an external authorization server.
 //
+// Clients may also skip registration and use the URL of a Client ID
+// Metadata Document as their client_id (draft-ietf-oauth-client-id-
+// metadata-document, MCP authorization 2025-11-25): the server fetches it
+// with strict limits (see cimd.go), caches it, and shows the client's name
+// and the URL's host on the consent page.
+//
 // There are no passwords: whoever reaches the consent page chooses a user
-// name. It is for development only. All state lives in bounded in-memory
-// maps, tokens are opaque random strings stored only by their SHA-256 digest,
-// and neither tokens nor codes are ever logged.
+// name. The page prefills the login_hint, or else the name last approved
+// for the same client_id, so that a step-up consent is one click; since
+// anyone may type any name, remembering one reveals nothing a visitor could
+// not choose anyway. It is for development only. All state lives in
+// bounded in-memory maps, tokens are opaque random strings stored only by
+// their SHA-256 digest, and neither tokens nor codes are ever logged.
+//
+// Every refusal is logged at info level (warn for what may be an attack)
+// with the endpoint, the OAuth error code and the reason, and the reason is
+// the error_description the client receives: a developer sees why on both
+// sides.
 package devauth
 
 import (
