@@ -357,6 +357,5 @@ func (v *Verifier) readyLocal(ctx context.Context) error {
 	if jv == nil {
 		return errors.New("introspect: no JWKS to verify JWTs with")
 	}
-	jv.Keys().Start()
-	return jv.Keys().Ready()
+	return jv.Keys().EnsureFetched(ctx)
 }

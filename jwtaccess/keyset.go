@@ -588,6 +588,16 @@ func (k *KeySet) Status() Status {
 	return st
 }
 
+// EnsureFetched is Ready, after a fetch if the key set holds no keys and
+// no fetch began in the last MinRefresh (the gate of unknown keys: a
+// readiness probe cannot make the gateway hammer the JWKS endpoint).
+func (k *KeySet) EnsureFetched(ctx context.Context) error {
+	if k.keys.Load() == nil {
+		k.refreshForUnknownKey(ctx)
+	}
+	return k.Ready()
+}
+
 // Ready reports whether the key set holds keys: nil once a fetch has
 // succeeded (even if later ones failed), else why not.
 func (k *KeySet) Ready() error {

@@ -208,10 +208,12 @@ func (e *NotLocalError) Invalid() *accesstoken.InvalidError {
 // Errors: *NotLocalError for steps 1-3 (the token may still be valid for
 // an authorization server that can introspect it), *accesstoken.InvalidError
 // for every later step (the issuer's key was found: the verdict is final).
+// A refusal after the signature verified returns the claims too, for
+// diagnosis; they must not be used otherwise.
 func (v *Verifier) Verify(ctx context.Context, token string) (*accesstoken.Claims, error) {
 	cl, err := v.VerifyStatic(ctx, token)
 	if err != nil {
-		return nil, err
+		return cl, err
 	}
 	if err := v.CheckTime(cl); err != nil {
 		return cl, err
