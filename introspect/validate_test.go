@@ -24,7 +24,7 @@ type jwtAS struct {
 	jwt *jwtaccesstest.Issuer
 }
 
-func newJWTAS(t *testing.T) *jwtAS {
+func newJWTAS(t testing.TB) *jwtAS {
 	t.Helper()
 	var jwks atomic.Pointer[string]
 	as := introspecttest.New(t, introspecttest.WithMetadata(func(md map[string]any) {
@@ -40,7 +40,7 @@ func newJWTAS(t *testing.T) *jwtAS {
 
 // newJWTVerifier is a Verifier of as in the given mode; credentials only
 // when creds.
-func newJWTVerifier(t *testing.T, as *jwtAS, creds bool, mods ...func(*Config)) (*Verifier, *fakeClock, *countingObserver) {
+func newJWTVerifier(t testing.TB, as *jwtAS, creds bool, mods ...func(*Config)) (*Verifier, *fakeClock, *countingObserver) {
 	t.Helper()
 	obs := newCountingObserver()
 	v, clk := newTestVerifier(t, as.Server, append([]func(*Config){func(c *Config) {
