@@ -1,5 +1,7 @@
 // Package introspect verifies OAuth 2.0 bearer tokens for a resource server
-// (the MCP gateway) with RFC 7662 token introspection.
+// (the MCP gateway) with RFC 7662 token introspection and, for JWT access
+// tokens (RFC 9068), locally with package jwtaccess (TOKEN_VALIDATION;
+// validate.go decides which validator runs; one cache serves both).
 //
 // A [Verifier] posts each unknown token to the authorization server's
 // introspection endpoint (configured, or discovered with RFC 8414 / OpenID
@@ -10,7 +12,8 @@
 // introspection call.
 //
 // Files, one concept each: config.go (Config and its defaults),
-// verifier.go (Verify: the cache, coalescing and the decision), cache.go
+// verifier.go (Verify: the cache, coalescing and the decision), validate.go
+// (which validator decides: local JWT verification or introspection), cache.go
 // (cached verdicts), admission.go (which misses may cost a call),
 // exchange.go (the RFC 7662 request and the classification of its answer),
 // response.go (RFC 7662 §2.2 parsing), discovery.go (RFC 8414), errors.go

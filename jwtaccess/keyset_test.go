@@ -374,3 +374,46 @@ func FuzzParseKeySet(f *testing.F) {
 		}
 	})
 }
+
+// TestFits: a key verifies only its own algorithms, whether or not the JWKS
+// names its "alg" (Entra's and many others' keys do not), so that neither
+// an HMAC nor another curve's or key type's algorithm can be used with it.
+func TestFits(t *testing.T) {
+	rsaKey := jwtaccesstest.NewKey(t, jose.RS256, "r").JWK()
+	p256 := jwtaccesstest.NewKey(t, jose.ES256, "e").JWK()
+	p384 := jwtaccesstest.NewKey(t, jose.ES384, "e3").JWK()
+	ed := jwtaccesstest.NewKey(t, jose.EdDSA, "d").JWK()
+	for _, k := range []*jose.JSONWebKey{&rsaKey, &p256, &p384, &ed} {
+		k.Algorithm = "" // as most JWKS publish them
+	}
+	all := []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.RS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA, jose.HS256, "none"}
+	want := map[*jose.JSONWebKey][]jose.SignatureAlgorithm{
+		&rsaKey: {jose.RS256, jose.PS256, jose.RS512},
+		&p256:   {jose.ES256},
+		&p384:   {jose.ES384},
+		&ed:     {jose.EdDSA},
+	}
+	for k, algs := range want {
+		for _, a := range all {
+			if got, w := fits(k, a), slicesContains(algs, a); got != w {
+				t.Errorf("fits(%s, %s) = %v, want %v", keyTypeName(k), a, got, w)
+			}
+		}
+	}
+	// A key's own "alg" narrows it further.
+	rsaKey.Algorithm = "RS256"
+	if fits(&rsaKey, jose.PS256) {
+		t.Error("a key with alg RS256 fits PS256")
+	}
+}
+
+func slicesContains(s []jose.SignatureAlgorithm, a jose.SignatureAlgorithm) bool {
+	for _, x := range s {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func keyTypeName(k *jose.JSONWebKey) string { return fmt.Sprintf("%T(%s)", k.Key, k.KeyID) }
