@@ -184,7 +184,9 @@ func (v *Verifier) Close() {
 // with the cache and must be treated as read-only.
 //
 // Errors: *accesstoken.InvalidError (unwraps to auth.ErrInvalidToken),
-// *UnavailableError (also when shed for load: it then wraps ErrOverloaded),
+// *UnavailableError (also when shed for load: it then wraps ErrOverloaded;
+// and, when a JWT must be verified locally, when the issuer's metadata or
+// JWKS cannot be fetched),
 // *ClientAuthError, *RateLimitError (too many cache misses from the client
 // named by WithClient); if ctx ends while waiting, an *UnavailableError
 // wrapping ctx's cause.
