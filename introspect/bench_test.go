@@ -186,7 +186,7 @@ func BenchmarkVerifyJWTCacheHit(b *testing.B) {
 }
 
 // BenchmarkVerifyJWTMiss: a new JWT every time, verified locally and
-// cached (the cache-hostile path of JWT mode), ES256.
+// cached (the cache-hostile path of JWT mode), RS256.
 func BenchmarkVerifyJWTMiss(b *testing.B) {
 	as := newJWTAS(b)
 	v, _, _ := newJWTVerifier(b, as, false)
