@@ -138,6 +138,7 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 		return err
 	}
 	var ratios, hotRPS, newRPS []float64
+	var best float64 // req/s
 	errs, reused := 0, int64(0)
 	for range rounds {
 		gcNow()
@@ -147,9 +148,10 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 			return err
 		}
 		b.logf("hot JWT  %s; %s", hr, b.phaseCPU(cpu0))
-		// Enough new tokens for 1.5x the hot phase's throughput, minted
-		// before the phase so that minting does not load the phase.
-		n := int(hr.RPS()*b.o.Duration.Seconds()*1.5) + conns
+		// Enough new tokens for twice the best throughput seen so far,
+		// minted before the phase so that minting does not load it.
+		best = max(best, hr.RPS())
+		n := int(best*b.o.Duration.Seconds()*2) + conns
 		toks, err := b.jwtAS.mintN(n, max(1, len(b.plan.Driver)))
 		if err != nil {
 			return err
@@ -177,6 +179,7 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 		}
 		errs += hr.Errors + nr.Errors
 		hotRPS, newRPS = append(hotRPS, hr.RPS()), append(newRPS, nr.RPS())
+		best = max(best, nr.RPS())
 		if hr.RPS() > 0 {
 			ratios = append(ratios, nr.RPS()/hr.RPS())
 		}
