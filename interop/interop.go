@@ -121,14 +121,31 @@ func unavailable(tb testing.TB, format string, args ...any) {
 	tb.Fatalf("interop: %s; install Node.js >= 20.19 with npm (the npm registry must be reachable the first time), or set INTEROP_SKIP=1 to skip", msg)
 }
 
+// Options change how the provider issues tokens.
+type Options struct {
+	// AccessTokenFormat is "opaque" (default) or "jwt": RFC 9068 JWT access
+	// tokens (typ at+jwt, RS256, signed with the current key; see
+	// Provider.RotateKeys).
+	AccessTokenFormat string
+}
+
 // Start runs oidc-provider on a free loopback port for the duration of the
-// test, issuing tokens for resourceURLs (at least one; the first is the
-// default resource). It installs the pinned npm packages on first use (see
-// the package comment). The process group
+// test, issuing opaque tokens for resourceURLs (at least one; the first is
+// the default resource). It installs the pinned npm packages on first use
+// (see the package comment). The process group
 // is terminated in tb.Cleanup; the server's stderr is logged only when the
 // test failed.
 func Start(tb testing.TB, resourceURLs ...string) *Provider {
 	tb.Helper()
+	return StartWith(tb, Options{}, resourceURLs...)
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, opts Options, resourceURLs ...string) *Provider {
+	tb.Helper()
+	if opts.AccessTokenFormat == "" {
+		opts.AccessTokenFormat = "opaque"
+	}
 	if len(resourceURLs) == 0 {
 		tb.Fatalf("interop.Start: at least one resource URL is required")
 	}
@@ -156,6 +173,7 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 		"RESOURCE_URLS="+strings.Join(resourceURLs, ","),
 		"INTROSPECTION_CLIENT_ID="+DefaultIntrospectionClientID,
 		"INTROSPECTION_CLIENT_SECRET="+DefaultIntrospectionClientSecret,
+		"ACCESS_TOKEN_FORMAT="+opts.AccessTokenFormat,
 		"NODE_ENV=development",
 	)
 	setProcessGroup(cmd)
@@ -514,6 +532,32 @@ func (p *Provider) Introspect(ctx context.Context, token string) ([]byte, error)
 func (p *Provider) Revoke(ctx context.Context, token string) error {
 	_, err := p.postForm(ctx, p.RevocationEndpoint, url.Values{"token": {token}})
 	return err
+}
+
+// RotateKeys makes the provider generate a new signing key, publish it at
+// its jwks_uri next to the previous ones, and sign with it from now on,
+// without a restart (server.mjs's test-only /__interop/rotate-keys). It
+// returns the new key's kid.
+func (p *Provider) RotateKeys(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+"/__interop/rotate-keys", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		KID string `json:"kid"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("rotate keys: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.KID == "" {
+		return "", fmt.Errorf("rotate keys: bad answer: %v", err)
+	}
+	return out.KID, nil
 }
 
 func (p *Provider) postForm(ctx context.Context, endpoint string, form url.Values) ([]byte, error) {
