@@ -95,7 +95,7 @@ func (p *Proxy) filterAnswer(resp *http.Response, st *request, sse bool) error {
 		ids := st.toolsList
 		match = func(id string) bool { return slices.Contains(ids, id) }
 	case st.method == http.MethodGet && sse:
-		match = func(string) bool { return true }
+		match = nil // every message
 	default:
 		return nil
 	}

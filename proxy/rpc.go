@@ -43,7 +43,7 @@ const maxJSONDepth = 1000
 // is read member by member.
 func parseRequest(body []byte) requestInfo {
 	var info requestInfo
-	body = bytes.TrimLeft(body, " \t\r\n")
+	body = bytes.TrimLeft(body, jsonSpace)
 	if len(body) == 0 || tooDeep(body, maxJSONDepth) {
 		return info
 	}
@@ -89,6 +89,9 @@ func decode(b []byte, v any) bool {
 	return err == nil
 }
 
+// jsonSpace is JSON's insignificant whitespace (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
 // maxSafeInteger is 2^53 - 1: every integer up to it survives a round
 // trip through a float64, as JavaScript upstreams hold JSON numbers.
 const maxSafeInteger = 1<<53 - 1
@@ -99,13 +102,13 @@ const maxSafeInteger = 1<<53 - 1
 // requires a string or integer id). Anything else is refused by the
 // caller rather than matched by guesswork.
 func requestID(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
+	raw = bytes.Trim(raw, jsonSpace)
 	if len(raw) == 0 {
 		return "", false
 	}
 	if raw[0] == '"' {
 		var s string
-		if !decode(raw, &s) {
+		if !json.Valid(raw) || !decode(raw, &s) {
 			return "", false
 		}
 		return "s:" + s, true
@@ -125,13 +128,13 @@ func requestID(raw json.RawMessage) (string, bool) {
 // for 1) still names the request it answers, so an answer cannot escape
 // the rewriting by the way its id is spelled.
 func responseID(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
+	raw = bytes.Trim(raw, jsonSpace)
 	if len(raw) == 0 {
 		return "", false
 	}
 	if raw[0] == '"' {
 		var s string
-		if !decode(raw, &s) {
+		if !json.Valid(raw) || !decode(raw, &s) {
 			return "", false
 		}
 		return "s:" + s, true

@@ -18,8 +18,10 @@ import (
 //
 // It decodes as the SDK clients do (case-sensitive, the last of duplicate
 // keys winning), so that the tools it judges are the tools a client sees.
+//
+// A nil match accepts every message, whatever its id, or without one.
 func filterTools(data []byte, match func(id string) bool, keep func(name string) bool) (out []byte, changed bool, err error) {
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	trimmed := bytes.TrimLeft(data, jsonSpace)
 	if len(trimmed) == 0 || tooDeep(trimmed, maxJSONDepth) {
 		return data, false, nil
 	}
@@ -62,19 +64,21 @@ type envelope struct {
 
 func filterOne(msg []byte, match func(string) bool, keep func(string) bool) ([]byte, bool, error) {
 	var env envelope
-	if !decode(msg, &env) || len(env.ID) == 0 || len(env.Result) == 0 {
+	if !decode(msg, &env) || len(env.Result) == 0 {
 		return msg, false, nil
 	}
-	id, ok := responseID(env.ID)
-	if !ok || !match(id) {
-		return msg, false, nil
+	if match != nil {
+		id, ok := responseID(env.ID)
+		if !ok || !match(id) {
+			return msg, false, nil
+		}
 	}
 	var result map[string]json.RawMessage
 	if !decode(env.Result, &result) || result == nil {
 		return msg, false, nil // not an object: no tool list in it
 	}
 	raw, ok := result["tools"]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+	if !ok || bytes.Equal(bytes.Trim(raw, jsonSpace), []byte("null")) {
 		return msg, false, nil
 	}
 	var tools []json.RawMessage
@@ -118,7 +122,7 @@ func filterOne(msg []byte, match func(string) bool, keep func(string) bool) ([]b
 // or CR; a line starting with ":" is a comment; "field:value" drops one
 // space after the colon; a line without a colon is a field with an empty
 // value; the data lines of an event are joined with LF; an empty line
-// ends the event; a UTF-8 BOM at the start is ignored. An event that is
+// ends the event; a UTF-8 BOM at the start of the stream is ignored. An event that is
 // not rewritten is passed on byte for byte.
 //
 // Each event is handed on as soon as its empty line arrives (Read
@@ -139,7 +143,7 @@ type sseRewriter struct {
 	buf    []byte // input read and not yet consumed: buf[r:]
 	r      int
 	skipLF bool // the last line ended in CR: a LF right after belongs to it
-	start  bool // no line read yet (BOM)
+	start  bool // no line read yet
 	eof    bool
 
 	event   []byte // raw bytes of the event being read
@@ -210,22 +214,26 @@ func (s *sseRewriter) next() error {
 		if len(s.event) > s.max {
 			return &RewriteError{Reason: "a server-sent event exceeds the rewrite bound"}
 		}
-		if s.start {
+		blank := len(line) == 0
+		if s.start { // the standard ignores a BOM at the start of the stream
 			s.start = false
-			line = bytes.TrimPrefix(line, bom)
+			blank = len(bytes.TrimPrefix(line, bom)) == 0
 		}
-		if len(line) > 0 {
-			s.field(line)
-			continue
+		if blank {
+			return s.dispatch()
 		}
-		return s.dispatch()
+		// Elsewhere a BOM-prefixed line is no data line to the standard;
+		// it is read as one here all the same, so that a client lax about
+		// it cannot find data the rewriter did not judge. (Such a line
+		// does not end the event, as it does not for the standard.)
+		s.field(bytes.TrimPrefix(line, bom))
 	}
 }
 
 // field processes one non-empty line.
 func (s *sseRewriter) field(line []byte) {
-	if line[0] == ':' {
-		return // comment
+	if len(line) == 0 || line[0] == ':' { // a BOM alone, or a comment
+		return
 	}
 	name, value := line, []byte(nil)
 	if c := bytes.IndexByte(line, ':'); c >= 0 {
