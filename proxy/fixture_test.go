@@ -43,6 +43,7 @@ type upstream struct {
 
 type upstreamOpts struct {
 	stateless, jsonResponse bool
+	pageSize                int // tools/list page size; 0: the SDK's default
 }
 
 type echoArgs struct {
@@ -52,7 +53,7 @@ type echoArgs struct {
 func newUpstream(t testing.TB, o upstreamOpts) *upstream {
 	t.Helper()
 	u := &upstream{release: make(chan struct{}), started: make(chan struct{})}
-	s := mcp.NewServer(&mcp.Implementation{Name: "test-upstream", Version: "1.2.3"}, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: "test-upstream", Version: "1.2.3"}, &mcp.ServerOptions{PageSize: o.pageSize})
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
 	})

@@ -29,14 +29,18 @@ type ProbeResult struct {
 // ProbeError says which stage of Probe failed: "config", "reach" (no HTTP
 // answer, or 5xx, or the gateway's credential refused), "initialize"
 // (answers, but not as an MCP server), or "tools/list".
+//
+// Its text never holds UPSTREAM_AUTHORIZATION, even when the upstream
+// quoted it back (the SDK's client puts a JSON-RPC error's message in its
+// error). The cause stays reachable for errors.Is (ErrUnavailable).
 type ProbeError struct {
 	Stage string
-	Err   error
-	msg   string // Err's text with the upstream credential removed
+	cause error
+	msg   string // cause's text with the upstream credential removed
 }
 
 func (e *ProbeError) Error() string { return "proxy: probe " + e.Stage + ": " + e.msg }
-func (e *ProbeError) Unwrap() error { return e.Err }
+func (e *ProbeError) Unwrap() error { return e.cause }
 
 // Bounds on what Probe reads.
 const (
@@ -56,7 +60,7 @@ const (
 func Probe(ctx context.Context, cfg Config) (*ProbeResult, error) {
 	p, err := New(cfg)
 	if err != nil {
-		return nil, &ProbeError{Stage: "config", Err: err, msg: err.Error()}
+		return nil, &ProbeError{Stage: "config", cause: err, msg: err.Error()}
 	}
 	defer p.Close()
 	fail := func(stage string, err error) (*ProbeResult, error) {
@@ -68,7 +72,7 @@ func Probe(ctx context.Context, cfg Config) (*ProbeResult, error) {
 				msg = strings.ReplaceAll(msg, cred, "[redacted]")
 			}
 		}
-		return nil, &ProbeError{Stage: stage, Err: err, msg: msg}
+		return nil, &ProbeError{Stage: stage, cause: err, msg: msg}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
