@@ -46,10 +46,18 @@ const (
 	maxScopesValue   = 8192
 )
 
+// userKey is who sessions and streams are counted and bound by: the
+// subject, or the client id of a token without one. The kind keeps a
+// client id from ever equalling a subject.
+type userKey struct {
+	kind byte // 's' (subject) or 'c' (client id)
+	id   string
+}
+
 // caller is an Identity prepared once for the request: the key sessions
 // are bound to and the header values, or why they cannot be sent.
 type caller struct {
-	key      string // "s:" + Subject, or "c:" + ClientID
+	key      userKey
 	subject  []string
 	clientID []string
 	email    []string // nil: not sent
@@ -80,12 +88,14 @@ func callerFrom(ctx context.Context) (*caller, bool) {
 // an unsafe email is left out. A scope must be an RFC 6749 §3.3
 // scope-token: one with a space would forge a second scope in the list.
 func prepare(id Identity) *caller {
+	// One allocation holds the four header values.
 	c := &caller{}
+	vals := make([]string, 4)
 	switch {
 	case id.Subject != "":
-		c.key = "s:" + id.Subject
+		c.key = userKey{'s', id.Subject}
 	case id.ClientID != "":
-		c.key = "c:" + id.ClientID
+		c.key = userKey{'c', id.ClientID}
 	default:
 		c.err = "the token names neither a subject nor a client"
 		return c
@@ -95,17 +105,20 @@ func prepare(id Identity) *caller {
 			c.err = "the token's subject cannot be sent to the upstream server"
 			return c
 		}
-		c.subject = []string{id.Subject}
+		vals[0] = id.Subject
+		c.subject = vals[0:1:1]
 	}
 	if id.ClientID != "" {
 		if !safeValue(id.ClientID, maxIdentityValue) {
 			c.err = "the token's client id cannot be sent to the upstream server"
 			return c
 		}
-		c.clientID = []string{id.ClientID}
+		vals[1] = id.ClientID
+		c.clientID = vals[1:2:2]
 	}
 	if id.Email != "" && safeValue(id.Email, maxIdentityValue) {
-		c.email = []string{id.Email}
+		vals[2] = id.Email
+		c.email = vals[2:3:3]
 	}
 	n := 0
 	for _, s := range id.Scopes {
@@ -119,7 +132,8 @@ func prepare(id Identity) *caller {
 		c.err = "the token carries too many scopes to send to the upstream server"
 		return c
 	}
-	c.scopes = []string{strings.Join(id.Scopes, " ")}
+	vals[3] = strings.Join(id.Scopes, " ")
+	c.scopes = vals[3:4:4]
 	return c
 }
 

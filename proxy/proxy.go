@@ -277,9 +277,12 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
-// request is the proxy's state for one request, carried in its context
-// from ServeHTTP to Rewrite, ModifyResponse and the ErrorHandler.
+// request is the proxy's state for one request. It is also the context
+// of the upstream request (the client's context, cancelled at Timeout
+// before the first byte), which carries it from ServeHTTP to Rewrite,
+// ModifyResponse and the ErrorHandler without a context.WithValue.
 type request struct {
+	context.Context
 	caller    *caller
 	method    string
 	sessionID string   // the session the client presented, checked
@@ -291,6 +294,14 @@ type request struct {
 }
 
 type requestKey struct{}
+
+// Value returns the request itself for requestKey.
+func (st *request) Value(key any) any {
+	if key == (requestKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
+}
 
 func stateFrom(ctx context.Context) *request {
 	st, _ := ctx.Value(requestKey{}).(*request)
@@ -385,18 +396,35 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}()
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		br := &bodyReader{body: body}
+		br.Reset(body)
+		r.Body = br
 		r.ContentLength = int64(len(body))
 		// The transport may resend a request it wrote nothing of on a
 		// reused connection the upstream had just closed.
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.GetBody = br.reopen
 	}
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	st.Context = ctx
 	st.timer = time.AfterFunc(p.timeout, func() { cancel(errUpstreamTimeout) })
 	defer st.timer.Stop()
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, requestKey{}, st)))
+	p.rp.ServeHTTP(w, r.WithContext(st))
+}
+
+// bodyReader is a request body the proxy has read, handed on.
+type bodyReader struct {
+	bytes.Reader
+	body []byte
+}
+
+func (*bodyReader) Close() error { return nil }
+
+func (b *bodyReader) reopen() (io.ReadCloser, error) {
+	n := &bodyReader{body: b.body}
+	n.Reset(b.body)
+	return n, nil
 }
 
 // readBody reads a POST body, bounded by MaxBodyBytes.
@@ -409,21 +437,31 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) 
 		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
 		return nil, false
 	}
+	// io.ReadAll, but sized by Content-Length: one allocation when the
+	// client states the length.
 	size := 512
-	if r.ContentLength > 0 {
-		size = int(r.ContentLength) + 1 // +1: EOF needs no second allocation
+	if r.ContentLength >= 0 {
+		size = int(r.ContentLength) + 1 // room to see EOF
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, p.maxBody+1))
-	switch {
-	case err != nil:
-		writeError(w, http.StatusBadRequest, codeInvalidRequest, "the request body could not be read")
-		return nil, false
-	case n > p.maxBody:
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
-		return nil, false
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > p.maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
+			return nil, false
+		}
+		if err == io.EOF {
+			return buf, true
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeInvalidRequest, "the request body could not be read")
+			return nil, false
+		}
 	}
-	return buf.Bytes(), true
 }
 
 // rewrite builds the upstream request: the upstream URL exactly, the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -139,20 +138,19 @@ func (p *Proxy) filterAnswer(resp *http.Response, st *request, sse bool) error {
 	return nil
 }
 
-func mediaType(h http.Header) string {
+// hasMediaType reports whether the Content-Type's media type (RFC 9110
+// §8.3.1: type/subtype before any parameters, case-insensitive) is mt,
+// without the allocations of mime.ParseMediaType on every answer.
+func hasMediaType(h http.Header, mt string) bool {
 	ct := h.Get("Content-Type")
-	if ct == "" {
-		return ""
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return ""
-	}
-	return mt
+	return strings.EqualFold(strings.TrimSpace(ct), mt)
 }
 
-func isEventStream(h http.Header) bool { return mediaType(h) == "text/event-stream" }
-func isJSON(h http.Header) bool        { return mediaType(h) == "application/json" }
+func isEventStream(h http.Header) bool { return hasMediaType(h, "text/event-stream") }
+func isJSON(h http.Header) bool        { return hasMediaType(h, "application/json") }
 
 // Upstream DELETEs the proxy sends on its own: at most maxTerminating at
 // once, each within terminateTimeout.

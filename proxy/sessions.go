@@ -60,8 +60,8 @@ type sessions struct {
 	mu          sync.Mutex
 	byID        map[string]*session
 	idle        list.List // front: most recently used
-	perUser     map[string]int
-	pending     map[string]int // initialize requests admitted, not yet answered
+	perUser     map[userKey]int
+	pending     map[userKey]int // initialize requests admitted, not yet answered
 	pendingAll  int
 	max, maxPer int
 	idleAfter   time.Duration
@@ -72,8 +72,8 @@ type sessions struct {
 func newSessions(max, maxPer int, idleAfter time.Duration, now func() time.Time, onEvict func(*session)) *sessions {
 	return &sessions{
 		byID:      make(map[string]*session),
-		perUser:   make(map[string]int),
-		pending:   make(map[string]int),
+		perUser:   make(map[userKey]int),
+		pending:   make(map[userKey]int),
 		max:       max,
 		maxPer:    maxPer,
 		idleAfter: idleAfter,
@@ -128,7 +128,7 @@ func (s *sessions) release(c *caller) {
 	s.unreserve(c.key)
 }
 
-func (s *sessions) unreserve(key string) {
+func (s *sessions) unreserve(key userKey) {
 	s.pendingAll--
 	if s.pending[key]--; s.pending[key] <= 0 {
 		delete(s.pending, key)
@@ -136,7 +136,7 @@ func (s *sessions) unreserve(key string) {
 }
 
 // room says whether key may open one more session; the caller holds mu.
-func (s *sessions) room(key string) error {
+func (s *sessions) room(key userKey) error {
 	s.evictIdle()
 	if s.perUser[key]+s.pending[key] >= s.maxPer {
 		return &limitError{what: "sessions", perUser: true}
@@ -253,16 +253,16 @@ func (s *sessions) drain() []*session {
 // for as long as the upstream keeps it open.
 type streams struct {
 	mu          sync.Mutex
-	perUser     map[string]int
+	perUser     map[userKey]int
 	all         int
 	max, maxPer int
 }
 
 func newStreams(max, maxPer int) *streams {
-	return &streams{perUser: make(map[string]int), max: max, maxPer: maxPer}
+	return &streams{perUser: make(map[userKey]int), max: max, maxPer: maxPer}
 }
 
-func (s *streams) acquire(key string) error {
+func (s *streams) acquire(key userKey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.perUser[key] >= s.maxPer {
@@ -276,7 +276,7 @@ func (s *streams) acquire(key string) error {
 	return nil
 }
 
-func (s *streams) release(key string) {
+func (s *streams) release(key userKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all--
