@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -64,15 +63,8 @@ func Probe(ctx context.Context, cfg Config) (*ProbeResult, error) {
 	}
 	defer p.Close()
 	fail := func(stage string, err error) (*ProbeResult, error) {
-		msg := err.Error()
-		if cfg.Authorization != "" {
-			// An upstream may echo what it was sent; the doctor prints this.
-			msg = strings.ReplaceAll(msg, cfg.Authorization, "[redacted]")
-			if _, cred, ok := strings.Cut(cfg.Authorization, " "); ok && len(cred) >= 8 {
-				msg = strings.ReplaceAll(msg, cred, "[redacted]")
-			}
-		}
-		return nil, &ProbeError{Stage: stage, cause: err, msg: msg}
+		// An upstream may echo what it was sent; the doctor prints this.
+		return nil, &ProbeError{Stage: stage, cause: err, msg: p.scrub(err.Error())}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -231,23 +231,52 @@ func parseUpstream(raw string, allowHTTP bool) (*url.URL, error) {
 	}
 	switch {
 	case !u.IsAbs() || u.Host == "" || u.Opaque != "":
-		return nil, fmt.Errorf("UPSTREAM_URL %q must be an absolute http(s) URL", u.Redacted())
+		return nil, fmt.Errorf("UPSTREAM_URL %q must be an absolute http(s) URL", safeURL(u))
 	case u.User != nil:
-		return nil, fmt.Errorf("UPSTREAM_URL %q must not carry user information: put the credential in UPSTREAM_AUTHORIZATION", u.Redacted())
+		return nil, fmt.Errorf("UPSTREAM_URL %q must not carry user information: put the credential in UPSTREAM_AUTHORIZATION", safeURL(u))
 	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return nil, fmt.Errorf("UPSTREAM_URL %q must not have a fragment", u.Redacted())
+		return nil, fmt.Errorf("UPSTREAM_URL %q must not have a fragment", safeURL(u))
 	case u.Scheme == "https":
 	case u.Scheme == "http":
 		if !allowHTTP && !loopback.Host(u.Hostname()) {
-			return nil, fmt.Errorf("UPSTREAM_URL %q: plain http is allowed only to a loopback host; use https, or set UPSTREAM_ALLOW_HTTP=true for an upstream on a private network", u.Redacted())
+			return nil, fmt.Errorf("UPSTREAM_URL %q: plain http is allowed only to a loopback host; use https, or set UPSTREAM_ALLOW_HTTP=true for an upstream on a private network", safeURL(u))
 		}
 	default:
-		return nil, fmt.Errorf("UPSTREAM_URL %q must be an http(s) URL", u.Redacted())
+		return nil, fmt.Errorf("UPSTREAM_URL %q must be an http(s) URL", safeURL(u))
 	}
 	if u.Path == "" {
 		u.Path = "/"
 	}
 	return u, nil
+}
+
+// safeURL is how an upstream URL appears in messages and logs: without
+// its query, where some hosted MCP servers take an API key.
+func safeURL(u *url.URL) string {
+	c := *u
+	if c.RawQuery != "" {
+		c.RawQuery = "[redacted]"
+	}
+	c.User = nil
+	return c.String()
+}
+
+// scrub removes the upstream URL's query (a credential, for some hosted
+// servers) and the upstream credential from an error text that is logged
+// or shown: transport errors quote the request URL, and an upstream may
+// quote what it received.
+func (p *Proxy) scrub(msg string) string {
+	if p.upstream.RawQuery != "" {
+		msg = strings.ReplaceAll(msg, p.upstream.RawQuery, "[redacted]")
+	}
+	if p.authorization != nil {
+		a := p.authorization[0]
+		msg = strings.ReplaceAll(msg, a, "[redacted]")
+		if _, cred, ok := strings.Cut(a, " "); ok && len(cred) >= 8 {
+			msg = strings.ReplaceAll(msg, cred, "[redacted]")
+		}
+	}
+	return msg
 }
 
 // newTransport is the proxy's own transport: no proxy from the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
 // The modes an upstream built on the Go SDK can run in.
@@ -614,6 +617,7 @@ func TestUpstreamStatus(t *testing.T) {
 		{504, "", 504, ""},
 		{401, "", 502, ""},
 		{407, "", 502, ""},
+		{307, "", 502, ""},
 	} {
 		t.Run(http.StatusText(tt.status)+tt.retryAfter, func(t *testing.T) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -621,6 +625,7 @@ func TestUpstreamStatus(t *testing.T) {
 					w.Header().Set("Retry-After", tt.retryAfter)
 				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="upstream"`)
+				w.Header().Set("Location", "https://login.example/")
 				w.Header().Set("X-Internal", "yes")
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, "stack trace: Bearer upstream-secret")
@@ -634,7 +639,7 @@ func TestUpstreamStatus(t *testing.T) {
 			if got := resp.Header.Get("Retry-After"); got != tt.wantRetry {
 				t.Errorf("Retry-After %q, want %q", got, tt.wantRetry)
 			}
-			for _, h := range []string{"WWW-Authenticate", "X-Internal"} {
+			for _, h := range []string{"WWW-Authenticate", "X-Internal", "Location"} {
 				if v := resp.Header.Get(h); v != "" {
 					t.Errorf("%s passed on: %q", h, v)
 				}
@@ -760,5 +765,77 @@ func TestConfig(t *testing.T) {
 				t.Errorf("error echoes a secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestNoSecretsInLogsOrErrors: neither UPSTREAM_AUTHORIZATION nor a key
+// in the upstream URL's query appears in a log line, a Ready error, a
+// Probe error or an answer, whatever fails.
+func TestNoSecretsInLogsOrErrors(t *testing.T) {
+	const auth, query = "Bearer authsecret-0123456789", "key=querysecret"
+	logs := &syncbuf.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var answers []string
+	check := func(where, s string) {
+		t.Helper()
+		if strings.Contains(s, "authsecret") || strings.Contains(s, "querysecret") {
+			t.Errorf("secret in %s: %s", where, s)
+		}
+	}
+
+	// Unreachable.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	// Refuses the gateway, quoting what it got.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "bad: "+r.Header.Get("Authorization")+" "+r.URL.RawQuery, http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	for _, base := range []string{dead.URL, refusing.URL} {
+		cfg := Config{Upstream: base + "/mcp?" + query, Authorization: auth, Logger: logger}
+		p, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := front(t, p)
+		resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+		body, _ := io.ReadAll(resp.Body)
+		answers = append(answers, string(body))
+		if err := p.Ready(context.Background()); err != nil {
+			check("Ready", err.Error())
+		} else {
+			t.Errorf("%s: Ready: nil", base)
+		}
+		_, err = Probe(context.Background(), cfg)
+		if err == nil {
+			t.Errorf("%s: Probe: nil", base)
+		} else {
+			check("Probe", err.Error())
+		}
+		p.Close()
+	}
+	for _, a := range answers {
+		check("an answer", a)
+	}
+	if !strings.Contains(logs.String(), "proxy: upstream unreachable") {
+		t.Errorf("no log of the failure: %s", logs.String())
+	}
+	check("the logs", logs.String())
+}
+
+// TestTwoSessionIDs: an answer with two session ids is ambiguous: which
+// would the client use? Refused.
+func TestTwoSessionIDs(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header()["Mcp-Session-Id"] = []string{"one", "two"}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}))
+	defer up.Close()
+	fr := front(t, newProxy(t, up.URL, Config{}))
+	if resp := post(t, fr.URL, "alice-token", "", initializeBody, nil); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("HTTP %d, want 502", resp.StatusCode)
 	}
 }

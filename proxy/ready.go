@@ -62,17 +62,17 @@ func (p *Proxy) checkReachable(ctx context.Context) error {
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: no answer from %s within %s", ErrUnavailable, p.upstream.Redacted(), min(p.timeout, 10*time.Second))
+			return fmt.Errorf("%w: no answer from %s within %s", ErrUnavailable, safeURL(p.upstream), min(p.timeout, 10*time.Second))
 		}
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %s", ErrUnavailable, p.scrub(err.Error()))
 	}
 	// Not drained: an upstream may hold a GET open as an event stream.
 	resp.Body.Close()
 	switch s := resp.StatusCode; {
 	case s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired:
-		return fmt.Errorf("%w: %s refused the gateway's credentials (HTTP %d); check UPSTREAM_AUTHORIZATION", ErrUnavailable, p.upstream.Redacted(), s)
+		return fmt.Errorf("%w: %s refused the gateway's credentials (HTTP %d); check UPSTREAM_AUTHORIZATION", ErrUnavailable, safeURL(p.upstream), s)
 	case s >= 500:
-		return fmt.Errorf("%w: %s answered HTTP %d", ErrUnavailable, p.upstream.Redacted(), s)
+		return fmt.Errorf("%w: %s answered HTTP %d", ErrUnavailable, safeURL(p.upstream), s)
 	}
 	return nil
 }

@@ -19,7 +19,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateFrom(resp.Request.Context())
 	st.timer.Stop() // the first byte arrived: a stream is not cut from here on
 
-	if s := resp.StatusCode; s >= 500 || s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired {
+	// 3xx too: the proxy follows no redirect, and a client cannot either
+	// (Location is not passed on: it would point past the gateway).
+	if s := resp.StatusCode; s >= 500 || s/100 == 3 || s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired {
 		return &UpstreamStatusError{Status: s, retryAfter: resp.Header.Get("Retry-After")}
 	}
 	filterResponseHeaders(resp.Header)
@@ -49,8 +51,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // bindSession binds a session id the upstream issued to the caller, and
 // forgets one the upstream ended or no longer knows.
 func (p *Proxy) bindSession(resp *http.Response, st *request) error {
-	id := resp.Header.Get(headerSessionID)
-	if id != "" && id != st.sessionID {
+	ids := resp.Header[headerSessionID]
+	if len(ids) > 1 {
+		return &SessionError{Reason: "more than one Mcp-Session-Id"}
+	}
+	if id := resp.Header.Get(headerSessionID); id != "" && id != st.sessionID {
 		if !validSessionID(id) {
 			return &SessionError{Reason: "not 1 to 256 visible ASCII characters"}
 		}
@@ -186,7 +191,7 @@ func (p *Proxy) terminate(s *session) {
 		p.setIdentity(req.Header, s.owner)
 		resp, err := p.transport.RoundTrip(req)
 		if err != nil {
-			p.log.Debug("proxy: ending an upstream session failed", "error", err.Error())
+			p.log.Debug("proxy: ending an upstream session failed", "error", p.scrub(err.Error()))
 			return
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))

@@ -158,10 +158,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		p.log.Debug("proxy: client gone before the upstream answered")
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the request was cancelled")
 	default:
-		// Connection refused or reset, DNS, TLS, an answer cut short. The
-		// error names the upstream URL (no credential: New refuses user
-		// information), never a header.
-		p.log.Warn("proxy: upstream unreachable", "error", err.Error())
+		// Connection refused or reset, DNS, TLS, an answer cut short.
+		p.log.Warn("proxy: upstream unreachable", "error", p.scrub(err.Error()))
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server could not be reached")
 	}
 }
