@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -308,4 +309,79 @@ func TestIdleSessions(t *testing.T) {
 	if len(ended) != 3 || ended[0] != idle {
 		t.Errorf("ended %q; want %q first (idle), then the two left at Close", ended, idle)
 	}
+}
+
+// TestSessionsTable checks the table's counting directly: reservations
+// count against the bounds until released or turned into bindings, and
+// ids are never rebound to another caller.
+func TestSessionsTable(t *testing.T) {
+	clock := newClock()
+	var evicted []string
+	s := newSessions(3, 2, time.Minute, clock.Now, func(sess *session) { evicted = append(evicted, sess.id) })
+	alice, bob := prepare(Identity{Subject: "alice"}), prepare(Identity{Subject: "bob"})
+	aliceApp := prepare(Identity{ClientID: "alice"}) // a client id equal to a subject is someone else
+
+	steps := []struct {
+		name string
+		do   func() error
+		want string // "" or the error's text
+	}{
+		{"alice reserves", func() error { return s.reserve(alice) }, ""},
+		{"alice reserves again", func() error { return s.reserve(alice) }, ""},
+		{"alice's third reservation: per user", func() error { return s.reserve(alice) }, "proxy: too many sessions for this user"},
+		{"a client named alice is not alice", func() error { return s.reserve(aliceApp) }, ""},
+		{"bob: the table is full", func() error { return s.reserve(bob) }, "proxy: too many sessions"},
+		{"alice binds one reservation", func() error { return bindErr(s.bind("a1", alice, true)) }, ""},
+		{"alice releases the other", func() error { s.release(alice); return nil }, ""},
+		{"bob now fits", func() error { return bindErr(s.bind("b1", bob, false)) }, ""},
+		{"bob cannot take alice's id", func() error { return bindErr(s.bind("a1", bob, false)) }, "taken"},
+		{"alice binding hers again is a no-op", func() error { return bindErr(s.bind("a1", alice, false)) }, "same"},
+		{"no room for another", func() error { return bindErr(s.bind("x", alice, false)) }, "proxy: too many sessions"},
+	}
+	for _, st := range steps {
+		err := st.do()
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != st.want {
+			t.Fatalf("%s: %q, want %q", st.name, got, st.want)
+		}
+	}
+	if _, ok := s.use("a1", bob); ok {
+		t.Error("bob may use alice's session")
+	}
+	done, ok := s.use("a1", alice)
+	if !ok {
+		t.Fatal("alice may not use her session")
+	}
+	clock.Advance(2 * time.Minute)
+	s.release(aliceApp)
+	if n := s.len(); n != 2 {
+		t.Fatalf("%d sessions before eviction", n)
+	}
+	if err := s.reserve(bob); err != nil { // evicts b1 (idle); a1 is in use
+		t.Fatal(err)
+	}
+	if len(evicted) != 1 || evicted[0] != "b1" {
+		t.Errorf("evicted %v, want [b1]", evicted)
+	}
+	done()
+	s.end("a1")
+	if n := s.len(); n != 0 {
+		t.Errorf("%d sessions after end", n)
+	}
+}
+
+// bindErr turns bind's result into an error text for the table above.
+func bindErr(res bindResult, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case res == bindTaken:
+		return errors.New("taken")
+	case res == boundSame:
+		return errors.New("same")
+	}
+	return nil
 }
