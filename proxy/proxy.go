@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 )
 
@@ -107,17 +105,17 @@ type Proxy struct {
 	sessions *sessions
 	streams  *streams
 
-	terminating  sync.WaitGroup
+	background   sync.WaitGroup // upstream DELETEs and readiness checks in flight
 	terminateSem chan struct{}
-	termMu       sync.Mutex
-	termClosed   bool // no more terminate: Close is waiting for them
+	bgMu         sync.Mutex
+	bgClosed     bool // Close is waiting: no more background requests
 	closeOnce    sync.Once
 	closed       chan struct{}
 
-	readyGroup singleflight.Group
-	readyMu    sync.Mutex
-	readyAt    time.Time
-	readyErr   error
+	readyMu   sync.Mutex
+	readyAt   time.Time
+	readyErr  error
+	readyDone chan struct{} // the check in progress, closed when it ends
 }
 
 // ConfigError lists every problem of a Config.
@@ -504,18 +502,20 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // Close ends the sessions the proxy still holds at the upstream (DELETE,
-// best effort, bounded in time), waits for those requests, and closes the
-// proxy's idle upstream connections. Requests served after Close get 503.
+// best effort, bounded in time), waits for those requests and any
+// readiness check, and closes the proxy's idle upstream connections.
+// Requests served after Close get 503. Call it after the HTTP server has
+// shut down, so that no request is still using a session.
 func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		close(p.closed)
 		for _, s := range p.sessions.drain() {
 			p.terminate(s)
 		}
-		p.termMu.Lock()
-		p.termClosed = true
-		p.termMu.Unlock()
-		p.terminating.Wait()
+		p.bgMu.Lock()
+		p.bgClosed = true
+		p.bgMu.Unlock()
+		p.background.Wait()
 		if p.ownTransport != nil {
 			p.ownTransport.CloseIdleConnections()
 		}

@@ -20,8 +20,8 @@ const readyTTL = 2 * time.Second
 // /readyz. Any answer but a 5xx or a refusal of the gateway's credential
 // (401, 407) counts: an MCP endpoint answers a bare GET with 200, 400 or
 // 405 depending on its transport options. The answer is cached for
-// readyTTL, and concurrent calls share one request, which the first
-// caller going away does not cancel.
+// readyTTL, and concurrent calls share one check, which a caller going
+// away does not cancel (Close waits for it).
 func (p *Proxy) Ready(ctx context.Context) error {
 	p.readyMu.Lock()
 	if !p.readyAt.IsZero() && p.now().Sub(p.readyAt) < readyTTL {
@@ -29,17 +29,29 @@ func (p *Proxy) Ready(ctx context.Context) error {
 		p.readyMu.Unlock()
 		return err
 	}
+	if p.readyDone == nil {
+		if !p.track() {
+			p.readyMu.Unlock()
+			return fmt.Errorf("%w: the proxy is closed", ErrUnavailable)
+		}
+		done := make(chan struct{})
+		p.readyDone = done
+		go func() {
+			defer p.background.Done()
+			err := p.checkReachable(context.Background())
+			p.readyMu.Lock()
+			p.readyAt, p.readyErr, p.readyDone = p.now(), err, nil
+			p.readyMu.Unlock()
+			close(done)
+		}()
+	}
+	done := p.readyDone
 	p.readyMu.Unlock()
-	ch := p.readyGroup.DoChan("ready", func() (any, error) {
-		err := p.checkReachable(context.Background())
-		p.readyMu.Lock()
-		p.readyAt, p.readyErr = p.now(), err
-		p.readyMu.Unlock()
-		return nil, err
-	})
 	select {
-	case res := <-ch:
-		return res.Err
+	case <-done:
+		p.readyMu.Lock()
+		defer p.readyMu.Unlock()
+		return p.readyErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}

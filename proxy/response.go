@@ -164,20 +164,29 @@ const (
 	terminateTimeout = 5 * time.Second
 )
 
+// track counts one more background request (a DELETE, a readiness
+// check) that Close waits for; false once Close has stopped counting.
+func (p *Proxy) track() bool {
+	p.bgMu.Lock()
+	defer p.bgMu.Unlock()
+	if p.bgClosed {
+		return false
+	}
+	p.background.Add(1)
+	return true
+}
+
 // terminate ends a session at the upstream (MCP "Session Management":
 // DELETE with the session id), best effort, in the background: a session
 // the proxy forgot (idle, refused, or at Close) must not live on at the
 // upstream. The request carries the owner's identity, as the upstream saw
 // it when the session was created.
 func (p *Proxy) terminate(s *session) {
-	p.termMu.Lock()
-	defer p.termMu.Unlock()
-	if p.termClosed {
+	if !p.track() {
 		return
 	}
-	p.terminating.Add(1)
 	go func() {
-		defer p.terminating.Done()
+		defer p.background.Done()
 		p.terminateSem <- struct{}{}
 		defer func() { <-p.terminateSem }()
 		ctx, cancel := context.WithTimeout(context.Background(), terminateTimeout)
