@@ -397,8 +397,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A POST body is read when the proxy must know what it asks: without
 	// a session it may be an initialize (bounded by MaxSessions), and
 	// with a tool filter a tools/list must be recognised. Otherwise it
-	// streams through unread.
-	if r.Method == http.MethodPost && (st.sessionID == "" || p.filter != nil) {
+	// streams through unread, bounded all the same.
+	if r.Method == http.MethodPost && st.sessionID != "" && p.filter == nil && r.Body != nil {
+		if r.ContentLength > p.maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.maxBody)
+	} else if r.Method == http.MethodPost {
 		body, ok := p.readBody(w, r)
 		if !ok {
 			return

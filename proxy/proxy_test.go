@@ -706,6 +706,31 @@ func TestMethodsAndBodies(t *testing.T) {
 	}
 }
 
+// TestBodyBoundInSession: a body streamed unread (a session, no filter)
+// is bounded too, also without a Content-Length.
+func TestBodyBoundInSession(t *testing.T) {
+	up := newUpstream(t, upstreamOpts{jsonResponse: true})
+	fr := front(t, newProxy(t, up.URL, Config{MaxBodyBytes: 1024}))
+	sid := initialize(t, fr.URL, "alice-token")
+	big := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("a", 2000) + `"}}}`
+	if resp := post(t, fr.URL, "alice-token", sid, big, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("with Content-Length: HTTP %d, want 413", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPost, fr.URL, io.MultiReader(strings.NewReader(big))) // no length: chunked
+	req.Header.Set("Authorization", "Bearer alice-token")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked: HTTP %d, want 413", resp.StatusCode)
+	}
+}
+
 func TestClosedProxyRefuses(t *testing.T) {
 	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
 	p := newProxy(t, up.URL, Config{})

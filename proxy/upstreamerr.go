@@ -150,6 +150,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &se):
 		p.log.Error("proxy: upstream session refused", "reason", se.Reason)
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server issued an unusable session")
+	case errors.As(err, new(*http.MaxBytesError)):
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
 	case errors.Is(context.Cause(r.Context()), errUpstreamTimeout):
 		p.log.Warn("proxy: upstream timeout", "timeout", p.timeout.String())
 		writeError(w, http.StatusGatewayTimeout, codeGatewayTimeout, "the upstream MCP server did not answer in time")
