@@ -118,22 +118,15 @@ type Proxy struct {
 	readyDone chan struct{} // the check in progress, closed when it ends
 }
 
-// ConfigError lists every problem of a Config.
-type ConfigError struct{ Problems []string }
-
-func (e *ConfigError) Error() string {
-	return "proxy: invalid configuration: " + strings.Join(e.Problems, "; ")
-}
-
-// New checks cfg, reporting every problem at once as a *ConfigError, and
-// returns a Proxy.
+// New checks cfg, reporting every problem at once (errors.Join), and
+// returns a Proxy. No error quotes UPSTREAM_AUTHORIZATION.
 func New(cfg Config) (*Proxy, error) {
-	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("proxy: "+format, args...)) }
 
 	u, err := parseUpstream(cfg.Upstream, cfg.AllowHTTP)
 	if err != nil {
-		bad("%v", err)
+		errs = append(errs, fmt.Errorf("proxy: %w", err))
 	}
 	if cfg.Authorization != "" && !safeValue(cfg.Authorization, maxScopesValue) {
 		// Never echo the value: it is a secret.
@@ -168,8 +161,8 @@ func New(cfg Config) (*Proxy, error) {
 	case cfg.MaxBodyBytes == 0:
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if len(problems) > 0 {
-		return nil, &ConfigError{Problems: problems}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 
 	p := &Proxy{
