@@ -85,10 +85,10 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "oidc-provider")
 }
 
-// install runs npm ci in dir unless the pinned oidc-provider is already
+// install runs npm ci in dir unless the pinned package pkg is already
 // there, holding a lock so that parallel test binaries install once.
-func install(dir string) error {
-	marker := filepath.Join(dir, "node_modules", "oidc-provider", "package.json")
+func install(dir, pkg string) error {
+	marker := filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
@@ -162,7 +162,7 @@ func StartWith(tb testing.TB, opts Options, resourceURLs ...string) *Provider {
 		unavailable(tb, "node is not on PATH")
 	}
 	dir := Dir()
-	if err := install(dir); err != nil {
+	if err := install(dir, "oidc-provider"); err != nil {
 		unavailable(tb, "installing oidc-provider in %s: %v", dir, err)
 	}
 
