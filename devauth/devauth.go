@@ -61,10 +61,15 @@ type Config struct {
 	// Resource is the gateway's MCP_RESOURCE_URL. It is the only RFC 8707
 	// resource accepted, and the "aud" of every token.
 	Resource string
-	// Scopes are the scopes offered on consent and listed in the metadata;
-	// default scopes.All(). A request for a parent scope such as "op" that
-	// is not itself offered asks for every offered scope it covers.
+	// Scopes are the scopes offered on consent and listed in the metadata
+	// (the gateway passes its tool policy's). A request for a parent scope
+	// such as "op" that is not itself offered asks for every offered scope
+	// it covers. Required.
 	Scopes []string
+	// Describe says, for people, what a scope allows, on the consent page
+	// (the gateway passes its tool policy's Describe). nil, or "", shows
+	// the scope itself.
+	Describe func(scope string) string
 
 	// IntrospectionClientID and IntrospectionClientSecret are the
 	// credentials the introspection endpoint requires. New generates random
@@ -184,9 +189,6 @@ func New(cfg Config) (*Server, error) {
 		bad("Resource: %v", err)
 	case res.Scheme != "http" && res.Scheme != "https", res.Host == "", res.Fragment != "":
 		bad("Resource %q must be an absolute http or https URL without a fragment", cfg.Resource)
-	}
-	if cfg.Scopes == nil {
-		cfg.Scopes = scopes.All()
 	}
 	if len(cfg.Scopes) == 0 {
 		bad("Scopes must not be empty")
