@@ -268,7 +268,7 @@ func TestBoundedness(t *testing.T) {
 	for range 20 {
 		ids = append(ids, h.register("https://a.example/cb"))
 	}
-	if n := h.srv.clients.len(); n != 5 {
+	if n := h.srv.clients.Len(); n != 5 {
 		t.Errorf("clients = %d, want 5", n)
 	}
 	// The first client was evicted: its authorization request is refused on a page.
@@ -281,14 +281,14 @@ func TestBoundedness(t *testing.T) {
 	for range 10 {
 		h.openConsent(authzRequest{clientID: last, redirectURI: "https://a.example/cb", verifier: oauth2.GenerateVerifier()})
 	}
-	if n := h.srv.pending.len(); n != 3 {
+	if n := h.srv.pending.Len(); n != 3 {
 		t.Errorf("pending = %d, want 3", n)
 	}
 	// Codes are bounded by MaxCodes.
 	for range 6 {
 		h.authorize(authzRequest{clientID: last, redirectURI: "https://a.example/cb", verifier: oauth2.GenerateVerifier()}, "alice", nil)
 	}
-	if n := h.srv.codes.len(); n != 3 {
+	if n := h.srv.codes.Len(); n != 3 {
 		t.Errorf("codes = %d, want 3", n)
 	}
 	// Tokens are bounded by MaxTokens; the oldest go first.
@@ -300,7 +300,7 @@ func TestBoundedness(t *testing.T) {
 		}
 		toks = append(toks, tok)
 	}
-	if n := h.srv.tokens.len(); n != 10 {
+	if n := h.srv.tokens.Len(); n != 10 {
 		t.Errorf("tokens = %d, want 10", n)
 	}
 	if h.active(toks[0]) || !h.active(toks[29]) {
@@ -716,7 +716,8 @@ func TestRefreshRotation(t *testing.T) {
 func (s *Server) clientsNewest() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.clients.order.Back().Value.(*lruEntry[string, *client]).key
+	id, _ := s.clients.Newest()
+	return id
 }
 
 func TestRevoke(t *testing.T) {

@@ -287,8 +287,8 @@ func (s *Server) newPageCSRF() string {
 	tok := newSecret()
 	now := s.now()
 	s.mu.Lock()
-	s.pageCSRF.dropOldestWhile(func(exp time.Time) bool { return !now.Before(exp) })
-	s.pageCSRF.put(tok, now.Add(pageCSRFTTL))
+	s.pageCSRF.DropOldestWhile(func(exp time.Time) bool { return !now.Before(exp) })
+	s.pageCSRF.Put(tok, now.Add(pageCSRFTTL))
 	s.mu.Unlock()
 	return tok
 }
@@ -300,7 +300,7 @@ func (s *Server) usePageCSRF(tok string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.pageCSRF.remove(tok)
+	exp, ok := s.pageCSRF.Remove(tok)
 	return ok && s.now().Before(exp)
 }
 

@@ -91,7 +91,7 @@ func TestRememberedUsersAreBounded(t *testing.T) {
 	for i := range 5 {
 		h.grant("user"+string(rune('a'+i)), nil)
 	}
-	if n := h.srv.lastUser.len(); n != 3 {
+	if n := h.srv.lastUser.Len(); n != 3 {
 		t.Errorf("%d remembered names, want 3", n)
 	}
 }
