@@ -503,7 +503,7 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 	lower := strings.ToLower(out)
 	for _, want := range []string{
 		g.Resource,
-		"npx @modelcontextprotocol/inspector",
+		"npx -y @modelcontextprotocol/inspector@2.12.0", "npx -y mcp-remote " + g.Resource, "docs/clients.md",
 		"claude mcp add --transport http calculator " + g.Resource,
 		strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth",
 	} {
