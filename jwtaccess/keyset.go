@@ -31,6 +31,10 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
@@ -119,7 +123,19 @@ type KeySetConfig struct {
 	Logger *slog.Logger
 	// Observer receives fetch outcomes. nil ignores them.
 	Observer Observer
+	// TracerProvider, when not nil, records a span for each fetch: a
+	// child of the request whose token named an unknown key, or a root
+	// span for a background refresh. nil: no spans.
+	TracerProvider trace.TracerProvider
 }
+
+// Tracing vocabulary: the span of one fetch, and its attribute saying how
+// it ended (a FetchOutcome).
+const (
+	tracerName       = "github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	spanFetch        = "jwks fetch"
+	attrFetchOutcome = attribute.Key("mcp_gateway.jwks.outcome")
+)
 
 // KeySet is an issuer's JWKS, kept fresh. It is safe for concurrent use.
 // Create it with NewKeySet; Start begins the background refresh; Close
@@ -128,6 +144,7 @@ type KeySet struct {
 	cfg    KeySetConfig
 	client *http.Client
 	owns   bool
+	tracer trace.Tracer // nil: no spans
 
 	keys   atomic.Pointer[snapshot]
 	flight singleflight.Group
@@ -197,6 +214,9 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 		cfg.Observer = nopObserver{}
 	}
 	k := &KeySet{cfg: cfg, wait: sleep}
+	if cfg.TracerProvider != nil {
+		k.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		c.CheckRedirect = noRedirects
@@ -333,8 +353,24 @@ func (k *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 func (k *KeySet) fetch(ctx context.Context) (err error) {
 	start := time.Now()
 	outcome := FetchNetwork
+	status := 0
+	var span trace.Span
+	if k.tracer != nil {
+		ctx, span = k.tracer.Start(ctx, spanFetch, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.HTTPRequestMethodGet, semconv.URLFull(k.cfg.URL)))
+	}
 	defer func() {
 		k.cfg.Observer.JWKSFetch(outcome, time.Since(start))
+		if span != nil {
+			span.SetAttributes(attrFetchOutcome.String(string(outcome)))
+			if status != 0 {
+				span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+			}
+			if err != nil {
+				span.SetStatus(codes.Error, string(outcome))
+			}
+			span.End()
+		}
 		k.mu.Lock()
 		k.lastErr = err
 		k.mu.Unlock()
@@ -360,6 +396,7 @@ func (k *KeySet) fetch(ctx context.Context) (err error) {
 		return err
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	body, err := io.ReadAll(io.LimitReader(resp.Body, k.cfg.MaxBytes+1))
 	if err != nil {
 		return fmt.Errorf("reading the JWKS: %w", err)
