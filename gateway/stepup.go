@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 
@@ -16,58 +15,30 @@ import (
 
 // stepUp answers a tools/call whose required scope the token lacks with
 // 403 insufficient_scope (RFC 6750 §3.1; MCP authorization "Scope Challenge
-// Handling") before the tool runs. It reads the body once, bounded, and
-// hands the same bytes on to the SDK. The tool and operation it finds are
-// kept for the request log line. In ScopeChallengeTool mode it does
-// nothing (the tool checks the scope), so no tool is logged.
+// Handling") before the tool runs. It reads the JSON-RPC messages readBody
+// found. In ScopeChallengeTool mode it does nothing (the tool checks the
+// scope).
 func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	if g.cfg.ScopeChallenge != ScopeChallengeHTTP {
 		return next
 	}
 	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Method != http.MethodPost || r.Body == nil {
-			return next(c)
+		st := stateFrom(c.Request().Context())
+		if st == nil {
+			// observe, the outermost middleware, always sets it: without
+			// it the messages are unknown, and the check fails closed.
+			return echo.ErrInternalServerError
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, g.cfg.MaxBodyBytes))
-		_ = r.Body.Close()
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				prm.WriteError(c.Response(), http.StatusRequestEntityTooLarge, nil, prm.ErrorBody{Error: "request_too_large", ErrorDescription: "the request body is larger than this server accepts"})
-				return nil
-			}
-			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request body could not be read"})
-			return nil
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-
-		msgs := parseRPC(body)
-		st := stateFrom(r.Context())
-		if st != nil {
-			for _, m := range msgs {
-				if m.Method == "tools/call" {
-					st.tool = clampTool(m.Params.Name)
-					if st.tool == scopes.CalculatorTool {
-						st.op = clampOperation(m.Params.Arguments.Operation)
-					}
-					break
-				}
-			}
-		}
-		required := requiredScopes(g.cfg.Policy, msgs)
+		required := requiredScopes(g.cfg.Policy, st.msgs)
 		if len(required) > 0 {
 			var granted []string
-			if st != nil && st.ti != nil { // authenticate put it there
+			if st.ti != nil { // authenticate put it there
 				granted = st.ti.Scopes
 			}
 			if err := scopes.Check(granted, required); err != nil {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
-				if st != nil {
-					st.auth = AuthInsufficientScope
-				}
+				st.auth = AuthInsufficientScope
 				ch := g.challenge
 				ch.Error = prm.ErrInsufficientScope
 				ch.Scope = insufficient.ChallengeScopes()
@@ -80,9 +51,12 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// rpcMessage is the part of a JSON-RPC request the scope check reads.
+// rpcMessage is the part of a JSON-RPC message the gateway reads: the
+// method and id (is it a call, a stream?) and a tools/call's tool and
+// operation (which scope does it need?).
 type rpcMessage struct {
-	Method string `json:"method"`
+	Method string          `json:"method"`
+	ID     json.RawMessage `json:"id"`
 	Params struct {
 		Name      string `json:"name"`
 		Arguments struct {
@@ -91,8 +65,14 @@ type rpcMessage struct {
 	} `json:"params"`
 }
 
+// isCall reports whether m is a request that expects an answer (JSON-RPC
+// 2.0 §4: a method and an id; a notification has no id).
+func (m *rpcMessage) isCall() bool {
+	return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null"
+}
+
 // parseRPC decodes the JSON-RPC message or batch in body as far as the
-// scope check needs; nil when it does not parse.
+// gateway needs; nil when it does not parse.
 //
 // The body is decoded exactly as the Go MCP SDK decodes it (segmentio's
 // decoder, struct fields matched case-sensitively, nesting bounded), so the
