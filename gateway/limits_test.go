@@ -264,6 +264,22 @@ func (h *streamHarness) open(token string) *httptest.ResponseRecorder {
 	return rec
 }
 
+// refused opens a stream that must be refused, and returns the refusal.
+func (h *streamHarness) refused(t *testing.T, token string) *httptest.ResponseRecorder {
+	t.Helper()
+	got := make(chan *httptest.ResponseRecorder, 1)
+	go func() { got <- h.open(token) }()
+	select {
+	case rec := <-got:
+		return rec
+	case <-h.entered:
+		t.Fatalf("stream for %s was admitted, want it refused", token)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no answer for %s", token)
+	}
+	return nil
+}
+
 // hold opens a stream that must be admitted, in the background; done gets
 // its status when it ends.
 func (h *streamHarness) hold(t *testing.T, token string, done chan<- int) {
@@ -301,7 +317,7 @@ func TestStreamLimits(t *testing.T) {
 			h.hold(t, s.token, done)
 			continue
 		}
-		rec := h.open(s.token)
+		rec := h.refused(t, s.token)
 		checkJSONError(t, rec, s.status, s.code)
 		if rec.Header().Get("Retry-After") != "10" {
 			t.Errorf("step %d: Retry-After = %q, want 10", i, rec.Header().Get("Retry-After"))
@@ -329,31 +345,48 @@ func TestStreamLimits(t *testing.T) {
 }
 
 // fakeTimers records the timers the gateway starts (Config.AfterFunc), so
-// a test can fire them.
+// a test can fire them; like time.AfterFunc's, a stopped timer does not
+// fire.
 type fakeTimers struct {
 	mu      sync.Mutex
 	d       []time.Duration
 	f       []func()
+	off     []bool
 	stopped int
 }
 
 func (ft *fakeTimers) AfterFunc(d time.Duration, f func()) func() bool {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
+	i := len(ft.f)
 	ft.d = append(ft.d, d)
 	ft.f = append(ft.f, f)
+	ft.off = append(ft.off, false)
 	return func() bool {
 		ft.mu.Lock()
 		defer ft.mu.Unlock()
 		ft.stopped++
-		return true
+		was := !ft.off[i]
+		ft.off[i] = true
+		return was
 	}
 }
 
+// get returns timer i's delay, a function that fires it (unless it was
+// stopped), and how many stops there were.
 func (ft *fakeTimers) get(i int) (time.Duration, func(), int) {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
-	return ft.d[i], ft.f[i], ft.stopped
+	fire := func() {
+		ft.mu.Lock()
+		off := ft.off[i]
+		ft.off[i] = true
+		ft.mu.Unlock()
+		if !off {
+			ft.f[i]()
+		}
+	}
+	return ft.d[i], fire, ft.stopped
 }
 
 // TestStreamEndsWhenTokenExpires: a stream's timer is set for the token's

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,10 @@ const listenBody = `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","par
 // The caller closes the response body.
 func postStream(t *testing.T, srv *httptest.Server, token, body, protocol string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
+	// A request that is held by mistake must not hang the test.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("MCP-Protocol-Version", protocol)
@@ -113,6 +117,9 @@ func TestListenStreamsBoundedStateless(t *testing.T) {
 		{tokUserB, 503, "too_many_streams"},
 	} {
 		resp := postStream(t, srv, step.token, listenBody, "2026-07-28")
+		if resp.StatusCode == 200 {
+			open = append(open, resp)
+		}
 		if status, code := statusAndCode(t, resp); status != step.status || code != step.code {
 			t.Fatalf("step %d: %d %q, want %d %q", i, status, code, step.status, step.code)
 		}
@@ -125,7 +132,6 @@ func TestListenStreamsBoundedStateless(t *testing.T) {
 		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 			t.Fatalf("step %d: Content-Type %q, want an event stream", i, ct)
 		}
-		open = append(open, resp)
 	}
 	// A short call is not a stream (JSON responses): user-a still calls.
 	if rec := serve(g, mcpRequest(tokAll, rpcCall(2, "add"))); rec.Code != 200 {
@@ -206,7 +212,10 @@ func TestSSEAnswersAreStreams(t *testing.T) {
 		c.MaxStreamsPerUser = 1
 	})
 	srv := httptest.NewServer(g.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before srv.Close, which waits for the held call
 	const hold = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hold","arguments":{}}}`
 
 	// The held call's headers come with its first event, when the tool
@@ -227,9 +236,15 @@ func TestSSEAnswersAreStreams(t *testing.T) {
 		heldDone <- resp.Header.Get("Content-Type") + " " + string(b)
 	}()
 	waitStreams(t, g, 1)
-	second := postStream(t, srv, tokAll, hold, "2025-11-25")
-	if status, code := statusAndCode(t, second); status != 429 || code != "too_many_streams_for_user" {
-		t.Errorf("second SSE call of user-a: %d %q, want 429", status, code)
+	second := make(chan *http.Response, 1)
+	go func() { second <- postStream(t, srv, tokAll, hold, "2025-11-25") }()
+	select {
+	case resp := <-second:
+		if status, code := statusAndCode(t, resp); status != 429 || code != "too_many_streams_for_user" {
+			t.Errorf("second SSE call of user-a: %d %q, want 429", status, code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second SSE call of user-a was admitted (held), want 429") // release ends it
 	}
 	// A notification is answered 202 at once: not a stream.
 	note := postStream(t, srv, tokAll, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, "2025-11-25")
@@ -237,7 +252,7 @@ func TestSSEAnswersAreStreams(t *testing.T) {
 	if note.StatusCode != http.StatusAccepted {
 		t.Errorf("notification while user-a holds its stream: %d, want 202", note.StatusCode)
 	}
-	close(release)
+	letGo()
 	if got := <-heldDone; !strings.HasPrefix(got, "text/event-stream") || !strings.Contains(got, "done") {
 		t.Errorf("held call answered %q, want an event stream with its result", got)
 	}
