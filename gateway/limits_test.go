@@ -413,8 +413,14 @@ func TestStreamEndsWhenTokenExpires(t *testing.T) {
 		t.Errorf("timer = %v, want exp - now + skew = 120s", d)
 	}
 	fire()
-	if cause := <-h.ended; !errors.Is(cause, ErrTokenExpired) {
-		t.Errorf("stream ended with %v, want ErrTokenExpired", cause)
+	select {
+	case cause := <-h.ended:
+		if !errors.Is(cause, ErrTokenExpired) {
+			t.Errorf("stream ended with %v, want ErrTokenExpired", cause)
+		}
+	case <-time.After(5 * time.Second):
+		close(h.release)
+		t.Fatal("the stream outlived its token")
 	}
 	<-done
 	if total, _ := g.streams.count(""); total != 0 {
