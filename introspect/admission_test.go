@@ -90,6 +90,23 @@ func TestSlotsPriority(t *testing.T) {
 	if n := s.inUse(); n != 1 {
 		t.Errorf("in use = %d, want 1", n)
 	}
+
+	// With one slot nothing is reserved: the order alone puts the known
+	// token first.
+	s = newSlots(1)
+	if !s.tryAcquire(laneUnknown) {
+		t.Fatal("setup")
+	}
+	wait(laneUnknown)
+	wait(laneKnown)
+	s.release()
+	if l := <-got; l != laneKnown {
+		t.Fatalf("the one slot went to lane %d, want the known token", l)
+	}
+	s.release()
+	if l := <-got; l != laneUnknown {
+		t.Fatalf("got lane %d, want the unknown token", l)
+	}
 }
 
 // TestSlotsGiveUp: a waiter whose deadline fires leaves the queue, and an
