@@ -58,10 +58,11 @@ func listenLoopback() (net.Listener, int, error) {
 
 // newVerifier builds the verifier as main.go does; cacheMaxBytes 0 means
 // the default.
-// The per-client miss rate (INTROSPECTION_CLIENT_RATE) is left off: every
-// request here comes from one loopback address, and the burst targets
-// measure coalescing, which a rate limit on unknown tokens from one address
-// would (by design) cut short. Metrics are on, as in production.
+// The per-client refusal limit (CLIENT_REFUSAL_RATE) is left off, as it
+// was when it limited every unknown token; it counts only refused tokens
+// now, and the bench sends valid ones. The per-client cap on unknown
+// tokens in flight is the default (half of MaxConcurrency: 32, the
+// bench's -conns). Metrics are on, as in production.
 func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer) (*introspect.Verifier, error) {
 	if cacheMaxBytes == 0 {
 		cacheMaxBytes = defCacheMaxBytes
