@@ -62,7 +62,7 @@ func TestSoak(t *testing.T) {
 		"CACHE_NEGATIVE_TTL":          "1s",
 		"CLOCK_SKEW":                  "0s",
 		"INTROSPECTION_TIMEOUT":       "1s",
-		"LOG_LEVEL": "error",
+		"LOG_LEVEL":                   "error",
 	})
 	waitReady(t, g)
 
