@@ -53,21 +53,26 @@ var (
 	ErrTokenRevoked = errors.New("the token that opened the stream was revoked")
 )
 
-// userOf is whom a token speaks for, for the per-user bounds: its subject
-// (the SDK's TokenInfo.UserID, which the verifier fills from "sub", or
-// "username"), else the OAuth client it was issued to. Tokens that name
-// neither share one bucket.
-func userOf(ti *auth.TokenInfo) string {
+// userKey is whom a token speaks for, for the per-user bounds: its
+// subject (the SDK's TokenInfo.UserID, which the verifier fills from
+// "sub", or "username"), else the OAuth client it was issued to. Tokens
+// that name neither share one bucket.
+type userKey struct {
+	client bool // id is a client id, not a subject
+	id     string
+}
+
+func userOf(ti *auth.TokenInfo) userKey {
 	if ti == nil {
-		return ""
+		return userKey{}
 	}
 	if ti.UserID != "" {
-		return "sub:" + ti.UserID
+		return userKey{id: ti.UserID}
 	}
 	if id, ok := ti.Extra["client_id"].(string); ok && id != "" {
-		return "client:" + id
+		return userKey{client: true, id: id}
 	}
-	return ""
+	return userKey{}
 }
 
 // refusal is why a limit refused a request: nil when it was admitted.
@@ -82,20 +87,20 @@ type streamLimiter struct {
 	max, perUser int
 
 	mu     sync.Mutex
-	byUser map[string]int
+	byUser map[userKey]int
 	live   map[*openStream]struct{}
 }
 
 // openStream is one open stream: whose, opened with which token (its
 // SHA-256, never the token), and how to end it.
 type openStream struct {
-	user   string
+	user   userKey
 	digest [32]byte
 	end    context.CancelCauseFunc
 }
 
 func newStreamLimiter(max, perUser int) *streamLimiter {
-	return &streamLimiter{max: max, perUser: perUser, byUser: map[string]int{}, live: map[*openStream]struct{}{}}
+	return &streamLimiter{max: max, perUser: perUser, byUser: map[userKey]int{}, live: map[*openStream]struct{}{}}
 }
 
 func (l *streamLimiter) open(s *openStream) *refusal {
@@ -140,7 +145,7 @@ func (l *streamLimiter) endToken(d [32]byte) int {
 	return len(ends)
 }
 
-func (l *streamLimiter) count(user string) (total, mine int) {
+func (l *streamLimiter) count(user userKey) (total, mine int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.live), l.byUser[user]
@@ -161,15 +166,15 @@ type sessionLimiter struct {
 	max, perUser int
 
 	mu      sync.Mutex
-	pending map[string]int    // user -> admitted, not yet finished
-	owners  map[string]string // session id -> user
+	pending map[userKey]int    // admitted, not yet finished
+	owners  map[string]userKey // session id -> its user
 }
 
 func newSessionLimiter(server *mcp.Server, max, perUser int) *sessionLimiter {
-	return &sessionLimiter{server: server, max: max, perUser: perUser, pending: map[string]int{}, owners: map[string]string{}}
+	return &sessionLimiter{server: server, max: max, perUser: perUser, pending: map[userKey]int{}, owners: map[string]userKey{}}
 }
 
-func (l *sessionLimiter) acquire(user string) *refusal {
+func (l *sessionLimiter) acquire(user userKey) *refusal {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	live := make(map[string]struct{}, len(l.owners))
@@ -202,7 +207,7 @@ func (l *sessionLimiter) acquire(user string) *refusal {
 
 // release ends an admitted request; sessionID is the session it opened,
 // if any.
-func (l *sessionLimiter) release(user, sessionID string) {
+func (l *sessionLimiter) release(user userKey, sessionID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.pending[user]--; l.pending[user] <= 0 {
@@ -242,9 +247,8 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 		if st == nil {
 			return echo.ErrInternalServerError // observe always sets it: fail closed
 		}
-		user := userOf(st.ti)
-
 		if g.sessions != nil && r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+			user := userOf(st.ti)
 			if ref := g.sessions.acquire(user); ref != nil {
 				g.overLimit(c, ref, st, sessionsRetryAfter, "sessions")
 				return nil
@@ -257,7 +261,7 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx, end := context.WithCancelCause(r.Context())
 		defer end(nil)
-		s := &openStream{user: user, end: end}
+		s := &openStream{user: userOf(st.ti), end: end}
 		if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
 			s.digest = sha256.Sum256([]byte(token))
 		}

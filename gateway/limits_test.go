@@ -335,7 +335,7 @@ func TestStreamLimits(t *testing.T) {
 	for range 2 {
 		<-done
 	}
-	if total, _ := g.streams.count(""); total != 0 {
+	if total, _ := g.streams.count(userKey{}); total != 0 {
 		t.Errorf("%d streams still counted after all ended", total)
 	}
 	h.release = make(chan struct{})
@@ -423,7 +423,7 @@ func TestStreamEndsWhenTokenExpires(t *testing.T) {
 		t.Fatal("the stream outlived its token")
 	}
 	<-done
-	if total, _ := g.streams.count(""); total != 0 {
+	if total, _ := g.streams.count(userKey{}); total != 0 {
 		t.Errorf("%d streams counted after expiry", total)
 	}
 	if _, _, stopped := ft.get(0); stopped != 1 {
@@ -456,7 +456,7 @@ func TestEndStreams(t *testing.T) {
 		t.Errorf("stream ended with %v, want ErrTokenRevoked", cause)
 	}
 	<-done
-	if total, _ := g.streams.count(""); total != 1 {
+	if total, _ := g.streams.count(userKey{}); total != 1 {
 		t.Errorf("%d streams open, want 1 (the other token's)", total)
 	}
 	if n := g.EndStreams(sha256.Sum256([]byte("tok-unknown"))); n != 0 {

@@ -76,7 +76,7 @@ func waitStreams(t *testing.T, g *Gateway, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		total, _ := g.streams.count("")
+		total, _ := g.streams.count(userKey{})
 		if total == n {
 			return
 		}
