@@ -61,12 +61,12 @@ func AllAuthOutcomes() []AuthOutcome {
 // allocated per request and never pooled: the SDK may keep the request
 // context of a session's first request.
 type reqState struct {
-	ti   *auth.TokenInfo // the verified token's information; shared, read-only
-	auth AuthOutcome     // "" when not on the MCP endpoint
+	ti       *auth.TokenInfo   // the verified token's information; shared, read-only
+	auth     AuthOutcome       // "" when not on the MCP endpoint
 	msgs     []rpcpeek.Message // the JSON-RPC messages of a POST body (readBody)
 	required []string          // the scopes they need under the policy (readBody)
-	tool string          // the (first) tools/call of the body: tool name, clamped
-	op   string          // and its calculator operation, clamped
+	tool     string            // the (first) tools/call of the body: tool name, clamped
+	op       string            // and its calculator operation, clamped
 }
 
 type stateKey struct{}
