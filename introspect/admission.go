@@ -190,9 +190,9 @@ func (v *Verifier) acquire(ctx context.Context) error {
 			select {
 			case a.client.places <- struct{}{}:
 			case <-deadline:
-				return v.shed(ShedClientConcurrency)
+				return v.shed(ctx, ShedClientConcurrency)
 			case <-ctx.Done():
-				return v.shed(ShedClientConcurrency)
+				return v.shed(ctx, ShedClientConcurrency)
 			}
 		}
 		a.mu.Lock()
@@ -215,16 +215,16 @@ func (v *Verifier) acquire(ctx context.Context) error {
 	if v.slots.acquire(ctx, ln, deadline) {
 		return nil
 	}
-	return v.shed(ShedConcurrency)
+	return v.shed(ctx, ShedConcurrency)
 }
 
 func (v *Verifier) release() { v.slots.release() }
 
 // shed reports an introspection not attempted for reason and returns the
 // error that says so (503, never 401, never a verdict).
-func (v *Verifier) shed(reason ShedReason) error {
+func (v *Verifier) shed(ctx context.Context, reason ShedReason) error {
 	v.obs.Shed(reason)
-	v.log.Warn("introspection: overloaded, request shed", "reason", string(reason), "max_concurrency", v.slots.size)
+	v.log.WarnContext(ctx, "introspection: overloaded, request shed", "reason", string(reason), "max_concurrency", v.slots.size)
 	return &UnavailableError{RetryAfter: overloadedRetryAfter, Err: ErrOverloaded}
 }
 

@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -217,7 +218,7 @@ func (v *Verifier) lookup(d *[32]byte, now time.Time) (e *entry, fresh bool) {
 // of a revoked token could outlive CACHE_MAX_TTL by keeping the
 // introspection slots full. Only within Config.StaleIfError after the
 // answer's fresh life, and strictly before the token's exp.
-func (v *Verifier) serveStale(e *entry, err error) (*auth.TokenInfo, bool) {
+func (v *Verifier) serveStale(ctx context.Context, e *entry, err error) (*auth.TokenInfo, bool) {
 	var ue *UnavailableError
 	if e == nil || e.info == nil || !errors.As(err, &ue) || errors.Is(err, ErrOverloaded) {
 		return nil, false
@@ -230,7 +231,7 @@ func (v *Verifier) serveStale(e *entry, err error) (*auth.TokenInfo, bool) {
 		return nil, false
 	}
 	v.obs.StaleUse()
-	v.log.Warn("serving stale introspection answer", "stale_for", now.Sub(e.until), "err", err)
+	v.log.WarnContext(ctx, "serving stale introspection answer", "stale_for", now.Sub(e.until), "err", err)
 	return e.info, true
 }
 

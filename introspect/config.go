@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
@@ -93,6 +94,10 @@ type Config struct {
 	// Observer receives metrics events (see Observer). nil selects
 	// NopObserver.
 	Observer Observer
+	// TracerProvider, when not nil, records spans: one per Verify, one per
+	// introspection exchange and one per JWKS fetch (trace.go). nil: no
+	// spans, and nothing of tracing on the hot path.
+	TracerProvider trace.TracerProvider
 	// StaleIfError lets an accepted answer whose cache life (CacheMaxTTL)
 	// has ended be served for up to this long afterwards, but never at or
 	// past the token's exp, when re-introspecting it fails with an

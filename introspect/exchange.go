@@ -82,7 +82,7 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*accesstoken.C
 	body := form.Encode()
 	c, retry, err := v.exchange(ctx, endpoint, body)
 	if retry && v.waitRetry(ctx) {
-		v.log.Info("introspection: retrying after connection failure", "endpoint", endpoint)
+		v.log.InfoContext(ctx, "introspection: retrying after connection failure", "endpoint", endpoint)
 		c, _, err = v.exchange(ctx, endpoint, body)
 	}
 	return c, err
@@ -93,8 +93,13 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*accesstoken.C
 // may be tried once more.
 func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (c *accesstoken.Claims, retry bool, err error) {
 	outcome := OutcomeNetwork
+	status := 0
 	start := time.Now()
-	defer func() { v.obs.IntrospectionCall(outcome, time.Since(start)) }()
+	ctx, span := v.startExchange(ctx, endpoint)
+	defer func() {
+		v.obs.IntrospectionCall(outcome, time.Since(start))
+		endExchange(span, outcome, status)
+	}()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
 	if err != nil {
@@ -117,12 +122,13 @@ func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (c *acce
 		// A *url.Error names the method and endpoint URL, never the body,
 		// so it does not contain the token.
 		outcome = transportOutcome(ctx, err)
-		v.log.Warn("introspection: authorization server unreachable", "endpoint", endpoint, "err", err)
+		v.log.WarnContext(ctx, "introspection: authorization server unreachable", "endpoint", endpoint, "err", err)
 		return nil, retryable(ctx, err, gotResponse.Load()), &UnavailableError{RetryAfter: DefaultRetryAfter, Err: err}
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	body, tooBig, err := readLimited(resp.Body, v.cfg.MaxResponseBytes)
-	v.log.Debug("introspection", "status", resp.StatusCode, "duration", time.Since(start))
+	v.log.DebugContext(ctx, "introspection", "status", resp.StatusCode, "duration", time.Since(start))
 	if err != nil {
 		outcome = transportOutcome(ctx, err)
 		return nil, false, unavailable("reading introspection response: %w", err)
@@ -135,15 +141,15 @@ func (v *Verifier) exchange(ctx context.Context, endpoint, form string) (c *acce
 	case resp.StatusCode == http.StatusOK:
 		v.authFailure.Store(nil)
 		if outcome == OutcomeBadResponse {
-			v.log.Warn("introspection: uninterpretable response", "err", err)
+			v.log.WarnContext(ctx, "introspection: uninterpretable response", "err", err)
 		}
 	case errors.As(err, &clientAuth):
 		v.authFailure.Store(clientAuth)
-		v.log.Error("introspection credentials rejected", "status", clientAuth.StatusCode, "client_id", v.cfg.ClientID)
+		v.log.ErrorContext(ctx, "introspection credentials rejected", "status", clientAuth.StatusCode, "client_id", v.cfg.ClientID)
 	case outcome == OutcomeStatus && errors.As(err, &unavail):
-		v.log.Warn("introspection: authorization server unavailable", "status", resp.StatusCode, "retry_after", unavail.RetryAfter)
+		v.log.WarnContext(ctx, "introspection: authorization server unavailable", "status", resp.StatusCode, "retry_after", unavail.RetryAfter)
 	case outcome == OutcomeBadResponse:
-		v.log.Warn("introspection: answer not used", "status", resp.StatusCode, "err", err)
+		v.log.WarnContext(ctx, "introspection: answer not used", "status", resp.StatusCode, "err", err)
 	}
 	return c, false, err
 }

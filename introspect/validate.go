@@ -91,13 +91,14 @@ func (v *Verifier) setupJWT(jwksURL, issuer string) error {
 		return fmt.Errorf("introspect: jwks_uri: %w", err)
 	}
 	ks, err := jwtaccess.NewKeySet(jwtaccess.KeySetConfig{
-		URL:        jwksURL,
-		HTTPClient: v.client,
-		MinRefresh: v.cfg.JWKSMinRefresh,
-		Timeout:    v.cfg.Timeout,
-		Now:        v.cfg.Now,
-		Logger:     v.log.With("validator", string(ValidatorJWT)),
-		Observer:   v.obs,
+		URL:            jwksURL,
+		HTTPClient:     v.client,
+		MinRefresh:     v.cfg.JWKSMinRefresh,
+		Timeout:        v.cfg.Timeout,
+		Now:            v.cfg.Now,
+		Logger:         v.log.With("validator", string(ValidatorJWT)),
+		Observer:       v.obs,
+		TracerProvider: v.cfg.TracerProvider,
 	})
 	if err != nil {
 		return err
@@ -230,7 +231,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		// and recomputing this costs no network call (the key set's
 		// refresh is gated).
 		v.obs.Validation(ValidatorJWT, false)
-		v.log.Debug("token refused", "validator", string(ValidatorJWT), "reason", string(nl.Reason), "detail", nl.Detail)
+		v.log.DebugContext(ctx, "token refused", "validator", string(ValidatorJWT), "reason", string(nl.Reason), "detail", nl.Detail)
 		return nil, nl.Invalid(), true
 	}
 	now := v.cfg.Now()
@@ -238,7 +239,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 	if errors.As(err, &invalid) {
 		v.storeRefusal(&entry{digest: *digest, err: invalid}, now)
 		v.obs.Validation(ValidatorJWT, false)
-		v.log.Debug("token refused", "validator", string(ValidatorJWT), "reason", string(invalid.Reason))
+		v.log.DebugContext(ctx, "token refused", "validator", string(ValidatorJWT), "reason", string(invalid.Reason))
 		return nil, invalid, true
 	}
 	if err != nil {

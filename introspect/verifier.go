@@ -42,6 +42,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
@@ -74,6 +75,7 @@ type Verifier struct {
 	authFailure atomic.Pointer[ClientAuthError] // set on 401/403/invalid_client, cleared by a 200
 
 	obs      Observer
+	tracer   trace.Tracer  // nil: no spans (trace.go)
 	local    local         // the JWT side (validate.go)
 	slots    *slots        // MaxConcurrency introspection slots, in two lanes
 	shedWait time.Duration // how long a miss waits for a slot
@@ -118,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		// Queueing for a slot may use half the time budget, so that a
 		// call that gets one still has time to be answered.
 		shedWait: min(defaultShedWait, cfg.Timeout/2),
+	}
+	if cfg.TracerProvider != nil {
+		v.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	v.stop, v.stopNow = context.WithCancel(context.Background())
 	if cfg.HTTPClient != nil {
@@ -191,6 +196,14 @@ func (v *Verifier) Close() {
 // refused); if ctx ends while waiting, an *UnavailableError wrapping ctx's
 // cause.
 func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
+	if v.tracer != nil {
+		return v.verifyTraced(ctx, token)
+	}
+	return v.verify(ctx, token)
+}
+
+// verify is Verify, inside a span of its own when tracing (trace.go).
+func (v *Verifier) verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
 	if token == "" {
 		return nil, &accesstoken.InvalidError{Reason: accesstoken.ReasonMalformed, Detail: "empty token"}
 	}
@@ -203,6 +216,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.cfg.Now()
 	e, fresh := v.lookup(&digest, now)
+	v.traceCache(ctx, fresh)
 	if fresh {
 		v.obs.CacheHit()
 		return e.result(now, v.cfg.ClockSkew)
@@ -223,9 +237,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
 	if v.local.usesJWT {
 		if info, err, decided := v.verifyLocal(ctx, token, &digest); decided {
+			v.traceValidator(ctx, ValidatorJWT)
 			return info, err
 		}
 	}
+	v.traceValidator(ctx, ValidatorIntrospection)
 	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
 		// Admission (admission.go) is decided and settled here, once per
 		// shared call, not once per waiter: a burst of requests with one
@@ -244,7 +260,7 @@ func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			if info, ok := v.serveStale(stale, res.Err); ok {
+			if info, ok := v.serveStale(ctx, stale, res.Err); ok {
 				return info, nil
 			}
 			return nil, res.Err
@@ -287,7 +303,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		e.err = st
 		v.storeRefusal(e, now)
 		v.obs.Validation(ValidatorIntrospection, false)
-		v.log.Debug("token refused", "validator", string(ValidatorIntrospection), "reason", string(st.Reason))
+		v.log.DebugContext(ctx, "token refused", "validator", string(ValidatorIntrospection), "reason", string(st.Reason))
 		return nil, st
 	}
 	e.info = tokenInfo(c, v.known)
