@@ -53,6 +53,16 @@ func printVersion(w io.Writer) {
 		fmt.Fprintln(w, "mcp-gateway (no build information)")
 		return
 	}
+	fmt.Fprintf(w, "mcp-gateway %s (%s)\n", buildVersion(), bi.GoVersion)
+}
+
+// buildVersion is the module version and commit the build recorded ("" if
+// none): the version printed, and the traces' service.version.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
 	v := bi.Main.Version
 	settings := map[string]string{}
 	for _, s := range bi.Settings {
@@ -64,7 +74,7 @@ func printVersion(w io.Writer) {
 			v += "+modified"
 		}
 	}
-	fmt.Fprintf(w, "mcp-gateway %s (%s)\n", v, bi.GoVersion)
+	return v
 }
 
 // unknownArguments explains arguments run does not take, suggesting the

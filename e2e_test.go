@@ -40,7 +40,13 @@ type gatewayUnderTest struct {
 	Resource string // MCP_RESOURCE_URL as the gateway resolved it
 	Logs     *syncbuf.Buffer
 	Stdout   *syncbuf.Buffer
+
+	stop func(t *testing.T) // shuts the gateway down, once
 }
+
+// Stop shuts the gateway down now (as SIGTERM would) and checks that it
+// did so cleanly; the test's end then has nothing left to stop.
+func (g *gatewayUnderTest) Stop(t *testing.T) { t.Helper(); g.stop(t) }
 
 func (g *gatewayUnderTest) MCP() string { return g.BaseURL + "/mcp" }
 
@@ -70,17 +76,21 @@ func startGateway(t *testing.T, vars map[string]string) *gatewayUnderTest {
 	if g.Resource == "" {
 		g.Resource = strings.Replace(g.BaseURL, "127.0.0.1", "localhost", 1) + "/mcp"
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+	var once sync.Once
+	g.stop = func(t *testing.T) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("gateway did not shut down within 15s")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not shut down within 15s")
-		}
-	})
+		})
+	}
+	t.Cleanup(func() { g.stop(t) })
 	return g
 }
 

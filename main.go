@@ -30,6 +30,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/gateway"
 	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/internal/tracing"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -77,6 +78,28 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
+	// Traces, when an OTEL_* endpoint is configured; nil otherwise, and
+	// then nothing of tracing runs.
+	tracer, err := tracing.New(ctx, cfg.Tracing, tracing.Options{Logger: logger.With("component", "tracing"), ServiceVersion: buildVersion()})
+	if err != nil {
+		return &configError{problems: []string{fmt.Sprintf("tracing: %v", err)}}
+	}
+	defer func() {
+		// Last, once the server and the verifier have stopped: the spans
+		// still queued are exported within the shutdown timeout.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(cfg.ShutdownTimeout, time.Second))
+		defer cancel()
+		if err := tracer.Shutdown(sctx); err != nil {
+			logger.Warn("trace export at shutdown failed", "error", err)
+		}
+	}()
+	if tracer != nil {
+		// Every log line made within a request names its trace.
+		logger = slog.New(tracing.LogHandler(logger.Handler()))
+		logger.Info("tracing on", "endpoint", cfg.Tracing.Endpoint(), "service_name", cfg.Tracing.ServiceName,
+			"sampler", cfg.Tracing.Sampler.Name, "sampler_ratio", cfg.Tracing.Sampler.Ratio)
+	}
+
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return listenError("PORT", cfg.Port, err)
@@ -119,6 +142,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	ic.KnownScopes = append(cfg.Policy.Scopes(), cfg.Policy.Described()...)
 	ic.Observer = m
 	ic.Logger = logger.With("component", "introspect")
+	ic.TracerProvider = tracer.TracerProvider()
 	verifier, err := introspect.New(ctx, ic)
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}
@@ -136,6 +160,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	gwCfg.Logger = logger
 	gwCfg.Mounts = mounts
 	gwCfg.Metrics = m
+	gwCfg.TracerProvider = tracer.TracerProvider()
 	gw, err := gateway.New(gwCfg)
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}

@@ -108,11 +108,11 @@ func (g *Gateway) refuse(c echo.Context, err error) {
 		// request log line says auth=unavailable.
 		desc = "the gateway is overloaded and could not verify the token; try again later"
 	case unavailable != nil:
-		g.cfg.Logger.Warn("authorization server unavailable", "error", err)
+		g.cfg.Logger.WarnContext(c.Request().Context(), "authorization server unavailable", "error", err)
 	case errors.As(err, &clientAuth):
-		g.cfg.Logger.Error("introspection credentials rejected by the authorization server: check INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET", "status", clientAuth.StatusCode)
+		g.cfg.Logger.ErrorContext(c.Request().Context(), "introspection credentials rejected by the authorization server: check INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET", "status", clientAuth.StatusCode)
 	default:
-		g.cfg.Logger.Error("token verification failed", "error", err)
+		g.cfg.Logger.ErrorContext(c.Request().Context(), "token verification failed", "error", err)
 	}
 	w.Header().Set("Retry-After", retryAfterSeconds(retry))
 	prm.WriteError(w, http.StatusServiceUnavailable, nil, prm.ErrorBody{Error: "temporarily_unavailable", ErrorDescription: desc})

@@ -23,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
@@ -141,6 +142,11 @@ type Config struct {
 	Policy *scopes.Policy
 	Logger *slog.Logger
 	Mounts []Mount
+	// TracerProvider, when not nil, records a server span per request and
+	// a span per tool call (trace.go); the verifier and the proxy take it
+	// in their own configuration. nil: no spans, and nothing of tracing on
+	// the hot path.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is the assembled HTTP handler.
@@ -160,6 +166,7 @@ type Gateway struct {
 	server   *mcp.Server
 
 	requestIDs *requestIDs
+	tracer     trace.Tracer // nil: no spans
 }
 
 // PRM is the RFC 9728 protected resource metadata configuration the
@@ -263,6 +270,10 @@ func New(cfg Config) (*Gateway, error) {
 	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
 	if cfg.Metrics != nil {
 		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
+	}
+	if cfg.TracerProvider != nil {
+		g.tracer = cfg.TracerProvider.Tracer(tracerName)
+		server.AddReceivingMiddleware(traceToolCalls(g.tracer, cfg.Policy))
 	}
 	if !cfg.Stateless && (cfg.MaxSessions > 0 || cfg.MaxSessionsPerUser > 0) {
 		g.sessions = newSessionLimiter(server, cfg.MaxSessions, cfg.MaxSessionsPerUser)
@@ -373,7 +384,7 @@ func (g *Gateway) readyz(c echo.Context) error {
 	defer cancel()
 	if err := g.cfg.Verifier.Ready(ctx); err != nil {
 		reason := readinessReason(err)
-		g.cfg.Logger.Warn("not ready", "reason", reason, "error", err)
+		g.cfg.Logger.WarnContext(ctx, "not ready", "reason", reason, "error", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
@@ -421,7 +432,7 @@ func (g *Gateway) httpError(err error, c echo.Context) {
 		msg = strings.ToLower(http.StatusText(code))
 	}
 	if code >= 500 {
-		g.cfg.Logger.Error("request failed", "error", err, "path", c.Request().URL.Path)
+		g.cfg.Logger.ErrorContext(c.Request().Context(), "request failed", "error", err, "path", c.Request().URL.Path)
 	}
 	body := prm.ErrorBody{Error: strings.ReplaceAll(msg, " ", "_")}
 	if c.Request().Method == http.MethodHead {

@@ -302,7 +302,7 @@ func (g *Gateway) overLimit(c echo.Context, ref *refusal, st *reqState, retry ti
 	if st.ti != nil && st.ti.UserID != "" {
 		attrs = append(attrs, "subject_hash", redact.Subject(st.ti.UserID))
 	}
-	g.cfg.Logger.Warn("limit reached", attrs...)
+	g.cfg.Logger.WarnContext(c.Request().Context(), "limit reached", attrs...)
 	c.Response().Header().Set("Retry-After", retryAfterSeconds(retry))
 	prm.WriteError(c.Response(), status, nil, prm.ErrorBody{Error: code, ErrorDescription: desc})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/internal/clientip"
@@ -135,13 +136,22 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			route = ""
 		}
 		st := &reqState{}
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		ctx := r.Context()
+		var span trace.Span
+		if g.tracer != nil {
+			ctx, span = g.startRequest(r, route)
+		}
+		ctx = context.WithValue(ctx, stateKey{}, st)
+		c.SetRequest(r.WithContext(ctx))
 
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
 
 		status := c.Response().Status
+		if span != nil {
+			endRequest(span, status, st, false)
+		}
 		elapsed := time.Since(start)
 		m := g.cfg.Metrics
 		m.HTTPRequest(route, status, elapsed)
@@ -153,7 +163,6 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 			level = slog.LevelDebug
 		}
-		ctx := r.Context()
 		if !g.cfg.Logger.Enabled(ctx, level) {
 			return nil
 		}

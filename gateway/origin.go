@@ -95,7 +95,7 @@ func (g *Gateway) loopbackOnly(next echo.HandlerFunc) echo.HandlerFunc {
 		if loopback.HostPort(c.Request().Host) {
 			return next(c)
 		}
-		g.cfg.Logger.Warn("development mode: request for a non-loopback host refused; set DEV_AUTH_ALLOW_PUBLIC=true to serve it (a tunnel)")
+		g.cfg.Logger.WarnContext(c.Request().Context(), "development mode: request for a non-loopback host refused; set DEV_AUTH_ALLOW_PUBLIC=true to serve it (a tunnel)")
 		prm.WriteError(c.Response(), http.StatusForbidden, nil, prm.ErrorBody{Error: "forbidden_host",
 			ErrorDescription: "development mode answers only requests addressed to localhost; the operator can set DEV_AUTH_ALLOW_PUBLIC=true to serve this host"})
 		return nil
