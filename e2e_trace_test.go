@@ -276,3 +276,45 @@ func TestTracingConfiguration(t *testing.T) {
 		t.Errorf("the error quotes a header value: %s", msg)
 	}
 }
+
+// In stateful mode the SDK runs a tool in its session's context, not its
+// request's: each tool call's span is still the child of the request that
+// carried it, not of the session's first request.
+func TestToolSpansStateful(t *testing.T) {
+	rcv := tracingtest.New(t)
+	as, g := externalAS(t, map[string]string{
+		"MCP_STATELESS":               "false",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.Endpoint(),
+	})
+	cs := mcpClient(t, g, as.Issue("dave", []string{"op"}, g.Resource, time.Hour))
+	for _, op := range []string{"add", "multiply"} {
+		if res, err := calc(cs, op, 2, 3); err != nil || res.IsError {
+			t.Fatalf("%s: %v %+v", op, err, res)
+		}
+	}
+	_ = cs.Close()
+	g.Stop(t)
+
+	spans := rcv.Spans()
+	byID := map[string]tracingtest.Span{}
+	for _, s := range spans {
+		byID[s.SpanID] = s
+	}
+	parents := map[string]string{}
+	for _, s := range spans {
+		if s.Name != "tools/call calculator" {
+			continue
+		}
+		p, ok := byID[s.ParentSpanID]
+		if !ok || p.Name != "POST /mcp" || p.TraceID != s.TraceID {
+			t.Fatalf("tool span %v: parent %+v is not a request span", s.Attributes, p)
+		}
+		parents[s.Attributes["mcp_gateway.operation"].(string)] = p.SpanID
+		if p.Attributes["mcp_gateway.operation"] != s.Attributes["mcp_gateway.operation"] {
+			t.Errorf("tool span for %v under the request span for %v", s.Attributes["mcp_gateway.operation"], p.Attributes["mcp_gateway.operation"])
+		}
+	}
+	if len(parents) != 2 || parents["add"] == parents["multiply"] {
+		t.Errorf("tool spans' parents %v: want one request span each%s", parents, spanNames(spans))
+	}
+}
