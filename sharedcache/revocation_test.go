@@ -159,7 +159,8 @@ func TestRevokeValidates(t *testing.T) {
 		r    Revocation
 		ttl  time.Duration
 	}{
-		{"unknown kind", Revocation{Kind: "email", Value: "a@b"}, time.Minute},
+		{"unknown kind", Revocation{Kind: "phone_number", Value: "+15555550100"}, time.Minute},
+		{"empty email", Revocation{Kind: KindEmail}, time.Minute},
 		{"empty sub", Revocation{Kind: KindSub}, time.Minute},
 		{"long sub", Revocation{Kind: KindSub, Value: strings.Repeat("x", 1025)}, time.Minute},
 		{"not utf-8", Revocation{Kind: KindClientID, Value: "\xff"}, time.Minute},

@@ -1,6 +1,7 @@
 package sharedcache
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,13 @@ type RevocationSet struct {
 	tokens  map[ID]revEntry
 	subs    map[string]revEntry
 	clients map[string]revEntry
+	emails  map[string]revEntry // keyed by the lowercased address
+}
+
+// Principal names who a cached answer is about: its "sub", "client_id"
+// and "email" claims. An empty field matches nothing.
+type Principal struct {
+	Sub, ClientID, Email string
 }
 
 // revEntry is one record: the At it came with (to recognise a replay of
@@ -62,6 +70,7 @@ func NewRevocationSet(ttl time.Duration, max int, now func() time.Time) *Revocat
 	return &RevocationSet{
 		ttl: ttl, max: max, now: now,
 		tokens: map[ID]revEntry{}, subs: map[string]revEntry{}, clients: map[string]revEntry{},
+		emails: map[string]revEntry{},
 	}
 }
 
@@ -95,8 +104,17 @@ func (rs *RevocationSet) Add(r Revocation) {
 		addTo(rs, rs.subs, r.Value, at, eff, now)
 	case KindClientID:
 		addTo(rs, rs.clients, r.Value, at, eff, now)
+	case KindEmail:
+		// Email addresses have no canonical form (RFC 9493 §3.2.2);
+		// folding case can only revoke more, which costs an
+		// introspection, never a false accept.
+		addTo(rs, rs.emails, strings.ToLower(r.Value), at, eff, now)
 	}
-	rs.n.Store(int64(len(rs.tokens) + len(rs.subs) + len(rs.clients)))
+	rs.n.Store(int64(rs.size()))
+}
+
+func (rs *RevocationSet) size() int {
+	return len(rs.tokens) + len(rs.subs) + len(rs.clients) + len(rs.emails)
 }
 
 func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) {
@@ -111,14 +129,16 @@ func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time
 // full, and then the record with the oldest effective time if it is still
 // full.
 func (rs *RevocationSet) makeRoom(now time.Time) {
-	if len(rs.tokens)+len(rs.subs)+len(rs.clients) < rs.max {
+	if rs.size() < rs.max {
 		return
 	}
 	cutoff := now.Add(-rs.ttl)
-	deleteFunc(rs.tokens, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	deleteFunc(rs.subs, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	deleteFunc(rs.clients, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	if len(rs.tokens)+len(rs.subs)+len(rs.clients) < rs.max {
+	expired := func(e revEntry) bool { return !e.effective.After(cutoff) }
+	deleteFunc(rs.tokens, expired)
+	deleteFunc(rs.subs, expired)
+	deleteFunc(rs.clients, expired)
+	deleteFunc(rs.emails, expired)
+	if rs.size() < rs.max {
 		return
 	}
 	var oldest time.Time
@@ -137,6 +157,9 @@ func (rs *RevocationSet) makeRoom(now time.Time) {
 	for k, e := range rs.clients {
 		consider(e, func() { delete(rs.clients, k) })
 	}
+	for k, e := range rs.emails {
+		consider(e, func() { delete(rs.emails, k) })
+	}
 	if drop != nil {
 		drop()
 	}
@@ -150,10 +173,9 @@ func deleteFunc[K comparable](m map[K]revEntry, del func(revEntry) bool) {
 	}
 }
 
-// Revoked reports whether an answer for the token with this ID, subject
-// and client, verified at verifiedAt, must not be used. An empty sub or
-// clientID matches nothing.
-func (rs *RevocationSet) Revoked(id ID, sub, clientID string, verifiedAt time.Time) bool {
+// Revoked reports whether an answer for the token with this ID, about
+// who, verified at verifiedAt, must not be used.
+func (rs *RevocationSet) Revoked(id ID, who Principal, verifiedAt time.Time) bool {
 	if rs.n.Load() == 0 {
 		return false
 	}
@@ -166,13 +188,18 @@ func (rs *RevocationSet) Revoked(id ID, sub, clientID string, verifiedAt time.Ti
 	if e, ok := rs.tokens[id]; applies(e, ok) {
 		return true
 	}
-	if sub != "" {
-		if e, ok := rs.subs[sub]; applies(e, ok) {
+	if who.Sub != "" {
+		if e, ok := rs.subs[who.Sub]; applies(e, ok) {
 			return true
 		}
 	}
-	if clientID != "" {
-		if e, ok := rs.clients[clientID]; applies(e, ok) {
+	if who.ClientID != "" {
+		if e, ok := rs.clients[who.ClientID]; applies(e, ok) {
+			return true
+		}
+	}
+	if who.Email != "" && len(rs.emails) > 0 {
+		if e, ok := rs.emails[strings.ToLower(who.Email)]; applies(e, ok) {
 			return true
 		}
 	}
