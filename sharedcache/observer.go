@@ -8,14 +8,14 @@ type Op string
 // Operations reported to Observer.Call.
 const (
 	OpGet         Op = "get"
-	OpSet            = "set"
-	OpLock           = "lock"
-	OpAwait          = "await"
-	OpFill           = "fill"
-	OpRelease        = "release"
-	OpRevoke         = "revoke"
-	OpRevocations    = "revocations"
-	OpPing           = "ping"
+	OpSet         Op = "set"
+	OpLock        Op = "lock"
+	OpAwait       Op = "await"
+	OpFill        Op = "fill"
+	OpRelease     Op = "release"
+	OpRevoke      Op = "revoke"
+	OpRevocations Op = "revocations"
+	OpPing        Op = "ping"
 )
 
 // Outcome says how an operation ended, as reported to Observer.Call.
@@ -24,15 +24,15 @@ type Outcome string
 // Outcomes reported to Observer.Call.
 const (
 	OutcomeHit     Outcome = "hit"     // Get, Await: a value was found
-	OutcomeMiss            = "miss"    // Get, Await: none (Await: within maxWait)
-	OutcomeOK              = "ok"      // a write or read succeeded
-	OutcomeWon             = "won"     // Lock: this caller holds the lock
-	OutcomeHeld            = "held"    // Lock: another caller holds it
-	OutcomeFilled          = "filled"  // Lock: the value is already there
-	OutcomeTimeout         = "timeout" // the call ran out of Timeout
-	OutcomeError           = "error"   // Redis failed or refused (connection, OOM, ...)
-	OutcomeSkipped         = "skipped" // not attempted: the circuit is open or the Store closed
-	OutcomeInvalid         = "invalid" // a value too large or not in our format
+	OutcomeMiss    Outcome = "miss"    // Get, Await: none (Await: within maxWait)
+	OutcomeOK      Outcome = "ok"      // a write or read succeeded
+	OutcomeWon     Outcome = "won"     // Lock: this caller holds the lock
+	OutcomeHeld    Outcome = "held"    // Lock: another caller holds it
+	OutcomeFilled  Outcome = "filled"  // Lock: the value is already there
+	OutcomeTimeout Outcome = "timeout" // the call ran out of Timeout
+	OutcomeError   Outcome = "error"   // Redis failed or refused (connection, OOM, ...)
+	OutcomeSkipped Outcome = "skipped" // not attempted: the circuit is open or the Store closed
+	OutcomeInvalid Outcome = "invalid" // a value too large or not in our format
 )
 
 // AllOps lists every Op in a stable order (a metric's label set).
