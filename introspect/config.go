@@ -110,6 +110,11 @@ type Config struct {
 	// means max(1, ceil(ClientRate)).
 	ClientRate  rate.Limit
 	ClientBurst int
+
+	// Shared is the cache tier shared with other machines (Redis) and the
+	// revocations cached answers are checked against (shared.go). The
+	// zero value: neither.
+	Shared SharedTier
 }
 
 // validate reports every problem of c at once.
@@ -167,6 +172,9 @@ func (c *Config) validate() error {
 		if n.v < 0 {
 			add("%s must not be negative", n.name)
 		}
+	}
+	if err := c.Shared.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

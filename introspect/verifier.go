@@ -70,6 +70,7 @@ type Verifier struct {
 	authFailure atomic.Pointer[ClientAuthError] // set on 401/403/invalid_client, cleared by a 200
 
 	obs      Observer
+	tier     *tier           // the shared tier and revocations (shared.go); nil: none
 	sem      chan struct{}   // MaxConcurrency introspection slots
 	shedWait time.Duration   // how long a miss waits for a slot
 	limiters *clientLimiters // nil: no per-client rate limit
@@ -112,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		shedWait: min(defaultShedWait, cfg.Timeout/2),
 	}
 	v.stop, v.stopNow = context.WithCancel(context.Background())
+	v.tier = newTier(&v.cfg)
 	if cfg.ClientRate > 0 {
 		v.limiters = newClientLimiters(cfg.ClientRate, cfg.ClientBurst, maxClientLimiters)
 	}
@@ -191,6 +193,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.cfg.Now()
 	e, fresh := v.lookup(&digest, now)
+	if e != nil && v.revokedEntry(e, TierLocal) {
+		e, fresh = nil, false
+	}
 	if fresh {
 		v.obs.CacheHit()
 		return e.result(now, v.cfg.ClockSkew)
@@ -209,7 +214,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 // every other waiter), so it runs detached with its own timeout, and each
 // caller waits on its own context.
 func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
-	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
+	ch := v.calls.DoChan(v.flightKey(&digest), func() (res any, err error) {
+		// The shared tier (shared.go): another machine's verdict, or its
+		// lock and then its answer; this machine's verdict is shared.
+		sh := v.sharedBefore(ctx, &digest)
+		if sh != nil && sh.done {
+			return sh.info, sh.err
+		}
+		defer func() { sh.sharedAfter(res, err) }()
 		// The client's rate counts introspection calls it causes, so it
 		// is charged here, once per shared call, not once per waiter: a
 		// burst of requests with one new token costs one. A token we
@@ -252,6 +264,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 	if err := v.acquire(ctx); err != nil {
 		return nil, err
 	}
+	started := v.cfg.Now() // what revocations are judged against
 	c, err := v.introspect(ctx, token)
 	v.release()
 	now := v.cfg.Now()
@@ -265,7 +278,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, err
 	}
 
-	e := &entry{digest: *digest, exp: accesstoken.Time(c.Exp, c.HasExp), nbf: accesstoken.Time(c.Nbf, c.HasNbf)}
+	e := &entry{digest: *digest, exp: accesstoken.Time(c.Exp, c.HasExp), nbf: accesstoken.Time(c.Nbf, c.HasNbf), verifiedAt: started}
 	if st := v.checker.Static(c); st != nil {
 		e.err = st
 		v.storeRefusal(e, now)

@@ -35,8 +35,9 @@ type RevocationSet struct {
 	max int
 	now func() time.Time
 
-	n  atomic.Int64 // number of records, read without the lock
-	mu sync.RWMutex
+	n   atomic.Int64  // number of records, read without the lock
+	gen atomic.Uint64 // records added (replays excluded), see Generation
+	mu  sync.RWMutex
 	// Tokens are keyed by ID so that a hit needs no hex encoding;
 	// subjects and clients by their string.
 	tokens  map[ID]revEntry
@@ -100,6 +101,7 @@ func (rs *RevocationSet) Add(r Revocation) {
 		}
 		rs.makeRoom(now)
 		rs.tokens[id] = revEntry{at: at, effective: eff}
+		rs.gen.Add(1)
 	case KindSub:
 		addTo(rs, rs.subs, r.Value, at, eff, now)
 	case KindClientID:
@@ -123,6 +125,7 @@ func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time
 	}
 	rs.makeRoom(now)
 	m[k] = revEntry{at: at, effective: eff}
+	rs.gen.Add(1)
 }
 
 // makeRoom, with the lock held, drops expired records when the set is
@@ -205,6 +208,13 @@ func (rs *RevocationSet) Revoked(id ID, who Principal, verifiedAt time.Time) boo
 	}
 	return false
 }
+
+// Generation counts the records added so far (replays of known records
+// excluded). A caller that coalesces work, such as the verifier's
+// per-token introspection, keys it by generation, so that a request made
+// after a revocation never shares the answer of a call that started
+// before it.
+func (rs *RevocationSet) Generation() uint64 { return rs.gen.Load() }
 
 // Len is the number of records held (expired ones included until they are
 // dropped), for metrics and tests.

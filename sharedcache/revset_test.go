@@ -128,9 +128,15 @@ func TestRevocationSetReplayIsIdempotent(t *testing.T) {
 	tr := Revocation{Kind: KindToken, Value: id.String(), At: t0}
 	rs.Add(r)
 	rs.Add(tr)
+	if rs.Generation() != 2 {
+		t.Fatalf("Generation = %d after two records, want 2", rs.Generation())
+	}
 	clock.add(10 * time.Second)
 	rs.Add(r) // replayed after a reconnection
 	rs.Add(tr)
+	if rs.Generation() != 2 {
+		t.Fatalf("Generation = %d after replays, want 2", rs.Generation())
+	}
 	if rs.Revoked(ID{}, Principal{Sub: "alice"}, t0.Add(5*time.Second)) || rs.Revoked(id, Principal{}, t0.Add(5*time.Second)) {
 		t.Fatal("a replay moved the revocation forward")
 	}

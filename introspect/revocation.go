@@ -1,0 +1,63 @@
+package introspect
+
+// Revocations (issue 15): a revocation of a token, a subject, a client or
+// an email address makes every cached answer about it that was verified at
+// or before the revocation a miss, on every tier, so that the token is
+// introspected again: a user whose access was removed at the authorization
+// server is refused at once, and one who is merely re-checked gets in after
+// one introspection. The records themselves are sharedcache's
+// RevocationSet, fed by the admin API, OpenID Shared Signals and Redis
+// pub/sub; this file is where the verifier consults it.
+
+import (
+	"encoding/binary"
+
+	"github.com/mcp-gateway/mcp-gateway/sharedcache"
+)
+
+// identify gives an entry that may be revoked the keyed ID its token
+// revocations name. It runs once per verification, not per hit.
+func (v *Verifier) identify(e *entry) {
+	if t := v.tier; t != nil && t.revs != nil && e.info != nil && !e.hasID {
+		e.id, e.hasID = t.ids.ID(e.digest), true
+	}
+}
+
+// revokedEntry reports whether a cached accepted answer must not be used
+// because a revocation applies to it, counting it for tier. On an empty
+// set it is one atomic load: the hot path of a deployment that never
+// revokes is unchanged.
+func (v *Verifier) revokedEntry(e *entry, tier CacheTier) bool {
+	t := v.tier
+	if t == nil || t.revs == nil || e.info == nil || t.revs.Len() == 0 {
+		return false
+	}
+	if !e.hasID {
+		v.identify(e)
+	}
+	who := sharedcache.Principal{Sub: e.info.UserID}
+	who.ClientID, _ = e.info.Extra["client_id"].(string)
+	who.Email, _ = e.info.Extra["email"].(string)
+	if !t.revs.Revoked(e.id, who, e.verifiedAt) {
+		return false
+	}
+	if t.obs != nil {
+		t.obs.RevokedAnswer(tier)
+	}
+	return true
+}
+
+// flightKey is the singleflight key of a miss: the digest, and once
+// revocations exist, their generation, so that a request made after a
+// revocation never shares a call that started before it (whose answer may
+// predate the revocation).
+func (v *Verifier) flightKey(d *[32]byte) string {
+	t := v.tier
+	if t == nil || t.revs == nil {
+		return string(d[:])
+	}
+	var k [40]byte
+	copy(k[:], d[:])
+	binary.BigEndian.PutUint64(k[32:], t.revs.Generation())
+	return string(k[:])
+}
