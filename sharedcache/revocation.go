@@ -51,6 +51,11 @@ type Revocation struct {
 	At    time.Time `json:"at"`
 }
 
+// Validate reports what is wrong with r (an *InvalidError), by the rules
+// Revoke, Subscribe and RevocationSet apply: a caller can refuse a bad
+// revocation before applying it anywhere.
+func (r Revocation) Validate() error { return r.validate() }
+
 // validate checks a revocation before it is sent or after it is read.
 func (r *Revocation) validate() error {
 	switch r.Kind {

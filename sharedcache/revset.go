@@ -78,9 +78,13 @@ func NewRevocationSet(ttl time.Duration, max int, now func() time.Time) *Revocat
 // Add records r. A record already known with the same or a later At is a
 // replay (Subscribe re-reads records after every reconnection) and changes
 // nothing; an invalid record is ignored.
-func (rs *RevocationSet) Add(r Revocation) {
+func (rs *RevocationSet) Add(r Revocation) { rs.Apply(r) }
+
+// Apply is Add, and reports whether r was new: false for a replay or an
+// invalid record.
+func (rs *RevocationSet) Apply(r Revocation) bool {
 	if r.validate() != nil {
-		return
+		return false
 	}
 	now := rs.now()
 	at := r.At
@@ -93,39 +97,43 @@ func (rs *RevocationSet) Add(r Revocation) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	var added bool
 	switch r.Kind {
 	case KindToken:
 		id, _ := r.tokenID()
-		if old, ok := rs.tokens[id]; ok && !at.After(old.at) {
-			return
+		if old, ok := rs.tokens[id]; !ok || at.After(old.at) {
+			rs.makeRoom(now)
+			rs.tokens[id] = revEntry{at: at, effective: eff}
+			added = true
 		}
-		rs.makeRoom(now)
-		rs.tokens[id] = revEntry{at: at, effective: eff}
-		rs.gen.Add(1)
 	case KindSub:
-		addTo(rs, rs.subs, r.Value, at, eff, now)
+		added = addTo(rs, rs.subs, r.Value, at, eff, now)
 	case KindClientID:
-		addTo(rs, rs.clients, r.Value, at, eff, now)
+		added = addTo(rs, rs.clients, r.Value, at, eff, now)
 	case KindEmail:
 		// Email addresses have no canonical form (RFC 9493 §3.2.2);
 		// folding case can only revoke more, which costs an
 		// introspection, never a false accept.
-		addTo(rs, rs.emails, strings.ToLower(r.Value), at, eff, now)
+		added = addTo(rs, rs.emails, strings.ToLower(r.Value), at, eff, now)
+	}
+	if added {
+		rs.gen.Add(1)
 	}
 	rs.n.Store(int64(rs.size()))
+	return added
 }
 
 func (rs *RevocationSet) size() int {
 	return len(rs.tokens) + len(rs.subs) + len(rs.clients) + len(rs.emails)
 }
 
-func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) {
+func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) bool {
 	if old, ok := m[k]; ok && !at.After(old.at) {
-		return
+		return false
 	}
 	rs.makeRoom(now)
 	m[k] = revEntry{at: at, effective: eff}
-	rs.gen.Add(1)
+	return true
 }
 
 // makeRoom, with the lock held, drops expired records when the set is
