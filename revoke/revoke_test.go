@@ -392,4 +392,3 @@ func FuzzDecodeAdmin(f *testing.F) {
 		}
 	})
 }
-
