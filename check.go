@@ -129,6 +129,7 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 		return checkInvalid
 	}
 	r.ok("configuration: every variable parses")
+	r.ok("tool policy: %s; tools named: %s; scopes needed: %s", cfg.PolicySource, orNone(cfg.Policy.Tools()), orNone(cfg.Policy.Scopes()))
 
 	// 2. Development mode.
 	if cfg.DevMode {
@@ -476,4 +477,11 @@ func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, " ")
 }

@@ -69,6 +69,7 @@ func TestCheckAllGood(t *testing.T) {
 	}
 	wantLines(t, out,
 		"ok   configuration: every variable parses",
+		"ok   tool policy: built-in; tools named: whoami calculator; scopes needed: op:add op:sub op:mult op:div",
 		"ok   MCP_RESOURCE_URL="+checkResource+" uses https",
 		"ok   issuer metadata: "+as.URL+"/.well-known/oauth-authorization-server answered",
 		fmt.Sprintf("ok   issuer: the metadata declares %q, equal to AUTH_ISSUER_URL", as.URL),

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -19,6 +22,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 // env is the configuration contract: every variable the gateway reads, with
@@ -33,7 +37,11 @@ type env struct {
 	ResourceURL           string `envconfig:"MCP_RESOURCE_URL"`
 	ResourceName          string `envconfig:"RESOURCE_NAME" default:"Calculator"`
 	ResourceDocumentation string `envconfig:"RESOURCE_DOCUMENTATION"`
-	ScopesSupported       string `envconfig:"SCOPES_SUPPORTED" default:"op:add op:sub op:mult op:div"`
+	ScopesSupported       string `envconfig:"SCOPES_SUPPORTED"`
+
+	Policy     string `envconfig:"POLICY"`
+	PolicyFile string `envconfig:"POLICY_FILE"`
+	ToolsList  string `envconfig:"TOOLS_LIST" default:"all"`
 
 	IssuerURL               string `envconfig:"AUTH_ISSUER_URL"`
 	IntrospectionURL        string `envconfig:"INTROSPECTION_URL"`
@@ -85,6 +93,12 @@ type config struct {
 	ResourceName          string
 	ResourceDocumentation string
 	ScopesSupported       []string
+
+	// Policy is the declared tool policy (POLICY or POLICY_FILE), or the
+	// built-in tools' own; PolicySource says which, for logs and the doctor.
+	Policy       *scopes.Policy
+	PolicySource string
+	ToolsList    string
 
 	DevMode                 bool
 	IssuerURL               string
@@ -247,6 +261,49 @@ func (p *problems) url(name, v string, identifier bool) {
 	}
 }
 
+// policy reads the declared tool policy from POLICY (inline YAML or JSON)
+// or POLICY_FILE (a path), or returns the built-in tools' policy. Every
+// problem of a malformed policy is listed, with its line.
+func (p *problems) policy(inline, file string) (*scopes.Policy, string) {
+	var doc []byte
+	var name string
+	switch {
+	case inline != "" && file != "":
+		p.addf("POLICY and POLICY_FILE are both set: set one")
+		return tools.Policy(), ""
+	case inline != "":
+		doc, name = []byte(inline), "POLICY"
+	case file != "":
+		name = "POLICY_FILE=" + file
+		f, err := os.Open(file)
+		if err != nil {
+			p.addf("POLICY_FILE=%q cannot be read: %v", file, err)
+			return tools.Policy(), ""
+		}
+		defer f.Close()
+		doc, err = io.ReadAll(io.LimitReader(f, scopes.MaxPolicyBytes+1))
+		if err != nil {
+			p.addf("POLICY_FILE=%q cannot be read: %v", file, err)
+			return tools.Policy(), ""
+		}
+	default:
+		return tools.Policy(), "built-in"
+	}
+	policy, err := scopes.ParsePolicy(doc)
+	var pe *scopes.PolicyError
+	switch {
+	case errors.As(err, &pe):
+		for _, prob := range pe.Problems {
+			p.addf("%s: %s", name, prob)
+		}
+		return tools.Policy(), ""
+	case err != nil:
+		p.addf("%s: %v", name, err)
+		return tools.Policy(), ""
+	}
+	return policy, name
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
@@ -303,10 +360,19 @@ func (e env) validate() (*config, error) {
 	c.DevAuthAllowPublic = p.boolean("DEV_AUTH_ALLOW_PUBLIC", e.DevAuthAllowPublic)
 	c.DevAuthTokenTTL = p.duration("DEV_AUTH_TOKEN_TTL", e.DevAuthTokenTTL, time.Second)
 
-	if sc, err := scopes.Parse(e.ScopesSupported); err != nil || len(sc) == 0 {
+	c.Policy, c.PolicySource = p.policy(e.Policy, e.PolicyFile)
+	if strings.TrimSpace(e.ScopesSupported) == "" {
+		// The scopes the policy needs (RFC 9728 scopes_supported).
+		c.ScopesSupported = c.Policy.Scopes()
+	} else if sc, err := scopes.Parse(e.ScopesSupported); err != nil || len(sc) == 0 {
 		p.addf("SCOPES_SUPPORTED=%q must be a space-separated list of OAuth scopes", e.ScopesSupported)
 	} else {
 		c.ScopesSupported = sc
+	}
+	switch c.ToolsList = strings.ToLower(strings.TrimSpace(e.ToolsList)); c.ToolsList {
+	case gateway.ToolsListAll, gateway.ToolsListAllowed:
+	default:
+		p.addf("TOOLS_LIST=%q must be all or allowed", e.ToolsList)
 	}
 	if c.ResourceURL != "" {
 		p.url("MCP_RESOURCE_URL", c.ResourceURL, true)
@@ -406,6 +472,8 @@ func (c *config) gatewayConfig() gateway.Config {
 		Resource:              c.ResourceURL,
 		AuthorizationServers:  []string{c.IssuerURL},
 		ScopesSupported:       c.ScopesSupported,
+		Policy:                c.Policy,
+		ToolsList:             c.ToolsList,
 		ResourceName:          c.ResourceName,
 		ResourceDocumentation: c.ResourceDocumentation,
 		AllowedOrigins:        c.AllowedOrigins,

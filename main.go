@@ -86,8 +86,8 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 
 	m := metrics.New(metrics.Labels{
 		AuthOutcomes: labelValues(gateway.AllAuthOutcomes()),
-		Tools:        []string{scopes.CalculatorTool, scopes.WhoamiTool},
-		Operations:   scopes.Operations(),
+		Tools:        cfg.Policy.Tools(),
+		Operations:   argumentValues(cfg.Policy),
 	})
 	var mounts []gateway.Mount
 	if cfg.DevMode {
@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 
 	ic := cfg.introspectConfig()
-	ic.KnownScopes = append(scopes.All(), scopes.Parent)
+	ic.KnownScopes = append(cfg.Policy.Scopes(), cfg.Policy.Described()...)
 	ic.Observer = m
 	ic.Logger = logger.With("component", "introspect")
 	verifier, err := introspect.New(ctx, ic)
@@ -120,16 +120,14 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 	defer verifier.Close()
 
-	policy := scopes.Default()
 	server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
-	if err := tools.Register(server, policy); err != nil {
+	if err := tools.Register(server, cfg.Policy); err != nil {
 		return err
 	}
 
 	gwCfg := cfg.gatewayConfig()
 	gwCfg.Verifier = verifier
 	gwCfg.Server = server
-	gwCfg.Policy = policy
 	gwCfg.Logger = logger
 	gwCfg.Mounts = mounts
 	gwCfg.Metrics = m
@@ -158,7 +156,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 
 	baseURL := "http://" + net.JoinHostPort(displayHost(cfg.Host), strconv.Itoa(port))
-	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode)
+	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode, "policy", cfg.PolicySource)
 	if cfg.DevMode {
 		printBanner(stdout, cfg)
 		if !loopback.Host(cfg.Host) {
@@ -250,6 +248,16 @@ func listenError(variable string, port int, err error) error {
 		return fmt.Errorf("listen: port %d is already in use by another process: stop it, or set %s to a free port (for example %s=%d): %w", port, variable, variable, port+1, err)
 	}
 	return fmt.Errorf("listen on port %d (%s): %w", port, variable, err)
+}
+
+// argumentValues are the values of the arguments the policy's rules read
+// (the calculator's operations): the operation label set.
+func argumentValues(p *scopes.Policy) []string {
+	var out []string
+	for _, t := range p.Tools() {
+		out = append(out, p.ArgumentValues(t)...)
+	}
+	return out
 }
 
 // labelValues turns a vocabulary into metric label values.

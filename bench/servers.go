@@ -17,7 +17,6 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -92,8 +91,8 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger) (*http.Server, *introspect.Verifier, error) {
 	m := metrics.New(metrics.Labels{
 		AuthOutcomes: labels(gateway.AllAuthOutcomes()),
-		Tools:        []string{scopes.CalculatorTool, scopes.WhoamiTool},
-		Operations:   scopes.Operations(),
+		Tools:        tools.Policy().Tools(),
+		Operations:   tools.Operations(),
 	})
 	v, err := newVerifier(ctx, issuer, resource, 0, logger, m)
 	if err != nil {
@@ -107,7 +106,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 	gw, err := gateway.New(gateway.Config{
 		Resource:             resource,
 		AuthorizationServers: []string{issuer},
-		ScopesSupported:      scopes.All(),
+		ScopesSupported:      tools.Policy().Scopes(),
 		ResourceName:         "Calculator",
 		Stateless:            true,
 		JSONResponse:         true,
@@ -117,7 +116,7 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 		ClockSkew:            defClockSkew,
 		Verifier:             v,
 		Server:               server,
-		Policy:               scopes.Default(),
+		Policy:               tools.Policy(),
 		Logger:               logger,
 		Metrics:              m,
 		ServeMetrics:         true,
@@ -169,7 +168,7 @@ func baselineHandler(logger *slog.Logger) (http.Handler, error) {
 		Logger:                     logger,
 		DisableLocalhostProtection: true,
 	})
-	ti := &auth.TokenInfo{UserID: "baseline", Scopes: scopes.All(), Expiration: time.Now().Add(24 * time.Hour)}
+	ti := &auth.TokenInfo{UserID: "baseline", Scopes: tools.Policy().Scopes(), Expiration: time.Now().Add(24 * time.Hour)}
 	anyToken := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
 	return auth.RequireBearerToken(anyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(flushjson.Wrap(h)), nil
 }
@@ -178,7 +177,7 @@ func baselineHandler(logger *slog.Logger) (http.Handler, error) {
 // builds it.
 func calculatorServer(logger *slog.Logger) (*mcp.Server, error) {
 	s := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: "Calculator", Version: "1.0.0"}, logger)
-	if err := tools.Register(s, scopes.Default()); err != nil {
+	if err := tools.Register(s, tools.Policy()); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -18,8 +18,9 @@ import (
 
 // TestBrowserConsent drives the consent page in a real headless Chromium:
 // it unticks two of the four scopes, types a user name, approves, and checks
-// that the token carries exactly the two scopes left ticked. It saves
-// screenshots of the consent page on a desktop and a phone viewport.
+// that the token carries exactly the two scopes left ticked; then a step-up
+// consent for the same client is approved without retyping the name. It
+// saves screenshots of the consent page on a desktop and a phone viewport.
 func TestBrowserConsent(t *testing.T) {
 	browsertest.Require(t)
 	// The browser runs in real time, so this test uses the real clock.
@@ -110,6 +111,46 @@ func TestBrowserConsent(t *testing.T) {
 	in := h.introspect(tok["access_token"].(string))
 	if in["active"] != true || in["scope"] != "op:add op:sub" || in["username"] != "browser-user" {
 		t.Fatalf("introspection %v, want scope exactly \"op:add op:sub\"", in)
+	}
+
+	// A step-up consent for the same client: the user name approved a
+	// moment ago is already filled in, so approving is one click.
+	stepVerifier := oauth2.GenerateVerifier()
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(authzRequest{clientID: clientID, redirectURI: redirect, verifier: stepVerifier, state: "stepup", scope: scopes.Divide}.url(h)),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="approve"]`)),
+	); err != nil {
+		t.Fatalf("step-up consent page: %v", err)
+	}
+	value, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('user').value`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholder, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('user').placeholder`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if value != "browser-user" || ValidUser(placeholder) {
+		t.Fatalf("step-up consent: user field %q, placeholder %q; want the remembered name and a placeholder that is not a name", value, placeholder)
+	}
+	screenshot("consent-stepup.png")
+	if err := chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(`button[value="approve"]`)),
+		chromedp.WaitVisible(chromedp.ID("done")),
+	); err != nil {
+		t.Fatalf("approving the step-up: %v", err)
+	}
+	select {
+	case q = <-got:
+	case <-ctx.Done():
+		t.Fatal("the step-up redirect never reached the client")
+	}
+	status, tok = h.exchange(clientID, redirect, q.Get("code"), stepVerifier)
+	if status != http.StatusOK {
+		t.Fatalf("step-up exchange: %d %v", status, tok)
+	}
+	if in := h.introspect(tok["access_token"].(string)); in["scope"] != scopes.Divide || in["username"] != "browser-user" {
+		t.Fatalf("step-up introspection %v", in)
 	}
 
 	// The token page mints a token in the browser too.

@@ -10,10 +10,24 @@
 // introspection. The gateway talks to it only over HTTP, exactly as it talks
 // to an external authorization server.
 //
+// Clients may also skip registration and use the URL of a Client ID
+// Metadata Document as their client_id (draft-ietf-oauth-client-id-
+// metadata-document, MCP authorization 2025-11-25): the server fetches it
+// with strict limits (see cimd.go), caches it, and shows the client's name
+// and the URL's host on the consent page.
+//
 // There are no passwords: whoever reaches the consent page chooses a user
-// name. It is for development only. All state lives in bounded in-memory
-// maps, tokens are opaque random strings stored only by their SHA-256 digest,
-// and neither tokens nor codes are ever logged.
+// name. The page prefills the login_hint, or else the name last approved
+// for the same client_id, so that a step-up consent is one click; since
+// anyone may type any name, remembering one reveals nothing a visitor could
+// not choose anyway. It is for development only. All state lives in
+// bounded in-memory maps, tokens are opaque random strings stored only by
+// their SHA-256 digest, and neither tokens nor codes are ever logged.
+//
+// Every refusal is logged at info level (warn for what may be an attack)
+// with the endpoint, the OAuth error code and the reason, and the reason is
+// the error_description the client receives: a developer sees why on both
+// sides.
 package devauth
 
 import (
@@ -82,6 +96,18 @@ type Config struct {
 	// the token page; default {"operation":"add","a":2,"b":3}.
 	ExampleArguments string
 
+	// AllowLoopbackClientIDs lets Client ID Metadata Documents be fetched
+	// from loopback addresses, and accepts http:// client_id URLs on a
+	// loopback host: for a client developed on this machine, and for
+	// tests. The draft allows it only for a server that itself listens on
+	// loopback (§6.5), so leave it off when the server is reachable from
+	// elsewhere (DEV_AUTH_ALLOW_PUBLIC): a stranger could otherwise make
+	// it send requests to services on this machine.
+	AllowLoopbackClientIDs bool
+	// ClientMetadataTimeout bounds one fetch of a Client ID Metadata
+	// Document, connection and body included; default 5s.
+	ClientMetadataTimeout time.Duration
+
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now
 }
@@ -119,6 +145,14 @@ type Server struct {
 	tokens   *lru[[32]byte, *tokenRecord]
 	limiters *lru[string, *rate.Limiter]
 	pageCSRF *lru[string, time.Time]
+	// documents caches the clients of Client ID Metadata Documents, by
+	// client_id URL (bounded by MaxClients).
+	documents *lru[string, *cachedClient]
+	// lastUser remembers, per client_id, the user name last approved, to
+	// prefill the consent page of the next authorization (a step-up, most
+	// often). Bounded by MaxClients.
+	lastUser *lru[string, string]
+	fetcher  *metadataFetcher
 }
 
 var issuerPathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
@@ -171,6 +205,7 @@ func New(cfg Config) (*Server, error) {
 		{"RefreshTokenTTL", &cfg.RefreshTokenTTL, 24 * time.Hour},
 		{"CodeTTL", &cfg.CodeTTL, time.Minute},
 		{"ConsentTTL", &cfg.ConsentTTL, 10 * time.Minute},
+		{"ClientMetadataTimeout", &cfg.ClientMetadataTimeout, 5 * time.Second},
 	}
 	for _, d := range durations {
 		if *d.d < 0 {
@@ -242,6 +277,9 @@ func New(cfg Config) (*Server, error) {
 		tokens:    newLRU[[32]byte, *tokenRecord](cfg.MaxTokens),
 		limiters:  newLRU[string, *rate.Limiter](maxLimiters),
 		pageCSRF:  newLRU[string, time.Time](maxPageCSRF),
+		documents: newLRU[string, *cachedClient](cfg.MaxClients),
+		lastUser:  newLRU[string, string](cfg.MaxClients),
+		fetcher:   newMetadataFetcher(cfg.AllowLoopbackClientIDs, cfg.ClientMetadataTimeout),
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -250,16 +288,27 @@ func New(cfg Config) (*Server, error) {
 // Handler serves every path listed by Paths, as full request paths.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Paths lists the path prefixes the gateway must route to Handler: the
-// issuer path with and without a trailing slash, and the path-inserted RFC
-// 8414 and OpenID discovery documents.
+// Paths lists the paths the gateway must route to Handler: the issuer path
+// with and without a trailing slash, the path-inserted RFC 8414 and OpenID
+// discovery documents, and then every endpoint by its own path. The
+// prefixes alone would route everything; the endpoints are listed so that
+// a router that registers each path as a route (the gateway does) logs and
+// counts every request under its real endpoint, such as /dev-auth/token,
+// instead of one catch-all pattern.
 func (s *Server) Paths() []string {
-	return []string{
+	paths := []string{
 		s.path,
 		s.path + "/",
 		"/.well-known/oauth-authorization-server" + s.path,
 		"/.well-known/openid-configuration" + s.path,
 	}
+	for _, e := range []string{
+		"/authorize", "/consent", "/token", "/register", "/revoke", "/introspect",
+		"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration",
+	} {
+		paths = append(paths, s.path+e)
+	}
+	return paths
 }
 
 // IntrospectionCredentials returns the client credentials the introspection
@@ -311,11 +360,15 @@ type metadata struct {
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
-	ServiceDocumentation                       string   `json:"service_documentation"`
+	// ClientIDMetadataDocumentSupported: draft-ietf-oauth-client-id-
+	// metadata-document §5, so that MCP clients (2025-11-25) use a URL
+	// client_id instead of registering.
+	ClientIDMetadataDocumentSupported bool   `json:"client_id_metadata_document_supported"`
+	ServiceDocumentation              string `json:"service_documentation"`
 }
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+	if !s.allowMethods(w, r, http.MethodGet, http.MethodHead) {
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=60")
@@ -335,6 +388,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		RevocationEndpointAuthMethodsSupported:     []string{"none"},
 		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post"},
 		AuthorizationResponseIssParameterSupported: true,
+		ClientIDMetadataDocumentSupported:          true,
 		ServiceDocumentation:                       s.issuer + "/",
 	})
 }
@@ -358,12 +412,13 @@ func cors(h http.HandlerFunc) http.Handler {
 	})
 }
 
-func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+func (s *Server) allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	if slices.Contains(methods, r.Method) {
 		return true
 	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	allow := strings.Join(methods, ", ")
+	w.Header().Set("Allow", allow)
+	s.refuse(w, r, refused(http.StatusMethodNotAllowed, "invalid_request", "method "+quoted(r.Method)+" is not allowed here; use "+allow))
 	return false
 }
 
@@ -394,10 +449,10 @@ func noStore(w http.ResponseWriter) {
 
 // parseForm bounds the body and parses an application/x-www-form-urlencoded
 // POST body. Parameters in the query string are not consulted.
-func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the request body is not a valid form (or is larger than 64 KiB)")
+		s.refuse(w, r, requestError("the request body is not a valid application/x-www-form-urlencoded form (or is larger than 64 KiB)"))
 		return nil, false
 	}
 	return r.PostForm, true

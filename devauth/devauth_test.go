@@ -63,7 +63,9 @@ func TestNewValidation(t *testing.T) {
 
 func TestPathsAndMetadata(t *testing.T) {
 	h := newHarness(t, nil)
-	want := []string{"/dev-auth", "/dev-auth/", "/.well-known/oauth-authorization-server/dev-auth", "/.well-known/openid-configuration/dev-auth"}
+	want := []string{"/dev-auth", "/dev-auth/", "/.well-known/oauth-authorization-server/dev-auth", "/.well-known/openid-configuration/dev-auth",
+		"/dev-auth/authorize", "/dev-auth/consent", "/dev-auth/token", "/dev-auth/register", "/dev-auth/revoke", "/dev-auth/introspect",
+		"/dev-auth/.well-known/oauth-authorization-server", "/dev-auth/.well-known/openid-configuration"}
 	if got := h.srv.Paths(); !slices.Equal(got, want) {
 		t.Errorf("Paths() = %v, want %v", got, want)
 	}
@@ -91,6 +93,7 @@ func TestPathsAndMetadata(t *testing.T) {
 				"introspection_endpoint": h.issuer + "/introspect",
 				"revocation_endpoint":    h.issuer + "/revoke",
 				"authorization_response_iss_parameter_supported": true,
+				"client_id_metadata_document_supported":          true,
 			}
 			for k, v := range checks {
 				if m[k] != v {
@@ -936,7 +939,7 @@ func TestNeverLogsSecrets(t *testing.T) {
 	h.postForm("/introspect", url.Values{"token": {minted}, "client_id": {id}, "client_secret": {"wrong"}}, nil)
 
 	logs := h.logs.String()
-	if !strings.Contains(logs, "level=DEBUG") || !strings.Contains(logs, "level=WARN") {
+	if !strings.Contains(logs, `"level":"DEBUG"`) || !strings.Contains(logs, `"level":"WARN"`) {
 		t.Fatalf("expected debug and warning logs, got:\n%s", logs)
 	}
 	for _, s := range secrets {

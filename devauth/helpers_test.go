@@ -51,7 +51,7 @@ type harness struct {
 }
 
 // newHarness starts a Server on an httptest server with a fake clock and a
-// debug logger writing into a buffer. mutate may adjust the config.
+// debug logger writing JSON lines into a buffer. mutate may adjust the config.
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
@@ -61,7 +61,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	cfg := Config{
 		Issuer:           issuer,
 		Resource:         testResource,
-		Logger:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:           slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:              clock.Now,
 		RegistrationRate: rate.Inf,
 	}
@@ -307,4 +307,34 @@ func (h *harness) grant(user string, ticked []string) (clientID string, tokens m
 		h.t.Fatalf("exchange: %d %v", status, tok)
 	}
 	return clientID, tok
+}
+
+// logLines decodes the JSON log lines written so far.
+func (h *harness) logLines(t *testing.T) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// lastRefusal returns the last "request refused" log line.
+func (h *harness) lastRefusal(t *testing.T) map[string]any {
+	t.Helper()
+	lines := h.logLines(t)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if lines[i]["msg"] == "devauth: request refused" {
+			return lines[i]
+		}
+	}
+	t.Fatalf("no refusal logged:\n%s", h.logs.String())
+	return nil
 }

@@ -59,12 +59,14 @@ var pages = template.Must(template.New("layout").Parse(`{{define "top"}}<!doctyp
 {{define "error"}}{{template "top" .}}
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
+{{if .Detail}}<p class="muted" id="detail">Details for the developer: {{.Detail}}</p>{{end}}
 {{template "bottom" .}}{{end}}
 
 {{define "consent"}}{{template "top" .}}
 <h1>Authorize {{.ClientName}}</h1>
 <p><strong>{{.ClientName}}</strong> wants to use the calculator at <strong>{{.Resource}}</strong> on your behalf.
 After you answer you will be sent back to <strong>{{.RedirectHost}}</strong>.</p>
+{{if .ClientHost}}<p class="muted" id="client-id">The application is identified by its metadata document at <strong>{{.ClientHost}}</strong>: <code>{{.ClientID}}</code></p>{{end}}
 {{if .Error}}<div class="error" role="alert">{{.Error}}</div>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="id" value="{{.ID}}">
@@ -73,8 +75,8 @@ After you answer you will be sent back to <strong>{{.RedirectHost}}</strong>.</p
 {{range .Scopes}}<label class="scope"><input type="checkbox" name="scope" value="{{.Value}}"{{if .Checked}} checked{{end}}><span>{{.Description}}<code>{{.Value}}</code></span></label>
 {{end}}</fieldset>
 <label class="field" for="user">User name</label>
-<input type="text" id="user" name="user" value="{{.User}}" placeholder="alice" maxlength="64" autocomplete="username" autocapitalize="none" spellcheck="false" pattern="[A-Za-z0-9._@+\-]{1,64}" required>
-<p class="muted">No password: this server is for development. The name becomes the token's subject.</p>
+<input type="text" id="user" name="user" value="{{.User}}" placeholder="Type any user name" maxlength="64" autocomplete="username" autocapitalize="none" spellcheck="false" pattern="[A-Za-z0-9._@+\-]{1,64}" required>
+<p class="muted">No password: this server is for development. Any name will do; it becomes the token's subject.{{if .Prefilled}} {{.Prefilled}}{{end}}</p>
 <div class="buttons">
 <button type="submit" name="action" value="approve" class="primary">Approve</button>
 <button type="submit" name="action" value="deny" formnovalidate>Deny</button>
@@ -115,10 +117,14 @@ type scopeOption struct {
 type pageData struct {
 	Title        string
 	Message      string
+	Detail       string // the refusal's precise reason, on an error page
 	Error        string
 	Action       string
 	ID, CSRF     string
 	ClientName   string
+	ClientHost   string // the host of a client_id URL (Client ID Metadata Document)
+	ClientID     string
+	Prefilled    string // says where the prefilled user name comes from
 	RedirectHost string
 	Resource     string
 	User         string
@@ -148,8 +154,8 @@ func (s *Server) render(w http.ResponseWriter, status int, name, csp string, dat
 
 const baseCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 
-func (s *Server) renderError(w http.ResponseWriter, status int, title, msg string) {
-	s.render(w, status, "error", baseCSP+"; form-action 'none'", &pageData{Title: title, Message: msg})
+func (s *Server) renderError(w http.ResponseWriter, status int, title, msg, detail string) {
+	s.render(w, status, "error", baseCSP+"; form-action 'none'", &pageData{Title: title, Message: msg, Detail: detail})
 }
 
 // renderConsent shows the consent page. The CSP's form-action allows this
@@ -165,13 +171,20 @@ func (s *Server) renderConsent(w http.ResponseWriter, status int, id string, p *
 		opts = append(opts, scopeOption{Value: sc, Description: describeScope(sc), Checked: checked[sc]})
 	}
 	host, source := redirectDisplay(p.redirectURI)
+	prefilled := ""
+	if user != "" && user == p.loginHint {
+		prefilled = p.hintFrom
+	}
 	s.render(w, status, "consent", baseCSP+"; form-action 'self' "+source, &pageData{
 		Title:        "Authorize " + name,
 		Action:       s.path + "/consent",
 		ID:           id,
 		CSRF:         p.csrf,
 		ClientName:   name,
+		ClientHost:   p.clientHost,
+		ClientID:     p.clientID,
 		RedirectHost: host,
+		Prefilled:    prefilled,
 		Resource:     s.cfg.Resource,
 		User:         user,
 		Scopes:       opts,
@@ -218,11 +231,13 @@ func (s *Server) handleTokenPage(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
-			s.renderError(w, http.StatusBadRequest, "Invalid form", "The form could not be read.")
+			s.refusePage(w, r, requestError("the token page form does not parse (or is larger than 64 KiB)"), "Invalid form", "The form could not be read.")
 			return
 		}
 		if !s.usePageCSRF(r.PostForm.Get("csrf")) {
-			s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is not valid or was already used. Reload the page and try again.")
+			ref := refused(http.StatusForbidden, "invalid_request", "the token page form's CSRF token is wrong, expired or already used")
+			ref.warn = true
+			s.refusePage(w, r, ref, "Forbidden", "The form's security token is not valid or was already used. Reload the page and try again.")
 			return
 		}
 		data.User = strings.TrimSpace(r.PostForm.Get("user"))
@@ -254,8 +269,11 @@ func (s *Server) handleTokenPage(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		s.refusePage(w, r, refused(http.StatusMethodNotAllowed, "invalid_request", "method "+quoted(r.Method)+" is not allowed; use GET or POST"), "Method not allowed", "Use GET or POST.")
 		return
+	}
+	if data.Error != "" {
+		s.logRefusal(r, refused(status, "invalid_request", data.Error))
 	}
 	for _, sc := range s.offered {
 		data.Scopes = append(data.Scopes, scopeOption{Value: sc, Description: describeScope(sc), Checked: checked[sc]})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -80,35 +81,36 @@ func badRedirect(format string, args ...any) error {
 }
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
+	if !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
 	noStore(w)
 	ip := s.clientIP(r)
 	if !s.allowRegistration(ip) {
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(1/float64(s.cfg.RegistrationRate))))))
-		writeOAuthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many client registrations from this address; try again later")
-		s.log.Warn("devauth: registration rate limited", "remote", ip)
+		w.Header().Set("Retry-After", s.retryAfter())
+		ref := refused(http.StatusTooManyRequests, "temporarily_unavailable", "too many client registrations from this address; try again later")
+		ref.warn = true
+		s.refuse(w, r, ref, slog.String("remote", ip))
 		return
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "the request must be application/json")
+	if ct := r.Header.Get("Content-Type"); !isJSONMediaType(ct) {
+		s.refuse(w, r, refused(http.StatusBadRequest, "invalid_client_metadata", "the request's Content-Type is "+quoted(ct)+"; RFC 7591 registration requests must be application/json"))
 		return
 	}
 	var req registrationRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	if err := dec.Decode(&req); err != nil {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "the request body is not valid client metadata JSON (or is larger than 64 KiB)")
+		s.refuse(w, r, refused(http.StatusBadRequest, "invalid_client_metadata", "the request body is not valid client metadata JSON (or is larger than 64 KiB): "+truncate(err.Error(), 200)))
 		return
 	}
 	c, err := s.validateRegistration(&req)
 	if err != nil {
+		code := "invalid_client_metadata"
 		var re *errRegistration
 		if errors.As(err, &re) {
-			writeOAuthError(w, http.StatusBadRequest, re.code, re.desc)
-		} else {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+			code = re.code
 		}
+		s.refuse(w, r, refused(http.StatusBadRequest, code, errDescription(err)), slog.String("client_name", truncate(req.ClientName, 100)))
 		return
 	}
 	s.mu.Lock()
@@ -145,7 +147,51 @@ func (s *Server) allowRegistration(ip string) bool {
 	return l.AllowN(s.now(), 1)
 }
 
+// retryAfter is the Retry-After value, in seconds, of a rate-limited
+// registration or metadata fetch: the time to earn one token back.
+func (s *Server) retryAfter() string {
+	return strconv.Itoa(max(1, int(math.Ceil(1/float64(s.cfg.RegistrationRate)))))
+}
+
+// isJSONMediaType reports whether a Content-Type is application/json or
+// an application/<subtype>+json type (RFC 6839 §3.1).
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// errDescription is the description of a registration error: the
+// errRegistration's own, without its code.
+func errDescription(err error) string {
+	var re *errRegistration
+	if errors.As(err, &re) {
+		return re.desc
+	}
+	return err.Error()
+}
+
+// validateRegistration checks an RFC 7591 registration request and returns
+// the client it registers, with a new random client_id. Generated ids
+// start with "dc-", never "https://", so they cannot be taken for a Client
+// ID Metadata Document URL (draft-ietf-oauth-client-id-metadata-document,
+// "Supporting Both Pre-Registered and Unregistered Clients").
 func (s *Server) validateRegistration(req *registrationRequest) (*client, error) {
+	c, err := validateClientMetadata(req)
+	if err != nil {
+		return nil, err
+	}
+	c.id = "dc-" + randomString(16)
+	c.issuedAt = s.now()
+	return c, nil
+}
+
+// validateClientMetadata checks the client metadata this server reads, from
+// a registration request or a Client ID Metadata Document, and returns the
+// client it describes without an id.
+func validateClientMetadata(req *registrationRequest) (*client, error) {
 	// Public clients only. RFC 7591 makes client_secret_basic the default,
 	// but MCP clients that omit the member expect a public client, and the
 	// server may substitute a value (§3.2.1), so omitted means "none".
@@ -198,12 +244,10 @@ func (s *Server) validateRegistration(req *registrationRequest) (*client, error)
 		return nil, badMetadata("scope: %v", err)
 	}
 	return &client{
-		id:           "dc-" + randomString(16),
 		name:         strings.TrimSpace(req.ClientName),
 		redirectURIs: uris,
 		grantTypes:   grants,
 		scope:        req.Scope,
-		issuedAt:     s.now(),
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -45,71 +46,77 @@ type tokenResponse struct {
 
 var verifierRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
-// tokenError is an RFC 6749 §5.2 error response.
-type tokenError struct {
-	status int
-	code   string
-	desc   string
-}
-
-func grantError(desc string) *tokenError {
-	return &tokenError{http.StatusBadRequest, "invalid_grant", desc}
-}
-
-func requestError(desc string) *tokenError {
-	return &tokenError{http.StatusBadRequest, "invalid_request", desc}
-}
-
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
+	if !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	form, ok := parseForm(w, r)
+	form, ok := s.parseForm(w, r)
 	if !ok {
 		return
 	}
-	resp, terr := s.token(r, form)
-	if terr != nil {
-		if terr.code == "invalid_client" {
+	resp, ref := s.token(r, form)
+	if ref != nil {
+		if ref.code == "invalid_client" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="devauth"`)
 		}
-		writeOAuthError(w, terr.status, terr.code, terr.desc)
+		if ref.status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", s.retryAfter())
+		}
+		s.refuse(w, r, ref,
+			slog.String("client_id", truncate(form.Get("client_id"), 200)),
+			slog.String("grant_type", truncate(form.Get("grant_type"), 50)))
 		return
 	}
 	noStore(w)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(r *http.Request, form url.Values) (*tokenResponse, *tokenError) {
+// clientRefusal turns a failed client lookup into the token endpoint's
+// refusal (RFC 6749 §5.2 invalid_client).
+func clientRefusal(err error) *refusal {
+	var me *ClientMetadataError
+	if errors.As(err, &me) {
+		if me.Status != http.StatusBadRequest {
+			return refused(me.Status, "temporarily_unavailable", me.Reason)
+		}
+		return refused(http.StatusUnauthorized, "invalid_client", me.Reason)
+	}
+	return refused(http.StatusUnauthorized, "invalid_client",
+		"unknown client_id: no client is registered with it (registrations live in memory and are lost when the server restarts; register again)")
+}
+
+// badResource is the RFC 8707 §2 invalid_target refusal for a resource
+// this server does not issue tokens for, naming both.
+func (s *Server) badResource(asked string) *refusal {
+	return refused(http.StatusBadRequest, "invalid_target",
+		"resource "+quoted(asked)+" is not served here: this server issues tokens only for the resource "+quoted(s.cfg.Resource)+" (the gateway's MCP_RESOURCE_URL)")
+}
+
+func (s *Server) token(r *http.Request, form url.Values) (*tokenResponse, *refusal) {
 	if k := repeated(form, "grant_type", "client_id", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "resource"); k != "" {
 		return nil, requestError("the parameter " + k + " is repeated")
 	}
-	clientID, terr := publicClientID(r, form)
-	if terr != nil {
-		return nil, terr
+	clientID, ref := publicClientID(r, form)
+	if ref != nil {
+		return nil, ref
 	}
-	s.mu.Lock()
-	c, ok := s.clients.get(clientID)
-	if ok {
-		s.clients.touch(clientID)
-	}
-	s.mu.Unlock()
-	if !ok {
-		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "unknown client_id"}
+	c, err := s.lookupClient(r.Context(), r, clientID)
+	if err != nil {
+		return nil, clientRefusal(err)
 	}
 	if res := form.Get("resource"); res != "" && res != s.cfg.Resource {
-		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "this server issues tokens only for the resource " + s.cfg.Resource}
+		return nil, s.badResource(res)
 	}
 	grant := form.Get("grant_type")
 	switch grant {
 	case grantAuthorizationCode, grantRefreshToken:
 		if !c.allowsGrant(grant) {
-			return nil, &tokenError{http.StatusBadRequest, "unauthorized_client", "the client did not register the " + grant + " grant"}
+			return nil, refused(http.StatusBadRequest, "unauthorized_client", "the client's grant_types do not include "+grant)
 		}
 	case "":
 		return nil, requestError("grant_type is required")
 	default:
-		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "supported grant types are authorization_code and refresh_token"}
+		return nil, refused(http.StatusBadRequest, "unsupported_grant_type", "grant_type "+quoted(grant)+" is not supported; supported grant types are authorization_code and refresh_token")
 	}
 	if grant == grantAuthorizationCode {
 		return s.exchangeCode(c, form)
@@ -120,26 +127,31 @@ func (s *Server) token(r *http.Request, form url.Values) (*tokenResponse, *token
 // publicClientID reads the client_id of a public client from the form, or
 // from HTTP Basic authentication with an empty password (some libraries send
 // that first).
-func publicClientID(r *http.Request, form url.Values) (string, *tokenError) {
+func publicClientID(r *http.Request, form url.Values) (string, *refusal) {
 	id := form.Get("client_id")
 	if user, pass, ok := r.BasicAuth(); ok {
 		u, err1 := url.QueryUnescape(user)
 		p, err2 := url.QueryUnescape(pass)
-		if err1 != nil || err2 != nil || p != "" || (id != "" && id != u) {
-			return "", &tokenError{http.StatusUnauthorized, "invalid_client", "this server has public clients only: send client_id without a secret"}
+		switch {
+		case err1 != nil || err2 != nil:
+			return "", refused(http.StatusUnauthorized, "invalid_client", "the Authorization header's Basic credentials are not form-urlencoded (RFC 6749 §2.3.1)")
+		case p != "":
+			return "", refused(http.StatusUnauthorized, "invalid_client", "this server has public clients only: send client_id without a secret (the Basic password must be empty)")
+		case id != "" && id != u:
+			return "", refused(http.StatusUnauthorized, "invalid_client", "the client_id in the form differs from the one in the Authorization header")
 		}
 		id = u
 	}
 	if form.Get("client_secret") != "" {
-		return "", &tokenError{http.StatusUnauthorized, "invalid_client", "this server has public clients only: send client_id without a secret"}
+		return "", refused(http.StatusUnauthorized, "invalid_client", "this server has public clients only: send client_id without a client_secret")
 	}
 	if id == "" {
-		return "", &tokenError{http.StatusUnauthorized, "invalid_client", "client_id is required"}
+		return "", refused(http.StatusUnauthorized, "invalid_client", "client_id is required (in the form, for a public client)")
 	}
 	return id, nil
 }
 
-func (s *Server) exchangeCode(c *client, form url.Values) (*tokenResponse, *tokenError) {
+func (s *Server) exchangeCode(c *client, form url.Values) (*tokenResponse, *refusal) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, requestError("code is required")
@@ -150,67 +162,81 @@ func (s *Server) exchangeCode(c *client, form url.Values) (*tokenResponse, *toke
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ac, ok := s.codes.get(digest(code))
-	if !ok || ac.clientID != c.id {
-		return nil, grantError("the authorization code is invalid or expired")
+	switch {
+	case !ok:
+		return nil, grantError("the authorization code is unknown: it was never issued by this server, was evicted, or the server restarted since")
+	case ac.clientID != c.id:
+		return nil, grantError("the authorization code was issued to another client_id")
 	}
 	if ac.used {
 		// A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
 		n := s.revokeFamilyLocked(ac.family)
 		s.log.Warn("devauth: authorization code reused; revoked the tokens issued from it", "client_id", c.id, "revoked", n)
-		return nil, grantError("the authorization code was already used")
+		ref := grantError("the authorization code was already used; the tokens issued from it are revoked (RFC 6749 §4.1.2)")
+		ref.warn = true
+		return nil, ref
 	}
 	// Any attempt with the right client uses the code up, so that a wrong
 	// verifier cannot be retried.
 	ac.used = true
 	if !now.Before(ac.expires) {
-		return nil, grantError("the authorization code is invalid or expired")
+		return nil, grantError(fmt.Sprintf("the authorization code expired %s ago (codes are valid for %s)", now.Sub(ac.expires).Round(time.Second), s.cfg.CodeTTL))
 	}
 	if ru := form.Get("redirect_uri"); ac.redirectGiven || ru != "" {
 		if ru != ac.redirectURI {
-			return nil, grantError("redirect_uri does not match the authorization request")
+			return nil, grantError("redirect_uri " + quoted(ru) + " does not match " + quoted(ac.redirectURI) + " given in the authorization request")
 		}
 	}
 	if verifier == "" {
-		return nil, requestError("code_verifier is required")
+		return nil, requestError("code_verifier is required: this server requires PKCE")
 	}
 	if !verifierRE.MatchString(verifier) {
-		return nil, grantError("code_verifier is malformed")
+		return nil, grantError("code_verifier is malformed: it must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)")
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(ac.challenge)) != 1 {
-		return nil, grantError("code_verifier does not match the code_challenge")
+		return nil, grantError("code_verifier does not match the code_challenge of the authorization request (S256)")
 	}
 	resp := s.issueLocked(c.id, ac.user, ac.scopes, ac.family, c.allowsGrant(grantRefreshToken), now)
 	s.log.Info("devauth: issued tokens for an authorization code", "client_id", c.id, "user", ac.user, "scopes", ac.scopes)
 	return resp, nil
 }
 
-func (s *Server) refresh(c *client, form url.Values) (*tokenResponse, *tokenError) {
+func (s *Server) refresh(c *client, form url.Values) (*tokenResponse, *refusal) {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return nil, requestError("refresh_token is required")
 	}
 	requested, err := scopes.Parse(form.Get("scope"))
 	if err != nil {
-		return nil, &tokenError{http.StatusBadRequest, "invalid_scope", err.Error()}
+		return nil, refused(http.StatusBadRequest, "invalid_scope", err.Error())
 	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.tokens.get(digest(rt))
-	if !ok || rec.kind != refreshToken || rec.clientID != c.id || !now.Before(rec.exp) {
-		return nil, grantError("the refresh token is invalid or expired")
+	switch {
+	case !ok:
+		return nil, grantError("the refresh token is unknown: it was never issued by this server, was revoked or evicted, or the server restarted since")
+	case rec.kind != refreshToken:
+		return nil, grantError("the token given as refresh_token is an access token")
+	case rec.clientID != c.id:
+		return nil, grantError("the refresh token was issued to another client_id")
+	case !now.Before(rec.exp):
+		return nil, grantError(fmt.Sprintf("the refresh token expired %s ago", now.Sub(rec.exp).Round(time.Second)))
 	}
 	if rec.rotated {
 		n := s.revokeFamilyLocked(rec.family)
 		s.log.Warn("devauth: rotated refresh token reused; revoked the whole grant", "client_id", c.id, "user", rec.user, "revoked", n)
-		return nil, grantError("the refresh token was already used")
+		ref := grantError("the refresh token was already used (refresh tokens rotate); the whole grant is revoked: authorize again")
+		ref.warn = true
+		return nil, ref
 	}
 	granted := rec.scopes
 	if len(requested) > 0 {
 		for _, sc := range requested {
 			if !slices.Contains(rec.scopes, sc) {
-				return nil, &tokenError{http.StatusBadRequest, "invalid_scope", "the scope " + sc + " was not granted"}
+				return nil, refused(http.StatusBadRequest, "invalid_scope", "the scope "+quoted(sc)+" was not granted; the grant has "+quoted(strings.Join(rec.scopes, " ")))
 			}
 		}
 		granted = requested
@@ -294,21 +320,21 @@ func (s *Server) MintToken(user string, sc []string) (string, error) {
 // 200 whether or not the token was valid. Revoking a refresh token revokes
 // the whole grant.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
+	if !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	form, ok := parseForm(w, r)
+	form, ok := s.parseForm(w, r)
 	if !ok {
 		return
 	}
-	clientID, terr := publicClientID(r, form)
-	if terr != nil {
-		writeOAuthError(w, terr.status, terr.code, terr.desc)
+	clientID, ref := publicClientID(r, form)
+	if ref != nil {
+		s.refuse(w, r, ref)
 		return
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		s.refuse(w, r, requestError("token is required"), slog.String("client_id", truncate(clientID, 200)))
 		return
 	}
 	d := digest(token)
@@ -348,21 +374,23 @@ type introspection struct {
 // the introspection credentials, by client_secret_basic (with the RFC 6749
 // §2.3.1 form-urlencoding) or client_secret_post.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) {
+	if !s.allowMethods(w, r, http.MethodPost) {
 		return
 	}
-	form, ok := parseForm(w, r)
+	form, ok := s.parseForm(w, r)
 	if !ok {
 		return
 	}
-	if !s.introspectionClient(r, form) {
+	if reason := s.introspectionClient(r, form); reason != "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="devauth introspection", charset="UTF-8"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "introspection requires client authentication")
+		ref := refused(http.StatusUnauthorized, "invalid_client", reason)
+		ref.warn = true // the gateway's own credentials are wrong, or a stranger is probing
+		s.refuse(w, r, ref)
 		return
 	}
 	token := form.Get("token")
 	if token == "" {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		s.refuse(w, r, requestError("token is required"))
 		return
 	}
 	now := s.now()
@@ -398,22 +426,30 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) introspectionClient(r *http.Request, form url.Values) bool {
+// introspectionClient checks the caller's client authentication and
+// returns why it fails, or "".
+func (s *Server) introspectionClient(r *http.Request, form url.Values) (reason string) {
 	var id, secret string
 	if user, pass, ok := r.BasicAuth(); ok {
 		if form.Has("client_secret") {
-			return false // one authentication method only
+			return "use one client authentication method: Basic or client_secret in the form, not both"
 		}
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(user)
 		secret, err2 = url.QueryUnescape(pass)
 		if err1 != nil || err2 != nil {
-			return false
+			return "the Authorization header's Basic credentials are not form-urlencoded (RFC 6749 §2.3.1)"
 		}
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
+	if id == "" && secret == "" {
+		return "introspection requires client authentication (client_secret_basic or client_secret_post) with the introspection credentials"
+	}
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.introID))
 	secOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.introSec))
-	return idOK&secOK == 1 && secret != ""
+	if idOK&secOK != 1 || secret == "" {
+		return "the introspection client credentials are wrong"
+	}
+	return ""
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -22,7 +21,7 @@ import (
 func BenchmarkHandlerBaseline(b *testing.B) {
 	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour)}
 	server := mcp.NewServer(&mcp.Implementation{Name: "baseline", Version: "1"}, nil)
-	if err := tools.Register(server, scopes.Default()); err != nil {
+	if err := tools.Register(server, tools.Policy()); err != nil {
 		b.Fatal(err)
 	}
 	h := auth.RequireBearerToken(func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }, nil)(

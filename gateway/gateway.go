@@ -78,6 +78,8 @@ type Config struct {
 	JSONResponse   bool
 	SessionTimeout time.Duration
 	ScopeChallenge string // ScopeChallengeHTTP (default) or ScopeChallengeTool
+	// ToolsList is ToolsListAll (default) or ToolsListAllowed.
+	ToolsList string
 	// MaxBodyBytes bounds an MCP request body (default 1 MiB).
 	MaxBodyBytes int64
 	// ClockSkew is tolerated on token expiry.
@@ -110,8 +112,10 @@ type Config struct {
 	// registered (tools.Register for the built-in ones). Its tools read the
 	// caller from req.Extra.TokenInfo.
 	Server *mcp.Server
-	// Policy decides which scopes a tools/call needs, for the step-up check
-	// before the SDK runs anything. Default: scopes.Default().
+	// Policy decides, for every tool, whether it exists for clients and
+	// which scopes a call needs: the HTTP step-up before the SDK runs
+	// anything, tools/list, and the server middleware (enforcePolicy). It
+	// is required (tools.Policy() for the built-in tools).
 	Policy *scopes.Policy
 	Logger *slog.Logger
 	Mounts []Mount
@@ -150,9 +154,6 @@ func (c Config) PRM() prm.Config {
 
 // New validates cfg and builds the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Policy == nil {
-		cfg.Policy = scopes.Default()
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -162,8 +163,11 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.ScopeChallenge == "" {
 		cfg.ScopeChallenge = ScopeChallengeHTTP
 	}
-	if len(cfg.ScopesSupported) == 0 {
-		cfg.ScopesSupported = scopes.All()
+	if len(cfg.ScopesSupported) == 0 && cfg.Policy != nil {
+		cfg.ScopesSupported = cfg.Policy.Scopes()
+	}
+	if cfg.ToolsList == "" {
+		cfg.ToolsList = ToolsListAll
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -177,6 +181,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Server == nil {
 		errs = append(errs, errors.New("gateway: no MCP server"))
+	}
+	if cfg.Policy == nil {
+		errs = append(errs, errors.New("gateway: no tool policy (tools.Policy() for the built-in tools)"))
+	}
+	if cfg.ToolsList != ToolsListAll && cfg.ToolsList != ToolsListAllowed {
+		errs = append(errs, fmt.Errorf("gateway: tools list mode %q is neither %q nor %q", cfg.ToolsList, ToolsListAll, ToolsListAllowed))
 	}
 	if cfg.ScopeChallenge != ScopeChallengeHTTP && cfg.ScopeChallenge != ScopeChallengeTool {
 		errs = append(errs, fmt.Errorf("gateway: scope challenge mode %q is neither %q nor %q", cfg.ScopeChallenge, ScopeChallengeHTTP, ScopeChallengeTool))
@@ -216,8 +226,9 @@ func New(cfg Config) (*Gateway, error) {
 
 	server := cfg.Server
 	g.server = server
+	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
 	if cfg.Metrics != nil {
-		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics))
+		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
 	}
 	if !cfg.Stateless {
 		if cfg.MaxSessions > 0 {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -104,8 +103,8 @@ func defaultTokens() map[string]verdict {
 		tokDiv:         {ti: &auth.TokenInfo{UserID: "user-a", Scopes: []string{"op:div"}, Expiration: future}},
 		tokParent:      {ti: &auth.TokenInfo{UserID: "user-a", Scopes: []string{"op"}, Expiration: future}},
 		tokNone:        {ti: &auth.TokenInfo{UserID: "user-a", Expiration: future}},
-		tokAll:         {ti: &auth.TokenInfo{UserID: "user-a", Scopes: scopes.All()}},
-		tokUserB:       {ti: &auth.TokenInfo{UserID: "user-b", Scopes: scopes.All(), Expiration: future}},
+		tokAll:         {ti: &auth.TokenInfo{UserID: "user-a", Scopes: tools.Policy().Scopes()}},
+		tokUserB:       {ti: &auth.TokenInfo{UserID: "user-b", Scopes: tools.Policy().Scopes(), Expiration: future}},
 		tokInvalid:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonExpired, Detail: "exp is in the past"}},
 		tokUnavailable: {err: &introspect.UnavailableError{RetryAfter: 7 * time.Second, Err: errors.New("dial tcp: connection refused")}},
 		tokUnavailNoRA: {err: &introspect.UnavailableError{}},
@@ -113,7 +112,7 @@ func defaultTokens() map[string]verdict {
 		tokUnavailWrap: {err: fmt.Errorf("verify: %w", &introspect.UnavailableError{RetryAfter: 9 * time.Second})},
 		tokClientAuth:  {err: &introspect.ClientAuthError{StatusCode: 401}},
 		tokPlainErr:    {err: errors.New("something unexpected")},
-		tokExpired:     {ti: &auth.TokenInfo{UserID: "user-a", Scopes: scopes.All(), Expiration: time.Now().Add(-time.Hour)}},
+		tokExpired:     {ti: &auth.TokenInfo{UserID: "user-a", Scopes: tools.Policy().Scopes(), Expiration: time.Now().Add(-time.Hour)}},
 	}
 }
 
@@ -126,6 +125,7 @@ func testConfig(v Verifier) Config {
 		JSONResponse:         true,
 		Verifier:             v,
 		Server:               calculatorServer(),
+		Policy:               tools.Policy(),
 	}
 }
 
@@ -133,7 +133,7 @@ func testConfig(v Verifier) Config {
 // builds it.
 func calculatorServer() *mcp.Server {
 	s := NewMCPServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
-	if err := tools.Register(s, scopes.Default()); err != nil {
+	if err := tools.Register(s, tools.Policy()); err != nil {
 		panic(err)
 	}
 	return s
@@ -579,7 +579,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &md); err != nil {
 				t.Fatal(err)
 			}
-			if md.Resource != testResource || !slices.Equal(md.AuthorizationServers, []string{testIssuer}) || !slices.Equal(md.ScopesSupported, scopes.All()) {
+			if md.Resource != testResource || !slices.Equal(md.AuthorizationServers, []string{testIssuer}) || !slices.Equal(md.ScopesSupported, tools.Policy().Scopes()) {
 				t.Errorf("metadata = %+v", md)
 			}
 			if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "*" {
@@ -687,7 +687,7 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 }
 
 func BenchmarkRequiredScopes(b *testing.B) {
-	p := scopes.Default()
+	p := tools.Policy()
 	bodies := map[string][]byte{
 		"single": []byte(rpcCall(1, "divide")),
 		"batch":  []byte("[" + rpcCall(1, "add") + "," + rpcCall(2, "divide") + "," + rpcCall(3, "add") + "]"),
@@ -699,7 +699,7 @@ func BenchmarkRequiredScopes(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				_ = requiredScopes(p, parseRPC(body))
+				_, _, _ = requiredScopes(p, body)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them.
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func newMetrics() *metrics.Metrics {
 	return metrics.New(metrics.Labels{
 		AuthOutcomes: labelValues(AllAuthOutcomes()),
-		Tools:        []string{scopes.CalculatorTool, scopes.WhoamiTool},
+		Tools:        []string{tools.CalculatorTool, tools.WhoamiTool},
 		Operations:   scopes.Operations(),
 	})
 }

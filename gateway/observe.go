@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -201,38 +201,28 @@ func (g *Gateway) clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// Tool and operation names as logged and counted: the known ones, or
-// "other" (they come from the client).
-func clampTool(tool string) string {
-	switch tool {
-	case scopes.CalculatorTool, scopes.WhoamiTool:
-		return tool
-	}
-	return metrics.Other
-}
-
-func clampOperation(op string) string {
-	switch op {
-	case "", scopes.OpAdd, scopes.OpSubtract, scopes.OpMultiply, scopes.OpDivide:
-		return op
-	}
-	return metrics.Other
-}
-
 // toolCallMetrics is MCP server middleware counting tools/call requests by
-// tool, operation and outcome.
-func toolCallMetrics(m *metrics.Metrics) mcp.Middleware {
+// tool, the value of the argument the policy reads (the calculator's
+// operation), and outcome, all as labels the policy bounds.
+func toolCallMetrics(m *metrics.Metrics, policy *scopes.Policy) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if method != "tools/call" {
+			if method != rpcpeek.MethodToolsCall {
 				return next(ctx, method, req)
 			}
 			res, err := next(ctx, method, req)
 			var tool, op string
 			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && p != nil {
-				tool = p.Name
-				if tool == scopes.CalculatorTool {
-					op = operationOf(p.Arguments)
+				tool = policy.Label(p.Name)
+				// The step-up peek's result cannot be reused here: in
+				// stateful mode the SDK runs handlers in its session's
+				// context, not the request's.
+				if name := policy.Argument(p.Name); name != "" {
+					v, _, aerr := rpcpeek.StringArgument(p.Arguments, name)
+					if aerr != nil {
+						v = metrics.Other
+					}
+					op = argumentLabel(policy, p.Name, v)
 				}
 			}
 			outcome := "ok"
@@ -245,21 +235,4 @@ func toolCallMetrics(m *metrics.Metrics) mcp.Middleware {
 			return res, err
 		}
 	}
-}
-
-// operationOf reads the calculator's "operation" argument, with the decoder
-// the tool's arguments are decoded with (see decode). The step-up peek's
-// result cannot be reused here: in stateful mode the SDK runs handlers in
-// its session's context, not the request's.
-func operationOf(args json.RawMessage) string {
-	if len(args) == 0 {
-		return ""
-	}
-	var a struct {
-		Operation string `json:"operation"`
-	}
-	if decode(args, &a) != nil {
-		return metrics.Other
-	}
-	return a.Operation
 }

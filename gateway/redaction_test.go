@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 func randomSecret(t *testing.T, prefix string) string {
@@ -47,14 +48,14 @@ func TestLogRedaction(t *testing.T) {
 	}
 	v := newFakeVerifier(map[string]verdict{
 		tok["add"]:         {ti: ti(scopes.Add)},
-		tok["all"]:         {ti: ti(scopes.All()...)},
+		tok["all"]:         {ti: ti(tools.Policy().Scopes()...)},
 		tok["invalid"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonInactive}},
 		tok["expired"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonExpired}}, // the verifier decides expiry
 		tok["unavailable"]: {err: &introspect.UnavailableError{RetryAfter: time.Second, Err: errors.New("dial tcp 192.0.2.1:443: connection refused")}},
 		tok["overloaded"]:  {err: &introspect.UnavailableError{Err: introspect.ErrOverloaded}},
 		tok["ratelimited"]: {err: &introspect.RateLimitError{RetryAfter: time.Second}},
 		tok["clientauth"]:  {err: &introspect.ClientAuthError{StatusCode: 401}},
-		tok["other"]:       {ti: &auth.TokenInfo{UserID: "someone-else", Scopes: scopes.All(), Expiration: future}},
+		tok["other"]:       {ti: &auth.TokenInfo{UserID: "someone-else", Scopes: tools.Policy().Scopes(), Expiration: future}},
 	})
 
 	for _, stateless := range []bool{true, false} {

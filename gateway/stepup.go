@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
-	"github.com/segmentio/encoding/json"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
+	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -43,20 +43,18 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 
-		msgs := parseRPC(body)
+		required, first, err := requiredScopes(g.cfg.Policy, body)
 		st := stateFrom(r.Context())
 		if st != nil {
-			for _, m := range msgs {
-				if m.Method == "tools/call" {
-					st.tool = clampTool(m.Params.Name)
-					if st.tool == scopes.CalculatorTool {
-						st.op = clampOperation(m.Params.Arguments.Operation)
-					}
-					break
-				}
-			}
+			st.tool, st.op = first.tool, first.op
 		}
-		required := requiredScopes(g.cfg.Policy, msgs)
+		if err != nil {
+			// Another JSON parser could read this body differently from
+			// the SDK (duplicate or case-variant keys, trailing data): what
+			// the policy checked might not be what runs.
+			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
+			return nil
+		}
 		if len(required) > 0 {
 			var granted []string
 			if st != nil && st.ti != nil { // authenticate put it there
@@ -80,111 +78,60 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// rpcMessage is the part of a JSON-RPC request the scope check reads.
-type rpcMessage struct {
-	Method string `json:"method"`
-	Params struct {
-		Name      string `json:"name"`
-		Arguments struct {
-			Operation string `json:"operation"`
-		} `json:"arguments"`
-	} `json:"params"`
-}
+// peekedCall is what the request log says of a body: its first tools/call's
+// tool and the value of the argument the policy read, both as labels.
+type peekedCall struct{ tool, op string }
 
-// parseRPC decodes the JSON-RPC message or batch in body as far as the
-// scope check needs; nil when it does not parse.
-//
-// The body is decoded exactly as the Go MCP SDK decodes it (segmentio's
-// decoder, struct fields matched case-sensitively, nesting bounded), so the
-// operation checked here is the operation the tool will run: a parser
-// differential could otherwise let {"operation":"add","Operation":"divide"}
-// past the check. The tool re-checks its scope anyway.
-func parseRPC(body []byte) []rpcMessage {
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) == 0 || tooDeep(body, maxJSONDepth) {
-		return nil
+// requiredScopes reads body as the SDK will (rpcpeek) and returns every
+// scope its tools/calls need under policy (one call, or each member of a
+// batch, in order, without duplicates), and its first tools/call for the
+// log. A body the SDK rejects needs nothing here: nothing runs. A call the
+// policy denies outright needs nothing here either: no scope would help,
+// so no 403 may invite a step-up; the server's policy middleware answers it
+// as an unknown tool. err is an *rpcpeek.AmbiguityError when another
+// parser could read the body differently: the gateway refuses it.
+func requiredScopes(policy *scopes.Policy, body []byte) (required []string, first peekedCall, err error) {
+	b, err := rpcpeek.Peek(body)
+	var syn *rpcpeek.SyntaxError
+	if errors.As(err, &syn) {
+		return nil, first, nil
 	}
-	if body[0] == '[' {
-		// Decode members one by one: a legal member of another shape (a
-		// notification with array params) must not hide a tools/call
-		// beside it.
-		var raw []json.RawMessage
-		if err := decode(body, &raw); err != nil {
-			return nil
-		}
-		var msgs []rpcMessage
-		for _, r := range raw {
-			var m rpcMessage
-			if decode(r, &m) == nil {
-				msgs = append(msgs, m)
-			}
-		}
-		return msgs
+	if err != nil {
+		return nil, first, err
 	}
-	var m rpcMessage
-	if err := decode(body, &m); err != nil {
-		return nil
-	}
-	return []rpcMessage{m}
-}
-
-// requiredScopes returns the scopes the JSON-RPC messages (one, or a
-// batch, from parseRPC) need according to policy. A body that does not
-// parse needs none here: the SDK rejects it with a JSON-RPC parse error,
-// and nothing runs.
-func requiredScopes(policy *scopes.Policy, msgs []rpcMessage) []string {
-	var out []string
-	for _, m := range msgs {
-		if m.Method != "tools/call" {
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if m.Method != rpcpeek.MethodToolsCall {
 			continue
 		}
-		for _, s := range policy.ForToolCall(m.Params.Name, m.Params.Arguments.Operation) {
-			if !slices.Contains(out, s) {
-				out = append(out, s)
-			}
+		var argErr error
+		r := policy.Requirement(m.Tool, func(name string) (string, bool) {
+			v, ok, err := m.StringArgument(name)
+			argErr = err
+			return v, ok
+		})
+		if argErr != nil {
+			return nil, first, argErr
 		}
+		if first.tool == "" {
+			first = peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
+		}
+		required = r.AppendScopes(required)
 	}
-	return out
+	return required, first, nil
 }
 
-// maxJSONDepth is the SDK's own nesting bound (internal/json).
-const maxJSONDepth = 1000
-
-func decode(b []byte, v any) error {
-	// Parse reads the first JSON value and ignores what follows, as the
-	// SDK's stream decoder does; unlike json.NewDecoder it allocates no
-	// read buffer.
-	_, err := json.Parse(b, v, json.DontMatchCaseInsensitiveStructFields)
-	return err
-}
-
-// tooDeep reports whether the JSON text nests objects and arrays deeper
-// than max, skipping over strings. It bounds the work a hostile body can
-// make the peek do before the SDK sees it.
-func tooDeep(b []byte, max int) bool {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > max {
-				return true
-			}
-		case c == '}' || c == ']':
-			depth--
+// argumentLabel is the log and metric label of the value of the argument
+// tool's rule reads: the value when the rule lists it, "" when the rule
+// reads none, else "other" (the value comes from the client).
+func argumentLabel(policy *scopes.Policy, tool, value string) string {
+	if value == "" {
+		return ""
+	}
+	for _, v := range policy.ArgumentValues(tool) {
+		if v == value {
+			return v
 		}
 	}
-	return false
+	return metrics.Other
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,7 +13,9 @@ import (
 
 	segjson "github.com/segmentio/encoding/json"
 
-	"github.com/mcp-gateway/mcp-gateway/scopes"
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
+	"github.com/mcp-gateway/mcp-gateway/metrics"
+	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
 func TestRequiredScopes(t *testing.T) {
@@ -22,68 +25,85 @@ func TestRequiredScopes(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want []string
+		want []string // or refused: an ambiguous body (400)
+		log  peekedCall
 	}{
-		{"add", call("calculator", "add"), []string{"op:add"}},
-		{"subtract", call("calculator", "subtract"), []string{"op:sub"}},
-		{"multiply", call("calculator", "multiply"), []string{"op:mult"}},
-		{"divide", call("calculator", "divide"), []string{"op:div"}},
-		{"unknown operation", call("calculator", "modulo"), nil},
-		{"missing operation", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{}}}`, nil},
-		{"no arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator"}}`, nil},
-		{"null arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":null}}`, nil},
-		{"whoami", call("whoami", ""), nil},
-		{"whoami with operation", call("whoami", "divide"), nil},
-		{"unknown tool", call("eval", "divide"), nil},
-		{"tools/list", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil},
-		{"initialize", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`, nil},
-		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil},
-		{"response", `{"jsonrpc":"2.0","id":1,"result":{}}`, nil},
-		{"method case matters", strings.Replace(call("calculator", "divide"), "tools/call", "TOOLS/CALL", 1), nil},
-		{"operation value case matters", call("calculator", "Divide"), nil},
-		{"batch union deduped in order", "[" + call("calculator", "divide") + "," + call("calculator", "add") + "," + call("calculator", "divide") + "]", []string{"op:div", "op:add"}},
-		{"batch all ops", "[" + call("calculator", "add") + "," + call("calculator", "subtract") + "," + call("calculator", "multiply") + "," + call("calculator", "divide") + "]", scopes.All()},
-		{"batch mixed methods", `[{"jsonrpc":"2.0","id":1,"method":"tools/list"},` + call("calculator", "multiply") + `,` + call("whoami", "") + `]`, []string{"op:mult"}},
-		{"batch without tool calls", `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, nil},
-		{"empty batch", `[]`, nil},
-		{"leading whitespace", " \t\r\n " + call("calculator", "divide"), []string{"op:div"}},
-		{"leading whitespace batch", "\n[" + call("calculator", "subtract") + "]", []string{"op:sub"}},
-		{"trailing whitespace", call("calculator", "divide") + "\n", []string{"op:div"}},
-		{"empty", "", nil},
-		{"only whitespace", " \n\t", nil},
-		{"malformed", `{"jsonrpc":"2.0","method":"tools/call"`, nil},
-		{"malformed batch", "[" + call("calculator", "divide"), nil},
-		{"not JSON", "divide please", nil},
-		{"JSON string", `"tools/call"`, nil},
-		{"JSON null", `null`, nil},
-		// Decoded as the SDK decodes it (a stream decoder reads the first
-		// value): trailing bytes must not hide the call from the check.
-		{"trailing garbage", call("calculator", "divide") + "x", []string{"op:div"}},
-		{"BOM is not whitespace", "\ufeff" + call("calculator", "divide"), nil},
-		// Keys match case-sensitively, as in the SDK: this is not a
-		// tools/call there either, so nothing runs and nothing is needed.
-		{"case-variant keys", `{"jsonrpc":"2.0","id":1,"METHOD":"tools/call","Params":{"NAME":"calculator","Arguments":{"Operation":"divide"}}}`, nil},
-		// And for duplicate keys the last one wins.
-		{"duplicate keys last wins", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","operation":"divide"}}}`, []string{"op:div"}},
+		{"add", call("calculator", "add"), []string{"op:add"}, peekedCall{"calculator", "add"}},
+		{"subtract", call("calculator", "subtract"), []string{"op:sub"}, peekedCall{"calculator", "subtract"}},
+		{"multiply", call("calculator", "multiply"), []string{"op:mult"}, peekedCall{"calculator", "multiply"}},
+		{"divide", call("calculator", "divide"), []string{"op:div"}, peekedCall{"calculator", "divide"}},
+		{"unknown operation", call("calculator", "modulo"), nil, peekedCall{"calculator", "other"}},
+		{"missing operation", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{}}}`, nil, peekedCall{"calculator", ""}},
+		{"no arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator"}}`, nil, peekedCall{"calculator", ""}},
+		{"null arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":null}}`, nil, peekedCall{"calculator", ""}},
+		{"whoami", call("whoami", ""), nil, peekedCall{"whoami", ""}},
+		{"whoami with operation", call("whoami", "divide"), nil, peekedCall{"whoami", ""}},
+		{"unknown tool", call("eval", "divide"), nil, peekedCall{"other", ""}},
+		{"tools/list", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil, peekedCall{}},
+		{"initialize", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`, nil, peekedCall{}},
+		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil, peekedCall{}},
+		{"response", `{"jsonrpc":"2.0","id":1,"result":{}}`, nil, peekedCall{}},
+		{"operation value case matters", call("calculator", "Divide"), nil, peekedCall{"calculator", "other"}},
+		{"batch union deduped in order", "[" + call("calculator", "divide") + "," + call("calculator", "add") + "," + call("calculator", "divide") + "]", []string{"op:div", "op:add"}, peekedCall{"calculator", "divide"}},
+		{"batch all ops", "[" + call("calculator", "add") + "," + call("calculator", "subtract") + "," + call("calculator", "multiply") + "," + call("calculator", "divide") + "]", tools.Policy().Scopes(), peekedCall{"calculator", "add"}},
+		{"batch mixed methods", `[{"jsonrpc":"2.0","id":1,"method":"tools/list"},` + call("calculator", "multiply") + `,` + call("whoami", "") + `]`, []string{"op:mult"}, peekedCall{"calculator", "multiply"}},
+		{"batch without tool calls", `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, nil, peekedCall{}},
+		{"empty batch", `[]`, nil, peekedCall{}},
+		{"leading whitespace", " \t\r\n " + call("calculator", "divide"), []string{"op:div"}, peekedCall{"calculator", "divide"}},
+		{"leading whitespace batch", "\n[" + call("calculator", "subtract") + "]", []string{"op:sub"}, peekedCall{"calculator", "subtract"}},
+		{"trailing whitespace", call("calculator", "divide") + "\n", []string{"op:div"}, peekedCall{"calculator", "divide"}},
+		// What the SDK rejects needs nothing here: nothing runs.
+		{"empty", "", nil, peekedCall{}},
+		{"only whitespace", " \n\t", nil, peekedCall{}},
+		{"malformed", `{"jsonrpc":"2.0","method":"tools/call"`, nil, peekedCall{}},
+		{"malformed batch", "[" + call("calculator", "divide"), nil, peekedCall{}},
+		{"not JSON", "divide please", nil, peekedCall{}},
+		{"JSON string", `"tools/call"`, nil, peekedCall{}},
+		{"JSON null", `null`, nil, peekedCall{}},
+		{"BOM is not whitespace", "\ufeff" + call("calculator", "divide"), nil, peekedCall{}},
+		// What another parser could read differently is refused outright
+		// (issue 13): the SDK reads the first value and the last duplicate
+		// key; Python and JavaScript would too, Go's encoding/json folds
+		// case, and others take the first duplicate.
+		{"trailing garbage", call("calculator", "divide") + "x", refusedScopes, peekedCall{}},
+		{"method case", strings.Replace(call("calculator", "divide"), "tools/call", "TOOLS/CALL", 1), refusedScopes, peekedCall{}},
+		{"case-variant keys", `{"jsonrpc":"2.0","id":1,"METHOD":"tools/call","Params":{"NAME":"calculator","Arguments":{"Operation":"divide"}}}`, refusedScopes, peekedCall{}},
+		{"case-variant argument", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","Operation":"divide"}}}`, refusedScopes, peekedCall{}},
+		{"duplicate keys", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"add","operation":"divide"}}}`, refusedScopes, peekedCall{}},
+		{"operation not a string", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":5}}}`, refusedScopes, peekedCall{}},
 	}
-	p := scopes.Default()
+	p := tools.Policy()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := requiredScopes(p, parseRPC([]byte(tt.body))); !slices.Equal(got, tt.want) {
-				t.Errorf("requiredScopes(%s) = %q, want %q", tt.body, got, tt.want)
+			got, first, err := requiredScopes(p, []byte(tt.body))
+			if slices.Equal(tt.want, refusedScopes) {
+				var amb *rpcpeek.AmbiguityError
+				if !errors.As(err, &amb) {
+					t.Errorf("requiredScopes(%s) = %q, %v; want it refused as ambiguous", tt.body, got, err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("requiredScopes(%s) = %q, %v; want %q", tt.body, got, err, tt.want)
+			}
+			if first != tt.log {
+				t.Errorf("requiredScopes(%s) logs %+v, want %+v", tt.body, first, tt.log)
 			}
 		})
 	}
 }
 
-// A batch member whose shape does not fit rpcMessage (params as an array,
+// refusedScopes marks a TestRequiredScopes row whose body must be refused.
+var refusedScopes = []string{"\x00refused"}
+
+// A batch member whose shape does not fit a request (params as an array,
 // legal JSON-RPC) must not hide the calculator call next to it from the
 // HTTP step-up.
 func TestRequiredScopesBatchWithOddMember(t *testing.T) {
 	body := `[{"jsonrpc":"2.0","method":"notifications/progress","params":[1,2]},` + rpcCall(2, "divide") + `]`
-	got := requiredScopes(scopes.Default(), parseRPC([]byte(body)))
-	if !slices.Equal(got, []string{"op:div"}) {
-		t.Errorf("requiredScopes(%s) = %q, want [op:div]", body, got)
+	got, _, err := requiredScopes(tools.Policy(), []byte(body))
+	if err != nil || !slices.Equal(got, []string{"op:div"}) {
+		t.Errorf("requiredScopes(%s) = %q, %v; want [op:div]", body, got, err)
 	}
 }
 
@@ -99,13 +119,16 @@ func FuzzRequiredScopes(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	valid := scopes.All()
-	p := scopes.Default()
+	p := tools.Policy()
+	valid := p.Scopes()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orig := slices.Clone(body)
-		got := requiredScopes(p, parseRPC(body))
+		got, first, err := requiredScopes(p, body)
 		if !slices.Equal(orig, body) {
 			t.Fatalf("requiredScopes modified its input")
+		}
+		if err != nil && got != nil {
+			t.Fatalf("requiredScopes(%q) refused the body and still returned %q", body, got)
 		}
 		seen := map[string]bool{}
 		for _, s := range got {
@@ -116,6 +139,13 @@ func FuzzRequiredScopes(f *testing.F) {
 				t.Fatalf("requiredScopes(%q) returned %q twice", body, s)
 			}
 			seen[s] = true
+		}
+		// The log labels are bounded: a tool the policy names, or "other".
+		if first.tool != "" && first.tool != metrics.Other && !slices.Contains(p.Tools(), first.tool) {
+			t.Fatalf("requiredScopes(%q) logs tool %q", body, first.tool)
+		}
+		if first.op != "" && first.op != metrics.Other && !slices.Contains(tools.Operations(), first.op) {
+			t.Fatalf("requiredScopes(%q) logs operation %q", body, first.op)
 		}
 		// Scopes are only ever required for a body whose first JSON value
 		// parses: the SDK's stream decoder reads that value and ignores

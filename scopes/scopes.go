@@ -69,44 +69,6 @@ func Describe(scope string) string {
 	return ""
 }
 
-// Policy maps calculator operations to the scope each needs. The zero value
-// is not usable; use [Default].
-type Policy struct {
-	byOperation map[string]string
-}
-
-// Default returns the gateway's policy: add needs op:add, subtract op:sub,
-// multiply op:mult, divide op:div.
-func Default() *Policy {
-	return &Policy{byOperation: map[string]string{
-		OpAdd:      Add,
-		OpSubtract: Subtract,
-		OpMultiply: Multiply,
-		OpDivide:   Divide,
-	}}
-}
-
-// ForOperation returns the scope a calculator operation needs. ok is false
-// for an unknown operation, which the tool rejects on its own.
-func (p *Policy) ForOperation(op string) (scope string, ok bool) {
-	scope, ok = p.byOperation[op]
-	return scope, ok
-}
-
-// ForToolCall returns the scopes a tools/call for tool with the given
-// calculator operation needs. Tools other than the calculator, and unknown
-// operations, need none here: they are refused (or answered) by the tool
-// itself, so the HTTP layer must not invent a challenge for them.
-func (p *Policy) ForToolCall(tool, operation string) []string {
-	if tool != CalculatorTool {
-		return nil
-	}
-	if s, ok := p.ForOperation(operation); ok {
-		return []string{s}
-	}
-	return nil
-}
-
 // Check returns nil when granted satisfies every scope in required, and an
 // *InsufficientScopeError otherwise.
 func Check(granted, required []string) error {

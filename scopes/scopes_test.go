@@ -221,81 +221,6 @@ func TestValidTokenEveryByte(t *testing.T) {
 	}
 }
 
-func TestPolicyForOperation(t *testing.T) {
-	p := scopes.Default()
-	tests := []struct {
-		op     string
-		want   string
-		wantOK bool
-	}{
-		{scopes.OpAdd, scopes.Add, true},
-		{scopes.OpSubtract, scopes.Subtract, true},
-		{scopes.OpMultiply, scopes.Multiply, true},
-		{scopes.OpDivide, scopes.Divide, true},
-		{"modulo", "", false},
-		{"", "", false},
-		{"ADD", "", false},
-		{"op:add", "", false},
-	}
-	for _, tt := range tests {
-		got, ok := p.ForOperation(tt.op)
-		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("ForOperation(%q) = %q, %v; want %q, %v", tt.op, got, ok, tt.want, tt.wantOK)
-		}
-	}
-}
-
-func TestPolicyForToolCall(t *testing.T) {
-	p := scopes.Default()
-	tests := []struct {
-		tool, op string
-		want     []string
-	}{
-		{scopes.CalculatorTool, "add", []string{"op:add"}},
-		{scopes.CalculatorTool, "subtract", []string{"op:sub"}},
-		{scopes.CalculatorTool, "multiply", []string{"op:mult"}},
-		{scopes.CalculatorTool, "divide", []string{"op:div"}},
-		{scopes.CalculatorTool, "power", nil},
-		{scopes.CalculatorTool, "", nil},
-		{scopes.WhoamiTool, "", nil},
-		{scopes.WhoamiTool, "divide", nil}, // the operation only matters for the calculator
-		{"unknown-tool", "add", nil},
-		{"", "add", nil},
-	}
-	for _, tt := range tests {
-		if got := p.ForToolCall(tt.tool, tt.op); !slices.Equal(got, tt.want) {
-			t.Errorf("ForToolCall(%q, %q) = %q, want %q", tt.tool, tt.op, got, tt.want)
-		}
-	}
-}
-
-func TestAllAndOperations(t *testing.T) {
-	if got, want := scopes.All(), []string{"op:add", "op:sub", "op:mult", "op:div"}; !slices.Equal(got, want) {
-		t.Errorf("All() = %q, want %q", got, want)
-	}
-	if got, want := scopes.Operations(), []string{"add", "subtract", "multiply", "divide"}; !slices.Equal(got, want) {
-		t.Errorf("Operations() = %q, want %q", got, want)
-	}
-	// All and Operations line up through the default policy, and every
-	// operation scope is covered by Parent.
-	p := scopes.Default()
-	for i, op := range scopes.Operations() {
-		s, ok := p.ForOperation(op)
-		if !ok || s != scopes.All()[i] {
-			t.Errorf("ForOperation(%q) = %q, %v; want %q", op, s, ok, scopes.All()[i])
-		}
-		if !scopes.Satisfies([]string{scopes.Parent}, s) {
-			t.Errorf("Parent %q does not cover %q", scopes.Parent, s)
-		}
-	}
-	// Callers may modify the returned slices.
-	a := scopes.All()
-	a[0] = "x"
-	if scopes.All()[0] != scopes.Add {
-		t.Error("All() returns a shared slice")
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"", "op:add op:sub", "  op   op:div ", `op:"add`, "op:\\", "a\tb", "é", "op:add op:add"} {
 		f.Add(s)
@@ -329,15 +254,4 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestDescribe(t *testing.T) {
-	for _, s := range append(scopes.All(), scopes.Parent) {
-		if scopes.Describe(s) == "" {
-			t.Errorf("Describe(%q) is empty", s)
-		}
-	}
-	if d := scopes.Describe("op:pow"); d != "" {
-		t.Errorf("Describe of an unknown scope = %q, want empty", d)
-	}
 }

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -48,7 +50,9 @@ type WhoamiOutput struct {
 }
 
 // Register adds the calculator and whoami tools to s, with policy deciding
-// which scope each calculator operation needs.
+// which scopes a call needs (the calculator checks it again itself; the
+// gateway checks it before any tool runs). Pass Policy(), or a declared
+// policy.
 func Register(s *mcp.Server, policy *scopes.Policy) error {
 	in, err := jsonschema.For[CalculatorInput](nil)
 	if err != nil {
@@ -58,16 +62,15 @@ func Register(s *mcp.Server, policy *scopes.Policy) error {
 	if op == nil {
 		return errors.New("tools: calculator input schema has no operation property")
 	}
-	for _, o := range scopes.Operations() {
+	for _, o := range Operations() {
 		op.Enum = append(op.Enum, o)
 	}
 	in.AdditionalProperties = &jsonschema.Schema{Not: &jsonschema.Schema{}}
 
 	mcp.AddTool(s, &mcp.Tool{
-		Name:  scopes.CalculatorTool,
-		Title: "Calculator",
-		Description: "Adds, subtracts, multiplies or divides two numbers. Each operation needs its own " +
-			"OAuth scope: add op:add, subtract op:sub, multiply op:mult, divide op:div (op grants all).",
+		Name:        CalculatorTool,
+		Title:       "Calculator",
+		Description: calculatorDescription(policy),
 		InputSchema: in,
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: ptr(false)},
 	}, calculator(policy))
@@ -83,7 +86,7 @@ func Register(s *mcp.Server, policy *scopes.Policy) error {
 		sc.Types, sc.Type = nil, "array"
 	}
 	mcp.AddTool(s, &mcp.Tool{
-		Name:         scopes.WhoamiTool,
+		Name:         WhoamiTool,
 		OutputSchema: out,
 		Title:        "Who am I",
 		Description:  "Reports who the access token speaks for: subject, user name or e-mail, client, granted scopes and expiry.",
@@ -94,17 +97,40 @@ func Register(s *mcp.Server, policy *scopes.Policy) error {
 
 func ptr[T any](v T) *T { return &v }
 
+// calculatorDescription tells a client (and the model behind it) which
+// scope each operation needs under policy.
+func calculatorDescription(policy *scopes.Policy) string {
+	var parts []string
+	for _, op := range Operations() {
+		r := policy.Requirement(CalculatorTool, scopes.Arg("operation", op))
+		switch need := r.Scopes(); {
+		case r.Denied:
+			parts = append(parts, op+" is not allowed")
+		case len(need) == 0:
+			parts = append(parts, op+" any valid token")
+		default:
+			parts = append(parts, op+" "+strings.Join(need, " "))
+		}
+	}
+	return "Adds, subtracts, multiplies or divides two numbers. The OAuth scopes each operation needs: " +
+		strings.Join(parts, ", ") + "."
+}
+
 // calculator checks the scope again even though the HTTP layer already did:
 // with SCOPE_CHALLENGE=tool the HTTP check is off, and a tool must not rely
 // on its transport for authorisation.
 func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, CalculatorOutput] {
 	return func(ctx context.Context, req *mcp.CallToolRequest, in CalculatorInput) (*mcp.CallToolResult, CalculatorOutput, error) {
-		need, ok := policy.ForOperation(in.Operation)
-		if !ok {
+		if !slices.Contains(Operations(), in.Operation) {
 			return nil, CalculatorOutput{}, fmt.Errorf("unknown operation %q: use add, subtract, multiply or divide", in.Operation)
 		}
-		if !scopes.Satisfies(granted(req), need) {
-			return nil, CalculatorOutput{}, fmt.Errorf("the %s operation needs the %s scope, which this token was not granted", in.Operation, need)
+		err := policy.Allowed(granted(req), CalculatorTool, scopes.Arg("operation", in.Operation))
+		var insufficient *scopes.InsufficientScopeError
+		switch {
+		case errors.As(err, &insufficient):
+			return nil, CalculatorOutput{}, fmt.Errorf("the %s operation needs the %s scope, which this token was not granted", in.Operation, strings.Join(insufficient.Missing, " "))
+		case err != nil:
+			return nil, CalculatorOutput{}, err
 		}
 		r, err := compute(in.Operation, in.A, in.B)
 		if err != nil {
@@ -121,13 +147,13 @@ func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, Calcu
 func compute(op string, a, b float64) (float64, error) {
 	var r float64
 	switch op {
-	case scopes.OpAdd:
+	case OpAdd:
 		r = a + b
-	case scopes.OpSubtract:
+	case OpSubtract:
 		r = a - b
-	case scopes.OpMultiply:
+	case OpMultiply:
 		r = a * b
-	case scopes.OpDivide:
+	case OpDivide:
 		if b == 0 {
 			return 0, errors.New("division by zero")
 		}

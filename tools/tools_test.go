@@ -15,7 +15,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -114,7 +113,7 @@ func verify(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
-	if err := tools.Register(s, scopes.Default()); err != nil {
+	if err := tools.Register(s, tools.Policy()); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
@@ -171,7 +170,7 @@ func TestListTools(t *testing.T) {
 	for _, tl := range res.Tools {
 		byName[tl.Name] = tl
 	}
-	for _, name := range []string{scopes.CalculatorTool, scopes.WhoamiTool} {
+	for _, name := range []string{tools.CalculatorTool, tools.WhoamiTool} {
 		tl := byName[name]
 		if tl == nil {
 			t.Fatalf("tool %q not listed; got %v", name, byName)
@@ -186,13 +185,13 @@ func TestListTools(t *testing.T) {
 	if len(byName) != 2 {
 		t.Errorf("listed tools = %d, want 2", len(byName))
 	}
-	for _, s := range scopes.All() {
-		if !strings.Contains(byName[scopes.CalculatorTool].Description, s) {
+	for _, s := range tools.Policy().Scopes() {
+		if !strings.Contains(byName[tools.CalculatorTool].Description, s) {
 			t.Errorf("calculator description does not mention %q", s)
 		}
 	}
 
-	raw, err := json.Marshal(byName[scopes.CalculatorTool].InputSchema)
+	raw, err := json.Marshal(byName[tools.CalculatorTool].InputSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +234,7 @@ func TestListTools(t *testing.T) {
 
 	// whoami's scopes are always a list: its output schema says "array",
 	// not ["null","array"], which MCP Inspector flags as not portable.
-	raw, err = json.Marshal(byName[scopes.WhoamiTool].OutputSchema)
+	raw, err = json.Marshal(byName[tools.WhoamiTool].OutputSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +292,7 @@ func TestCalculatorScopes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.token+"/"+tt.op, func(t *testing.T) {
-			res, err := callTool(t, session(tt.token), scopes.CalculatorTool, map[string]any{"operation": tt.op, "a": tt.a, "b": tt.b})
+			res, err := callTool(t, session(tt.token), tools.CalculatorTool, map[string]any{"operation": tt.op, "a": tt.a, "b": tt.b})
 			if err != nil {
 				t.Fatalf("CallTool: %v", err)
 			}
@@ -341,7 +340,7 @@ func TestCalculatorRejectsBadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := callTool(t, cs, scopes.CalculatorTool, tt.args)
+			res, err := callTool(t, cs, tools.CalculatorTool, tt.args)
 			if err != nil {
 				return // refused at the protocol level (schema validation)
 			}
@@ -381,7 +380,7 @@ func TestWhoami(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.token, func(t *testing.T) {
 			cs := connect(t, srv, tt.token)
-			res, err := callTool(t, cs, scopes.WhoamiTool, map[string]any{})
+			res, err := callTool(t, cs, tools.WhoamiTool, map[string]any{})
 			if err != nil {
 				t.Fatalf("CallTool: %v", err)
 			}
@@ -422,7 +421,7 @@ func TestWhoami(t *testing.T) {
 // no scopes to offer and whoami refuses.
 func TestNoTokenInfo(t *testing.T) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
-	if err := tools.Register(s, scopes.Default()); err != nil {
+	if err := tools.Register(s, tools.Policy()); err != nil {
 		t.Fatal(err)
 	}
 	st, ct := mcp.NewInMemoryTransports()
@@ -439,14 +438,14 @@ func TestNoTokenInfo(t *testing.T) {
 	}
 	defer cs.Close()
 
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: scopes.WhoamiTool, Arguments: map[string]any{}})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tools.WhoamiTool, Arguments: map[string]any{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.IsError || !strings.Contains(resultText(res), "no authenticated caller") {
 		t.Errorf("whoami without TokenInfo = %v %q, want isError", res.IsError, resultText(res))
 	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: scopes.CalculatorTool, Arguments: map[string]any{"operation": "add", "a": 1, "b": 2}})
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: tools.CalculatorTool, Arguments: map[string]any{"operation": "add", "a": 1, "b": 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +459,7 @@ func TestNoTokenInfo(t *testing.T) {
 func TestRegisterTwiceIsHarmless(t *testing.T) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 	for i := 0; i < 2; i++ {
-		if err := tools.Register(s, scopes.Default()); err != nil {
+		if err := tools.Register(s, tools.Policy()); err != nil {
 			t.Fatalf("Register #%d: %v", i+1, err)
 		}
 	}
@@ -484,7 +483,7 @@ func TestRegisterTwiceIsHarmless(t *testing.T) {
 		names = append(names, tool.Name)
 	}
 	slices.Sort(names)
-	if want := []string{scopes.CalculatorTool, scopes.WhoamiTool}; !slices.Equal(names, want) {
+	if want := []string{tools.CalculatorTool, tools.WhoamiTool}; !slices.Equal(names, want) {
 		t.Errorf("tools after two registrations = %q, want %q", names, want)
 	}
 }
