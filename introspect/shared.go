@@ -353,6 +353,12 @@ func (vd *verdict) claims() *accesstoken.Claims {
 // it (a revocation applies, it is older than this machine's cache
 // lifetimes allow, it does not parse): the token is then verified again.
 func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, error, bool) {
+	if v.tier.revs != nil && !v.tier.store.RevocationsSynced() {
+		// This machine may not know every revocation yet (it just
+		// started, or Redis failed and came back): a value verified
+		// before one it has not heard of must not be used.
+		return nil, nil, false
+	}
 	vd, ok := decodeVerdict(h.Value)
 	if !ok {
 		return nil, nil, false

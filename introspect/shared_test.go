@@ -79,6 +79,15 @@ func newMachine(t testing.TB, as *introspecttest.Server, redisURL string, mods .
 	if m.store != nil {
 		ids = m.store
 		t.Cleanup(m.store.Subscribe(m.revs.Add))
+		// Redis values are used only once the revocation records are
+		// read (RevocationsSynced).
+		deadline := time.Now().Add(5 * time.Second)
+		for !m.store.RevocationsSynced() && m.store.Healthy() {
+			if time.Now().After(deadline) {
+				t.Fatal("revocation records not read within 5s")
+			}
+			time.Sleep(time.Millisecond)
+		}
 	} else {
 		i, err := sharedcache.NewIDs(testKeySecret)
 		if err != nil {

@@ -117,6 +117,9 @@ func (s *Store) openNow() {
 
 func (s *Store) circuitChanged(open bool) {
 	s.obs.Circuit(open)
+	// Messages may be lost while Redis fails: until the records are read
+	// again, this machine may not know every revocation.
+	s.bus.lost()
 	if open {
 		s.log.Warn("shared cache: Redis unavailable; skipping it and probing in the background",
 			"url", redactedURL(s.cfg.URL))
@@ -261,6 +264,16 @@ func (s *Store) Set(ctx context.Context, digest [32]byte, value []byte, ttl time
 	cancel()
 	s.end(ctx, OpSet, start, err, OutcomeOK)
 }
+
+// RevocationsSynced reports whether this machine has every revocation
+// record Redis holds: false from New until the first read of the records,
+// and again from any event that may have lost a message (a resubscription
+// after a lost connection, the circuit opening or closing) until they are
+// read again. A caller that judges values read from Redis against
+// revocations (the verifier) does not use them while it is false: a
+// machine that restarted or was partitioned must not take a value verified
+// before a revocation it has not heard of yet.
+func (s *Store) RevocationsSynced() bool { return !s.closed.Load() && s.bus.synced() }
 
 // Healthy reports whether Redis is in use: false while the circuit is open
 // (Redis failed repeatedly and is being probed) or after Close. For logs,
