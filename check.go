@@ -154,31 +154,61 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	}
 	defer client.CloseIdleConnections()
 
-	// 4. Issuer metadata: the one fetch of this run.
-	md, declared := checkIssuerMetadata(ctx, r, client, cfg)
+	// 4. How tokens are validated, and what that means for revocation.
+	mode := checkMode(r, cfg)
 
-	// 5. Introspection credentials, at the endpoint the gateway would use.
+	// 5. Issuer metadata: the one fetch of this run.
+	md, declared := checkIssuerMetadata(ctx, r, client, cfg, mode.introspects)
+
+	// 6. The verifier the server would build: introspection credentials
+	// at the endpoint it would use, and the JWKS it would verify JWTs with.
 	endpoint := cfg.IntrospectionURL
 	if endpoint == "" && md != nil {
 		endpoint = md.IntrospectionEndpoint
 	}
+	ic := introspectConfig(cfg, client, endpoint)
+	jwksURL := ""
+	if mode.jwt {
+		jwksURL = checkJWKSURL(r, cfg, md, mode)
+		ic.JWKSURL = jwksURL
+		if cfg.JWKSURL == "" && md != nil {
+			// As the server: the exact issuer tokens must name is the
+			// one the metadata declares (RFC 9068 §4).
+			ic.Issuer = md.Issuer
+		}
+	}
 	var v *introspect.Verifier
-	if endpoint == "" {
+	switch {
+	case mode.introspects && endpoint == "" && (!mode.jwt || jwksURL == ""):
 		r.fail("introspection credentials: not checked: the introspection endpoint is unknown (see the issuer metadata check), and INTROSPECTION_URL is unset")
-	} else if v, err = introspect.New(ctx, introspectConfig(cfg, client, endpoint)); err != nil {
-		r.fail("introspection: the verifier cannot be built: %v", err)
-	} else {
+	case !mode.introspects && jwksURL == "":
+		// checkJWKSURL said why.
+	default:
+		if v, err = introspect.New(ctx, ic); err != nil {
+			r.fail("token verification: the verifier cannot be built: %v", err)
+			v = nil
+			break
+		}
 		defer v.Close()
-		checkCredentials(ctx, r, v, cfg)
+		if mode.introspects {
+			if endpoint == "" {
+				r.fail("introspection credentials: not checked: the introspection endpoint is unknown (see the issuer metadata check), and INTROSPECTION_URL is unset")
+			} else {
+				checkCredentials(ctx, r, v, cfg)
+			}
+		}
+		if mode.jwt && jwksURL != "" {
+			checkJWKS(ctx, r, v, cfg)
+		}
 	}
 
-	// 6. Protected resource metadata.
+	// 7. Protected resource metadata.
 	checkPRM(r, cfg, declared)
 
-	// 6b. Redis, the admin API and Shared Signals (check_shared.go).
+	// 7b. Redis, the admin API and Shared Signals (check_shared.go).
 	checkShared(ctx, r, cfg)
 
-	// 7. A real token, if the operator gave one.
+	// 8. A real token, if the operator gave one.
 	if tok, _ := lookup(checkTokenEnv); strings.TrimSpace(tok) != "" && v != nil {
 		checkToken(ctx, r, v, cfg, strings.TrimSpace(tok))
 	} else if v != nil {
@@ -226,7 +256,7 @@ func checkResourceURL(r *report, resource string, set bool) {
 // checkIssuerMetadata is check 4. It returns the metadata the gateway would
 // accept (or nil), and the issuer the metadata found declares ("" when
 // none was found).
-func checkIssuerMetadata(ctx context.Context, r *report, client *http.Client, cfg *config) (*introspect.ServerMetadata, string) {
+func checkIssuerMetadata(ctx context.Context, r *report, client *http.Client, cfg *config, introspects bool) (*introspect.ServerMetadata, string) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.IntrospectionTimeout)
 	defer cancel()
 	md, err := introspect.DiscoverMetadata(ctx, client, cfg.IssuerURL)
@@ -269,6 +299,8 @@ func checkIssuerMetadata(ctx context.Context, r *report, client *http.Client, cf
 
 	// introspection_endpoint
 	switch ep := md.IntrospectionEndpoint; {
+	case !introspects:
+		r.ok("introspection_endpoint: not used (no introspection credentials: tokens are verified locally as JWTs)")
 	case cfg.IntrospectionURL != "" && ep != "" && ep != cfg.IntrospectionURL:
 		r.warn("introspection_endpoint: INTROSPECTION_URL=%s is used; the metadata advertises %s", cfg.IntrospectionURL, ep)
 	case cfg.IntrospectionURL != "":
@@ -277,9 +309,9 @@ func checkIssuerMetadata(ctx context.Context, r *report, client *http.Client, cf
 		r.ok("introspection_endpoint: %s (discovered)", ep)
 	default:
 		r.fail("introspection_endpoint: the metadata has none and INTROSPECTION_URL is unset")
-		r.fix("set INTROSPECTION_URL to your IdP's RFC 7662 endpoint; if your IdP has none (Auth0), this gateway cannot use it (docs/identity-providers.md)")
+		r.fix("set INTROSPECTION_URL to your IdP's RFC 7662 endpoint; if your IdP has none (Auth0, WorkOS), verify its JWT access tokens locally instead: unset INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET (docs/identity-providers.md)")
 	}
-	if methods := md.IntrospectionEndpointAuthMethodsSupported; len(methods) > 0 && !slices.Contains(methods, cfg.IntrospectionAuthMethod) {
+	if methods := md.IntrospectionEndpointAuthMethodsSupported; introspects && len(methods) > 0 && !slices.Contains(methods, cfg.IntrospectionAuthMethod) {
 		r.warn("introspection_endpoint_auth_methods_supported is %v, without INTROSPECTION_AUTH_METHOD=%s", methods, cfg.IntrospectionAuthMethod)
 		r.fix("set INTROSPECTION_AUTH_METHOD=%s", methods[0])
 	}
@@ -383,9 +415,13 @@ func checkToken(ctx context.Context, r *report, v *introspect.Verifier, cfg *con
 		invalid    *accesstoken.InvalidError
 		clientAuth *introspect.ClientAuthError
 	)
+	how := "introspected"
+	if in.Validator == introspect.ValidatorJWT {
+		how = "verified locally as a JWT: " + jwtHeaderSummary(token)
+	}
 	switch {
 	case in.Err == nil:
-		r.ok("CHECK_TOKEN: the gateway would accept this token")
+		r.ok("CHECK_TOKEN: the gateway would accept this token (%s)", how)
 		printClaims(r, in)
 		// The scope policy decides (a parent scope such as "op" covers
 		// "op:add"), exactly as for a request.
@@ -399,9 +435,12 @@ func checkToken(ctx context.Context, r *report, v *introspect.Verifier, cfg *con
 			r.warn("CHECK_TOKEN lacks the scope(s) %s: calculator operations needing them get 403 insufficient_scope (the client then asks for them)", strings.Join(missing, " "))
 		}
 	case errors.As(in.Err, &invalid):
-		r.fail("CHECK_TOKEN: the gateway would refuse this token: %v", in.Err)
+		r.fail("CHECK_TOKEN: the gateway would refuse this token: %v (%s)", in.Err, how)
 		printClaims(r, in)
 		explainRefusal(r, cfg, invalid, in.Claims)
+		if in.Validator == introspect.ValidatorJWT {
+			explainJWTRefusal(r, cfg, string(invalid.Reason), in, token)
+		}
 	case errors.As(in.Err, &clientAuth):
 		r.fail("CHECK_TOKEN: not checked: the introspection credentials were rejected (see above)")
 	default:
@@ -409,8 +448,9 @@ func checkToken(ctx context.Context, r *report, v *introspect.Verifier, cfg *con
 	}
 }
 
-// printClaims shows what the authorization server said about a token,
-// without the token and with the subject hashed as the request log does.
+// printClaims shows what the authorization server said about a token (or
+// what a JWT says of itself), without the token and with the subject
+// hashed as the request log does.
 func printClaims(r *report, in *introspect.Inspection) {
 	c := in.Claims
 	if c == nil {
@@ -433,8 +473,13 @@ func printClaims(r *report, in *introspect.Inspection) {
 	if c.Sub != "" {
 		sub = redact.Subject(c.Sub)
 	}
+	if in.Validator == introspect.ValidatorJWT {
+		r.detail("the JWT says: iss=%q aud=%s scope=%q exp=%s subject_hash=%s client=%q",
+			c.Iss, aud, strings.Join(c.Scopes, " "), exp, sub, c.Client())
+		return
+	}
 	r.detail("the authorization server says: active=true aud=%s scope=%q exp=%s subject_hash=%s client_id=%q token_type=%q",
-		aud, strings.Join(c.Scopes, " "), exp, sub, c.ClientID, c.TokenType)
+		aud, strings.Join(c.Scopes, " "), exp, sub, c.Client(), c.TokenType)
 }
 
 // explainRefusal turns a refusal reason into a fix.
@@ -453,7 +498,9 @@ func explainRefusal(r *report, cfg *config, e *accesstoken.InvalidError, c *acce
 		}
 		r.fix("the token's iss is %q, not AUTH_ISSUER_URL=%s: the token comes from another issuer (or another tenant/authorization server of your IdP)", iss, cfg.IssuerURL)
 	case accesstoken.ReasonTokenType:
-		r.fix("this is not an access token (a refresh or ID token?): paste the access_token")
+		if c != nil || !strings.Contains(e.Detail, "typ") {
+			r.fix("this is not an access token (a refresh or ID token?): paste the access_token")
+		}
 	case accesstoken.ReasonAudience:
 		if c == nil || !c.HasAud || len(c.Aud) == 0 {
 			r.fix("the token carries no aud: make your IdP put %q in aud (docs/identity-providers.md), or, only if it cannot, set ALLOW_MISSING_AUDIENCE=true", cfg.ResourceURL)

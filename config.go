@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -49,6 +50,13 @@ type env struct {
 	IntrospectionSecret     string `envconfig:"INTROSPECTION_CLIENT_SECRET"`
 	IntrospectionAuthMethod string `envconfig:"INTROSPECTION_AUTH_METHOD" default:"client_secret_basic"`
 	IntrospectionTimeout    string `envconfig:"INTROSPECTION_TIMEOUT" default:"5s"`
+
+	TokenValidation string `envconfig:"TOKEN_VALIDATION" default:"auto"`
+	JWKSURL         string `envconfig:"JWKS_URL"`
+	JWKSMinRefresh  string `envconfig:"JWKS_MIN_REFRESH" default:"30s"`
+	JWTAlgorithms   string `envconfig:"JWT_ALGORITHMS" default:"RS256 PS256 ES256 EdDSA"`
+	JWTRequireATTyp string `envconfig:"JWT_REQUIRE_AT_TYP" default:"true"`
+	JWTIntrospect   string `envconfig:"JWT_INTROSPECT" default:"false"`
 
 	AcceptedAudiences    string `envconfig:"ACCEPTED_AUDIENCES"`
 	AllowMissingAudience string `envconfig:"ALLOW_MISSING_AUDIENCE" default:"false"`
@@ -109,6 +117,13 @@ type config struct {
 	IntrospectionSecret     string
 	IntrospectionAuthMethod string
 	IntrospectionTimeout    time.Duration
+
+	TokenValidation introspect.TokenValidation
+	JWKSURL         string
+	JWKSMinRefresh  time.Duration
+	JWTAlgorithms   []string
+	JWTRequireATTyp bool
+	JWTIntrospect   bool
 
 	AcceptedAudiences    []string
 	AllowMissingAudience bool
@@ -330,6 +345,9 @@ func (e env) validate() (*config, error) {
 		IntrospectionClientID:   e.IntrospectionClientID,
 		IntrospectionSecret:     e.IntrospectionSecret,
 		IntrospectionAuthMethod: strings.TrimSpace(e.IntrospectionAuthMethod),
+		TokenValidation:         introspect.TokenValidation(strings.ToLower(strings.TrimSpace(e.TokenValidation))),
+		JWKSURL:                 strings.TrimSpace(e.JWKSURL),
+		JWTAlgorithms:           splitList(e.JWTAlgorithms),
 		AcceptedAudiences:       splitList(e.AcceptedAudiences),
 		AllowedOrigins:          splitList(e.AllowedOrigins),
 		ScopeChallenge:          strings.ToLower(strings.TrimSpace(e.ScopeChallenge)),
@@ -363,6 +381,17 @@ func (e env) validate() (*config, error) {
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", e.ShutdownTimeout, 0)
 	c.DevAuthAllowPublic = p.boolean("DEV_AUTH_ALLOW_PUBLIC", e.DevAuthAllowPublic)
 	c.DevAuthTokenTTL = p.duration("DEV_AUTH_TOKEN_TTL", e.DevAuthTokenTTL, time.Second)
+	c.JWKSMinRefresh = p.duration("JWKS_MIN_REFRESH", e.JWKSMinRefresh, time.Second)
+	c.JWTRequireATTyp = p.boolean("JWT_REQUIRE_AT_TYP", e.JWTRequireATTyp)
+	c.JWTIntrospect = p.boolean("JWT_INTROSPECT", e.JWTIntrospect)
+	switch c.TokenValidation {
+	case introspect.ValidationAuto, introspect.ValidationJWT, introspect.ValidationIntrospection:
+	default:
+		p.addf("TOKEN_VALIDATION=%q must be auto, jwt or introspection", e.TokenValidation)
+	}
+	if _, err := jwtaccess.ParseAlgorithms(c.JWTAlgorithms); err != nil {
+		p.addf("JWT_ALGORITHMS=%q: %v", e.JWTAlgorithms, strings.TrimPrefix(err.Error(), "jwtaccess: "))
+	}
 
 	c.Policy, c.PolicySource = p.policy(e.Policy, e.PolicyFile)
 	if strings.TrimSpace(e.ScopesSupported) == "" {
@@ -421,6 +450,7 @@ func (e env) validate() (*config, error) {
 	}
 
 	c.DevMode = c.IssuerURL == ""
+	hasCreds := c.IntrospectionClientID != "" || c.IntrospectionSecret != ""
 	if c.DevMode {
 		// Development mode: the embedded authorization server issues and
 		// introspects the tokens; external settings would be ignored, which
@@ -429,10 +459,14 @@ func (e env) validate() (*config, error) {
 			{"INTROSPECTION_URL", c.IntrospectionURL},
 			{"INTROSPECTION_CLIENT_ID", c.IntrospectionClientID},
 			{"INTROSPECTION_CLIENT_SECRET", c.IntrospectionSecret},
+			{"JWKS_URL", c.JWKSURL},
 		} {
 			if name, v := kv[0], kv[1]; v != "" {
 				p.addf("%s is set but AUTH_ISSUER_URL is not: set AUTH_ISSUER_URL to use an external authorization server, or unset %s for development mode", name, name)
 			}
+		}
+		if c.TokenValidation == introspect.ValidationJWT || c.JWTIntrospect {
+			p.addf("TOKEN_VALIDATION=jwt and JWT_INTROSPECT=true need AUTH_ISSUER_URL: the development authorization server issues opaque tokens")
 		}
 		if c.Host == "" {
 			c.Host = "localhost"
@@ -445,11 +479,37 @@ func (e env) validate() (*config, error) {
 		if c.IntrospectionURL != "" {
 			p.url("INTROSPECTION_URL", c.IntrospectionURL, false)
 		}
-		if c.IntrospectionClientID == "" {
-			p.addf("INTROSPECTION_CLIENT_ID is required with AUTH_ISSUER_URL: the gateway authenticates to the introspection endpoint with it")
+		if c.JWKSURL != "" {
+			p.url("JWKS_URL", c.JWKSURL, false)
 		}
-		if c.IntrospectionSecret == "" {
-			p.addf("INTROSPECTION_CLIENT_SECRET is required with AUTH_ISSUER_URL")
+		// Introspection credentials: needed wherever introspection is
+		// used. AUTH_ISSUER_URL alone (TOKEN_VALIDATION=auto) means every
+		// token must be a JWT verified with the issuer's jwks_uri.
+		needCreds := ""
+		switch {
+		case c.TokenValidation == introspect.ValidationIntrospection:
+			needCreds = "with TOKEN_VALIDATION=introspection"
+		case c.JWTIntrospect:
+			needCreds = "with JWT_INTROSPECT=true"
+		case hasCreds:
+			needCreds = "with the other one"
+		}
+		if needCreds != "" {
+			if c.IntrospectionClientID == "" {
+				p.addf("INTROSPECTION_CLIENT_ID is required %s: the gateway authenticates to the introspection endpoint with it", needCreds)
+			}
+			if c.IntrospectionSecret == "" {
+				p.addf("INTROSPECTION_CLIENT_SECRET is required %s", needCreds)
+			}
+		}
+		if c.TokenValidation == introspect.ValidationJWT && hasCreds && !c.JWTIntrospect {
+			p.addf("INTROSPECTION_CLIENT_ID/INTROSPECTION_CLIENT_SECRET are set but TOKEN_VALIDATION=jwt never introspects: unset them, set TOKEN_VALIDATION=auto to introspect opaque tokens, or JWT_INTROSPECT=true to introspect JWTs too")
+		}
+		if c.TokenValidation == introspect.ValidationIntrospection && c.JWKSURL != "" {
+			p.addf("JWKS_URL is set but TOKEN_VALIDATION=introspection never verifies JWTs locally: unset it or set TOKEN_VALIDATION=auto")
+		}
+		if c.TokenValidation == introspect.ValidationIntrospection && c.JWTIntrospect {
+			p.addf("JWT_INTROSPECT=true applies to JWTs verified locally, which TOKEN_VALIDATION=introspection does not do: unset it")
 		}
 		if c.ResourceURL == "" && !loopback.Host(c.Host) && c.Host != "" {
 			p.addf("MCP_RESOURCE_URL is required when HOST is not loopback: it is the public URL clients use and the audience tokens must carry")
@@ -514,5 +574,11 @@ func (c *config) introspectConfig() introspect.Config {
 		MaxConcurrency:       c.IntrospectionMaxConcurrency,
 		ClientRate:           rate.Limit(c.IntrospectionClientRate),
 		ClientBurst:          c.IntrospectionClientBurst,
+		Validation:           c.TokenValidation,
+		JWKSURL:              c.JWKSURL,
+		JWKSMinRefresh:       c.JWKSMinRefresh,
+		JWTAlgorithms:        c.JWTAlgorithms,
+		JWTAllowGenericType:  !c.JWTRequireATTyp,
+		JWTIntrospect:        c.JWTIntrospect,
 	}
 }

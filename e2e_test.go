@@ -655,6 +655,9 @@ func TestConfigurationErrorsListedAtOnce(t *testing.T) {
 		"SCOPE_CHALLENGE":       "sometimes",
 		"MCP_RESOURCE_URL":      "ftp://x",
 		"INTROSPECTION_TIMEOUT": "1ms",
+		"TOKEN_VALIDATION":      "both",
+		"JWT_ALGORITHMS":        "RS256 HS256",
+		"JWT_INTROSPECT":        "true",
 	})
 	err := run(context.Background(), nil, env, io.Discard, io.Discard, nil)
 	var ce *configError
@@ -662,7 +665,8 @@ func TestConfigurationErrorsListedAtOnce(t *testing.T) {
 		t.Fatalf("err = %v, want a configuration error", err)
 	}
 	for _, want := range []string{"PORT", "CACHE_MAX_TTL", "MCP_STATELESS", "SCOPE_CHALLENGE", "MCP_RESOURCE_URL",
-		"INTROSPECTION_TIMEOUT", "AUTH_ISSUER_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET"} {
+		"INTROSPECTION_TIMEOUT", "AUTH_ISSUER_URL", "TOKEN_VALIDATION", "JWT_ALGORITHMS",
+		"INTROSPECTION_CLIENT_ID is required with JWT_INTROSPECT=true", "INTROSPECTION_CLIENT_SECRET"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

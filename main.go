@@ -1,7 +1,8 @@
 // Command mcp-gateway is an OAuth-protected MCP server: a calculator whose
 // operations each need their own scope, behind RFC 9728 protected resource
-// metadata and RFC 7662 token introspection against an external
-// authorization server. With no AUTH_ISSUER_URL it runs in development
+// metadata, with tokens of an external authorization server validated by
+// RFC 7662 introspection or, for JWT access tokens (RFC 9068), locally
+// against the issuer's JWKS (TOKEN_VALIDATION). With no AUTH_ISSUER_URL it runs in development
 // mode, with an embedded authorization server on the same listener.
 //
 // Configuration is by environment variables only; see .env.example.
@@ -97,11 +98,15 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 			return err
 		}
 		das, err := devauth.New(devauth.Config{
-			Issuer:         issuer,
-			Resource:       cfg.ResourceURL,
-			Scopes:         cfg.ScopesSupported,
-			AccessTokenTTL: cfg.DevAuthTokenTTL,
-			Logger:         logger.With("component", "devauth"),
+			Issuer:   issuer,
+			Resource: cfg.ResourceURL,
+			Scopes:   cfg.ScopesSupported,
+			Describe: cfg.Policy.Describe,
+			// A client id URL on loopback is a client on this machine;
+			// behind a public tunnel it could be anyone's.
+			AllowLoopbackClientIDs: !cfg.DevAuthAllowPublic,
+			AccessTokenTTL:         cfg.DevAuthTokenTTL,
+			Logger:                 logger.With("component", "devauth"),
 
 			IntrospectionClientID:     cfg.DevAuthIntrospectionClientID,
 			IntrospectionClientSecret: cfg.DevAuthIntrospectionSecret,
@@ -211,14 +216,22 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	return nil
 }
 
-// discover finds the introspection endpoint, retrying with jittered
-// backoff for about a minute.
+// discover finds the introspection endpoint and the issuer's jwks_uri
+// (one discovery serves both), retrying with jittered backoff for about a
+// minute; the JWKS itself is then fetched, and retried, by the verifier's
+// key set.
 func discover(ctx context.Context, v *introspect.Verifier, logger *slog.Logger) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; attempt <= 10; attempt++ {
 		err := v.Discover(ctx)
 		if err == nil {
-			logger.Info("introspection endpoint known", "endpoint", v.Endpoint())
+			jwks := ""
+			if j := v.JWT(); j != nil {
+				jwks = j.Keys().URL()
+			}
+			m := v.Mode()
+			logger.Info("authorization server known", "token_validation", string(m.Validation), "jwt_only", m.JWTOnly,
+				"introspection_endpoint", v.Endpoint(), "jwks_uri", jwks)
 			return
 		}
 		logger.Warn("authorization server discovery failed", "attempt", attempt, "error", err)

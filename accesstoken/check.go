@@ -55,6 +55,27 @@ func (c *Checker) Static(cl *Claims) *InvalidError {
 	return &InvalidError{Reason: ReasonAudience, Detail: "aud does not name this resource"}
 }
 
+// StaticJWT runs the static checks on the claims of a JWT access token the
+// gateway verified itself (RFC 9068 §4). No authorization server vouched
+// for it, so what RFC 9068 §2.2 makes REQUIRED must be there and is not
+// inferred: "exp" (a self-contained token without it would be valid
+// forever) and "iss", which must exactly match the issuer ("MUST exactly
+// match", RFC 9068 §4; not merely up to a trailing slash as for an
+// introspection answer), so the Checker's issuer must be the authorization
+// server's issuer exactly as its metadata declares it. Then Static.
+func (c *Checker) StaticJWT(cl *Claims) *InvalidError {
+	if !cl.HasExp {
+		return &InvalidError{Reason: ReasonFormat, Detail: "exp is required (RFC 9068 §2.2)"}
+	}
+	if cl.Iss == "" {
+		return &InvalidError{Reason: ReasonIssuer, Detail: "iss is required (RFC 9068 §2.2)"}
+	}
+	if c.issuer == "" || cl.Iss != c.issuer {
+		return &InvalidError{Reason: ReasonIssuer, Detail: "iss does not exactly match the issuer"}
+	}
+	return c.Static(cl)
+}
+
 // checkTokenType refuses claims that describe something other than an
 // access token. Several IdPs say "active": true for refresh and ID tokens
 // too; a refresh token presented as a bearer token must not grant access.

@@ -46,7 +46,11 @@ type Claims struct {
 	Username string // "username" (RFC 7662 §2.2)
 	Email    string // "email" (OpenID Connect Core §5.1; Okta, Keycloak)
 	ClientID string // "client_id" (RFC 7662 §2.2, RFC 9068 §2.2)
-	Iss      string // "iss" (RFC 7519 §4.1.1)
+	// Azp is "azp" (OpenID Connect Core §2: the party the token was
+	// issued to), which Auth0, Keycloak, Entra and Clerk put in JWT access
+	// tokens instead of "client_id".
+	Azp string
+	Iss string // "iss" (RFC 7519 §4.1.1)
 
 	// Aud is "aud" (RFC 7519 §4.1.3), a string or an array of strings,
 	// normalised to a slice. HasAud distinguishes a missing claim from an
@@ -57,6 +61,15 @@ type Claims struct {
 	TokenType string // "token_type" (RFC 7662 §2.2): "Bearer", or Ory's "refresh_token" ...
 	TokenUse  string // "token_use" (Ory Hydra, AWS Cognito): "access_token", "refresh_token", "id_token"
 	Typ       string // "typ" (Keycloak): "Bearer", "Refresh", "ID", "Offline"
+}
+
+// Client is the OAuth client the token was issued to: "client_id"
+// (RFC 9068 §2.2), else "azp".
+func (c *Claims) Client() string {
+	if c.ClientID != "" {
+		return c.ClientID
+	}
+	return c.Azp
 }
 
 // maxUnixSeconds bounds accepted timestamps to before year 10000 so that
@@ -96,7 +109,7 @@ func ParseMembers(unmarshal Unmarshal, members map[string]json.RawMessage) (*Cla
 		dst  *string
 	}{
 		{"sub", &c.Sub}, {"username", &c.Username}, {"email", &c.Email},
-		{"client_id", &c.ClientID}, {"iss", &c.Iss},
+		{"client_id", &c.ClientID}, {"azp", &c.Azp}, {"iss", &c.Iss},
 		{"token_type", &c.TokenType}, {"token_use", &c.TokenUse}, {"typ", &c.Typ},
 	} {
 		if *s.dst, err = OptionalString(unmarshal, members[s.name]); err != nil {

@@ -32,13 +32,22 @@ const (
 	// ReasonMalformed: the token is empty or longer than MaxLength; it is
 	// refused without asking anyone.
 	ReasonMalformed Reason = "malformed"
+	// ReasonSignature: a JWT access token (RFC 9068) whose signature does
+	// not verify with the issuer's key, names an algorithm outside the
+	// allowlist, or names a key the issuer's JWKS does not hold.
+	ReasonSignature Reason = "signature"
+	// ReasonFormat: a token that must be a JWT access token is not one
+	// the gateway can verify: not a JWS compact serialization, encrypted
+	// or nested, an unknown critical header, or a required claim ("exp",
+	// "iss") missing or unreadable.
+	ReasonFormat Reason = "format"
 )
 
 // AllReasons lists every Reason, in a stable order: the label set of the
 // refusal metrics is built from it.
 func AllReasons() []Reason {
 	return []Reason{ReasonInactive, ReasonExpired, ReasonNotYetValid, ReasonAudience,
-		ReasonIssuer, ReasonTokenType, ReasonRejected, ReasonMalformed}
+		ReasonIssuer, ReasonTokenType, ReasonRejected, ReasonMalformed, ReasonSignature, ReasonFormat}
 }
 
 // InvalidError means the token was examined and is not acceptable: a

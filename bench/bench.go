@@ -45,6 +45,8 @@ type bench struct {
 	gw       *child
 	null     *child // the cache-hostile floor
 	sdkFloor *child // the cache-hostile floor of a gateway on the SDK
+	jwtAS    *fakeJWTIssuer
+	gwJWT    *child // the gateway with AUTH_ISSUER_URL alone: JWTs verified locally
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
@@ -78,6 +80,14 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if b.as, err = newFakeAS(resource); err != nil {
 		return nil, err
 	}
+	jwtPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	jwtAddr := "127.0.0.1:" + strconv.Itoa(jwtPort)
+	if b.jwtAS, err = newFakeJWTIssuer("http://" + jwtAddr + "/mcp"); err != nil {
+		return nil, err
+	}
 	for _, s := range []struct {
 		c    **child
 		name string
@@ -87,6 +97,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
 		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
 		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
+		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience}},
 	} {
 		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {
 			return nil, err
@@ -96,7 +107,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gw, b.baseline, b.null, b.sdkFloor} {
+	for _, c := range []*child{b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)
@@ -105,6 +116,9 @@ func (b *bench) Close() {
 	}
 	if b.as != nil {
 		b.as.Close()
+	}
+	if b.jwtAS != nil {
+		b.jwtAS.Close()
 	}
 }
 

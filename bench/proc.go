@@ -92,7 +92,7 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind       string // "baseline", "gateway", "null" or "sdkfloor"
+	Kind       string // "baseline", "gateway", "gatewayjwt", "null" or "sdkfloor"
 	Addr       string // listen address; startChild picks one if empty
 	Issuer     string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
 	Resource   string // gateway: MCP_RESOURCE_URL
@@ -249,14 +249,14 @@ func serve(so serveOptions) error {
 		srv = nullServer(so.Issuer)
 	case "sdkfloor":
 		srv, err = sdkFloorServer(so.Issuer, prodLogger())
-	case "gateway":
+	case "gateway", "gatewayjwt":
 		var v *introspect.Verifier
-		srv, v, err = gatewayServer(ctx, so.Resource, so.Issuer, prodLogger())
+		srv, v, err = gatewayServer(ctx, so.Resource, so.Issuer, prodLogger(), so.Kind == "gateway")
 		if v != nil {
 			defer v.Close()
 		}
 	default:
-		err = fmt.Errorf("%s=%q: want baseline, gateway, null or sdkfloor", envServe, so.Kind)
+		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, null or sdkfloor", envServe, so.Kind)
 	}
 	if err != nil {
 		ln.Close()

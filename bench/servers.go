@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -31,6 +32,7 @@ const (
 	defCacheMaxBytes    = introspect.DefaultCacheMaxBytes
 	defMaxBodyBytes     = 1 << 20
 	defSessionTimeout   = 30 * time.Minute
+	defJWKSMinRefresh   = jwtaccess.DefaultMinRefresh
 )
 
 // benchLogger is main.go's logger (JSON, level info) writing nowhere, for
@@ -56,20 +58,26 @@ func listenLoopback() (net.Listener, int, error) {
 }
 
 // newVerifier builds the verifier as main.go does; cacheMaxBytes 0 means
-// the default.
+// the default. With introspection false it is configured as
+// AUTH_ISSUER_URL alone (no introspection credentials): every token must
+// be a JWT verified with the issuer's JWKS.
 // The per-client miss rate (INTROSPECTION_CLIENT_RATE) is left off: every
 // request here comes from one loopback address, and the burst targets
 // measure coalescing, which a rate limit on unknown tokens from one address
 // would (by design) cut short. Metrics are on, as in production.
-func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer) (*introspect.Verifier, error) {
+func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer, introspection bool) (*introspect.Verifier, error) {
 	if cacheMaxBytes == 0 {
 		cacheMaxBytes = defCacheMaxBytes
+	}
+	id, secret := asClientID, asClientSecret
+	if !introspection {
+		id, secret = "", ""
 	}
 	return introspect.New(ctx, introspect.Config{
 		Endpoint:             "", // discovered, as with INTROSPECTION_URL unset
 		Issuer:               issuer,
-		ClientID:             asClientID,
-		ClientSecret:         asClientSecret,
+		ClientID:             id,
+		ClientSecret:         secret,
 		AuthMethod:           introspect.AuthMethodClientSecretBasic,
 		Audiences:            []string{resource},
 		AllowMissingAudience: false,
@@ -79,6 +87,8 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 		CacheNegativeTTL:     defCacheNegativeTTL,
 		CacheMaxBytes:        cacheMaxBytes,
 		MaxConcurrency:       introspect.DefaultMaxConcurrency,
+		JWKSMinRefresh:       defJWKSMinRefresh,
+		JWTAlgorithms:        jwtaccess.DefaultAlgorithms,
 		Observer:             obs,
 		Logger:               logger.With("component", "introspect"),
 	})
@@ -86,15 +96,17 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 
 // gatewayServer is the gateway wired exactly as main.go wires it in
 // production mode (AUTH_ISSUER_URL set, discovery, defaults from
-// .env.example); resource is its MCP_RESOURCE_URL. It returns once
-// discovery is done, as main.go's /readyz would.
-func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger) (*http.Server, *introspect.Verifier, error) {
+// .env.example); resource is its MCP_RESOURCE_URL. introspection says
+// whether it has introspection credentials (without them it accepts JWTs
+// only). It returns once discovery is done (and, for JWTs, the JWKS is
+// fetched), as main.go's /readyz would.
+func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger, introspection bool) (*http.Server, *introspect.Verifier, error) {
 	m := metrics.New(metrics.Labels{
 		AuthOutcomes: labels(gateway.AllAuthOutcomes()),
 		Tools:        tools.Policy().Tools(),
 		Operations:   tools.Operations(),
 	})
-	v, err := newVerifier(ctx, issuer, resource, 0, logger, m)
+	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, introspection)
 	if err != nil {
 		return nil, nil, err
 	}

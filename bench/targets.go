@@ -134,6 +134,25 @@ func (b *bench) goBench(ctx context.Context) error {
 		b.add(row{ID: "2b", Target: "gateway handler, cached token (BenchmarkHandlerCachedToken)",
 			Measured: fmt.Sprintf("%.1fµs/op, %.0f B/op, %.0f allocs/op", r.NsOp/1000, r.BOp, r.Allocs), Goal: "(report)", Verdict: info})
 	}
+	// JWT access tokens (issue 14): one local verification per algorithm,
+	// and a cached JWT.
+	for _, jb := range []struct{ id, pkg, pattern, name string }{
+		{"2c", "./jwtaccess", "^BenchmarkVerify$", "one JWT verification (jwtaccess BenchmarkVerify)"},
+		{"2d", "./introspect", "^BenchmarkVerifyJWT(CacheHit|Miss)$", "Verify of a JWT: cached hit, and a new one (introspect BenchmarkVerifyJWT*)"},
+	} {
+		res, cmdline, err := b.runGoBench(ctx, dir, jb.pkg, jb.pattern, b.o.BenchTime, "1")
+		b.logf("%s", cmdline)
+		if err != nil {
+			b.add(row{ID: jb.id, Target: jb.name, Measured: "not measured: " + oneLine(err.Error(), 160), Goal: "(report)", Verdict: info})
+			continue
+		}
+		var parts []string
+		for _, r := range res {
+			b.logf("%s-%d  %.1f ns/op  %.0f B/op  %.0f allocs/op", r.Name, r.CPU, r.NsOp, r.BOp, r.Allocs)
+			parts = append(parts, fmt.Sprintf("%s %.1fµs/op %.0f allocs/op", strings.TrimPrefix(strings.TrimPrefix(r.Name, "BenchmarkVerify/"), "BenchmarkVerify"), r.NsOp/1000, r.Allocs))
+		}
+		b.add(row{ID: jb.id, Target: jb.name, Measured: strings.Join(parts, "; "), Goal: "(report, -cpu 1)", Verdict: info})
+	}
 	return nil
 }
 

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 type landingScope struct {
@@ -144,12 +142,16 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 	if info.AuthorizationServers == nil {
 		info.AuthorizationServers = []string{}
 	}
+	// The advertised scopes, then those the policy only describes (a
+	// parent such as "op"), each with what it allows.
 	list := append([]string(nil), cfg.ScopesSupported...)
-	if !slices.Contains(list, scopes.Parent) {
-		list = append(list, scopes.Parent)
+	for _, s := range cfg.Policy.Described() {
+		if !slices.Contains(list, s) {
+			list = append(list, s)
+		}
 	}
 	for _, s := range list {
-		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: scopes.Describe(s)})
+		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: cfg.Policy.Describe(s)})
 	}
 	var buf bytes.Buffer
 	if err := landingTemplate.Execute(&buf, info); err != nil {

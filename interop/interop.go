@@ -36,8 +36,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
-	"golang.org/x/net/html"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/htmlform"
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
@@ -85,10 +85,10 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "oidc-provider")
 }
 
-// install runs npm ci in dir unless the pinned oidc-provider is already
+// install runs npm ci in dir unless the pinned package pkg is already
 // there, holding a lock so that parallel test binaries install once.
-func install(dir string) error {
-	marker := filepath.Join(dir, "node_modules", "oidc-provider", "package.json")
+func install(dir, pkg string) error {
+	marker := filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
@@ -121,14 +121,31 @@ func unavailable(tb testing.TB, format string, args ...any) {
 	tb.Fatalf("interop: %s; install Node.js >= 20.19 with npm (the npm registry must be reachable the first time), or set INTEROP_SKIP=1 to skip", msg)
 }
 
+// Options change how the provider issues tokens.
+type Options struct {
+	// AccessTokenFormat is "opaque" (default) or "jwt": RFC 9068 JWT access
+	// tokens (typ at+jwt, RS256, signed with the current key; see
+	// Provider.RotateKeys).
+	AccessTokenFormat string
+}
+
 // Start runs oidc-provider on a free loopback port for the duration of the
-// test, issuing tokens for resourceURLs (at least one; the first is the
-// default resource). It installs the pinned npm packages on first use (see
-// the package comment). The process group
+// test, issuing opaque tokens for resourceURLs (at least one; the first is
+// the default resource). It installs the pinned npm packages on first use
+// (see the package comment). The process group
 // is terminated in tb.Cleanup; the server's stderr is logged only when the
 // test failed.
 func Start(tb testing.TB, resourceURLs ...string) *Provider {
 	tb.Helper()
+	return StartWith(tb, Options{}, resourceURLs...)
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, opts Options, resourceURLs ...string) *Provider {
+	tb.Helper()
+	if opts.AccessTokenFormat == "" {
+		opts.AccessTokenFormat = "opaque"
+	}
 	if len(resourceURLs) == 0 {
 		tb.Fatalf("interop.Start: at least one resource URL is required")
 	}
@@ -145,7 +162,7 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 		unavailable(tb, "node is not on PATH")
 	}
 	dir := Dir()
-	if err := install(dir); err != nil {
+	if err := install(dir, "oidc-provider"); err != nil {
 		unavailable(tb, "installing oidc-provider in %s: %v", dir, err)
 	}
 
@@ -156,6 +173,7 @@ func Start(tb testing.TB, resourceURLs ...string) *Provider {
 		"RESOURCE_URLS="+strings.Join(resourceURLs, ","),
 		"INTROSPECTION_CLIENT_ID="+DefaultIntrospectionClientID,
 		"INTROSPECTION_CLIENT_SECRET="+DefaultIntrospectionClientSecret,
+		"ACCESS_TOKEN_FORMAT="+opts.AccessTokenFormat,
 		"NODE_ENV=development",
 	)
 	setProcessGroup(cmd)
@@ -336,31 +354,32 @@ func (p *Provider) Login(ctx context.Context, authURL, user string) (*url.URL, e
 			return redirectResult(final)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("interop.Login: %s %s: HTTP %d: %s", req.Method, resp.Request.URL.Redacted(), resp.StatusCode, pageText(body))
+			return nil, fmt.Errorf("interop.Login: %s %s: HTTP %d: %s", req.Method, resp.Request.URL.Redacted(), resp.StatusCode, htmlform.Text(body))
 		}
-		form, err := parseForm(body, resp.Request.URL)
+		form, err := htmlform.First(body, resp.Request.URL, "")
 		if err != nil {
-			return nil, fmt.Errorf("interop.Login: page %s: %w: %s", resp.Request.URL.Redacted(), err, pageText(body))
+			return nil, fmt.Errorf("interop.Login: page %s: %w: %s", resp.Request.URL.Redacted(), err, htmlform.Text(body))
 		}
-		if _, ok := form.values["login"]; ok {
-			form.values.Set("login", user)
+		values := form.Values()
+		if _, ok := values["login"]; ok {
+			values.Set("login", user)
 		}
-		if _, ok := form.values["password"]; ok {
-			form.values.Set("password", "any-password")
+		if _, ok := values["password"]; ok {
+			values.Set("password", "any-password")
 		}
-		if !p.isProvider(form.action) {
+		if !p.isProvider(form.Action) {
 			// response_mode=form_post: the page posts the response to the
 			// client; hand it back as a query URL instead.
-			u := *form.action
-			u.RawQuery = form.values.Encode()
+			u := *form.Action
+			u.RawQuery = values.Encode()
 			return redirectResult(&u)
 		}
-		if form.method == http.MethodGet {
-			u := *form.action
-			u.RawQuery = form.values.Encode()
+		if form.Method == http.MethodGet {
+			u := *form.Action
+			u.RawQuery = values.Encode()
 			req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		} else {
-			req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.action.String(), strings.NewReader(form.values.Encode()))
+			req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.Action.String(), strings.NewReader(values.Encode()))
 			if err == nil {
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
@@ -382,103 +401,6 @@ func redirectResult(u *url.URL) (*url.URL, error) {
 		return u, &AuthorizationError{Code: code, Description: q.Get("error_description")}
 	}
 	return u, nil
-}
-
-type htmlForm struct {
-	action *url.URL
-	method string
-	values url.Values
-}
-
-// parseForm returns the first form of an HTML page with its action resolved
-// against base and the names and values of its inputs.
-func parseForm(page []byte, base *url.URL) (*htmlForm, error) {
-	doc, err := html.Parse(bytes.NewReader(page))
-	if err != nil {
-		return nil, err
-	}
-	attr := func(n *html.Node, key string) (string, bool) {
-		for _, a := range n.Attr {
-			if strings.EqualFold(a.Key, key) {
-				return a.Val, true
-			}
-		}
-		return "", false
-	}
-	var form *html.Node
-	var find func(*html.Node)
-	find = func(n *html.Node) {
-		if form != nil {
-			return
-		}
-		if n.Type == html.ElementNode && n.Data == "form" {
-			form = n
-			return
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			find(c)
-		}
-	}
-	find(doc)
-	if form == nil {
-		return nil, errors.New("no form")
-	}
-	action, _ := attr(form, "action")
-	actionURL, err := base.Parse(action)
-	if err != nil {
-		return nil, fmt.Errorf("form action %q: %w", action, err)
-	}
-	method, _ := attr(form, "method")
-	f := &htmlForm{action: actionURL, method: strings.ToUpper(method), values: url.Values{}}
-	if f.method == "" {
-		f.method = http.MethodGet
-	}
-	var inputs func(*html.Node)
-	inputs = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == "input" {
-			name, _ := attr(n, "name")
-			typ, _ := attr(n, "type")
-			if name != "" && !strings.EqualFold(typ, "submit") && !strings.EqualFold(typ, "button") {
-				val, _ := attr(n, "value")
-				f.values.Add(name, val)
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			inputs(c)
-		}
-	}
-	inputs(form)
-	return f, nil
-}
-
-// pageText is the visible text of an HTML page, shortened, for error messages.
-func pageText(page []byte) string {
-	doc, err := html.Parse(bytes.NewReader(page))
-	if err != nil {
-		return string(page[:min(len(page), 300)])
-	}
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && (n.Data == "script" || n.Data == "style" || n.Data == "head") {
-			return
-		}
-		if n.Type == html.TextNode {
-			if t := strings.TrimSpace(n.Data); t != "" {
-				b.WriteString(t)
-				b.WriteByte(' ')
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	s := b.String()
-	if len(s) > 500 {
-		s = s[:500] + "..."
-	}
-	return s
 }
 
 // AuthorizationCodeFetcher returns an [auth.AuthorizationCodeFetcher] for the
@@ -514,6 +436,32 @@ func (p *Provider) Introspect(ctx context.Context, token string) ([]byte, error)
 func (p *Provider) Revoke(ctx context.Context, token string) error {
 	_, err := p.postForm(ctx, p.RevocationEndpoint, url.Values{"token": {token}})
 	return err
+}
+
+// RotateKeys makes the provider generate a new signing key, publish it at
+// its jwks_uri next to the previous ones, and sign with it from now on,
+// without a restart (server.mjs's test-only /__interop/rotate-keys). It
+// returns the new key's kid.
+func (p *Provider) RotateKeys(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+"/__interop/rotate-keys", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		KID string `json:"kid"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("rotate keys: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.KID == "" {
+		return "", fmt.Errorf("rotate keys: bad answer: %v", err)
+	}
+	return out.KID, nil
 }
 
 func (p *Provider) postForm(ctx context.Context, endpoint string, form url.Values) ([]byte, error) {

@@ -165,3 +165,50 @@ func TestCacheCostBounded(t *testing.T) {
 	}
 	t.Logf("live cost %d of %d, %d keys evicted", live, maxBytes, c.Metrics.KeysEvicted())
 }
+
+// BenchmarkVerifyJWTCacheHit: a JWT verified once, then served from the
+// cache (AUTH_ISSUER_URL alone: JWTs only).
+func BenchmarkVerifyJWTCacheHit(b *testing.B) {
+	as := newJWTAS(b)
+	v, _, _ := newJWTVerifier(b, as, false)
+	tok := as.jwt.AccessToken("alice", []string{"op:add", "op:sub"}, testResource, time.Hour)
+	if _, err := v.Verify(b.Context(), tok); err != nil {
+		b.Fatal(err)
+	}
+	v.Wait()
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyJWTMiss: a new JWT every time, verified locally and
+// cached (the cache-hostile path of JWT mode), RS256.
+func BenchmarkVerifyJWTMiss(b *testing.B) {
+	as := newJWTAS(b)
+	v, _, _ := newJWTVerifier(b, as, false)
+	const n = 4096
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = as.jwt.AccessToken(fmt.Sprintf("user-%d", i), []string{"op:add"}, testResource, time.Hour)
+	}
+	ctx := b.Context()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if i == n {
+			b.StopTimer()
+			v.Close() // a fresh cache, so every Verify stays a miss
+			v, _, _ = newJWTVerifier(b, as, false)
+			i = 0
+			b.StartTimer()
+		}
+		if _, err := v.Verify(ctx, toks[i]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

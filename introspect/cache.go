@@ -254,7 +254,7 @@ func (v *Verifier) serveStale(e *entry, err error) (*auth.TokenInfo, bool) {
 // shared rather than copied per token.
 func tokenInfo(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 	n := 0
-	for _, present := range [...]bool{c.HasAud, c.Sub != "", c.Username != "", c.Email != "", c.ClientID != ""} {
+	for _, present := range [...]bool{c.HasAud, c.Sub != "", c.Username != "", c.Email != "", c.Client() != ""} {
 		if present {
 			n++
 		}
@@ -268,7 +268,7 @@ func tokenInfo(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 		ti.UserID = c.Username
 	}
 	for _, kv := range [...]struct{ k, v string }{
-		{"sub", c.Sub}, {"username", c.Username}, {"email", c.Email}, {"client_id", c.ClientID},
+		{"sub", c.Sub}, {"username", c.Username}, {"email", c.Email}, {"client_id", c.Client()},
 	} {
 		if kv.v != "" {
 			ti.Extra[kv.k] = kv.v

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
 // Client authentication methods for the introspection call (RFC 7662 §2.1
@@ -111,6 +112,29 @@ type Config struct {
 	ClientRate  rate.Limit
 	ClientBurst int
 
+	// Validation selects how tokens are validated (TOKEN_VALIDATION):
+	// ValidationAuto (default when empty), ValidationJWT or
+	// ValidationIntrospection. See validate.go.
+	Validation TokenValidation
+	// JWKSURL is the issuer's JWKS (JWKS_URL). Empty: the metadata's
+	// "jwks_uri", found by the same discovery as the introspection
+	// endpoint. With JWKSURL set, Issuer must be exactly the "iss" of the
+	// tokens (RFC 9068 §4); otherwise the metadata's "issuer" is used.
+	JWKSURL string
+	// JWKSMinRefresh is the least time between JWKS fetches caused by
+	// tokens naming unknown keys (JWKS_MIN_REFRESH). Default 30s.
+	JWKSMinRefresh time.Duration
+	// JWTAlgorithms is the JWS "alg" allowlist (JWT_ALGORITHMS). Empty:
+	// jwtaccess.DefaultAlgorithms.
+	JWTAlgorithms []string
+	// JWTAllowGenericType accepts JWT access tokens typed "JWT" or not
+	// typed (JWT_REQUIRE_AT_TYP=false); otherwise only "at+jwt".
+	JWTAllowGenericType bool
+	// JWTIntrospect also introspects JWTs after verifying them locally
+	// (JWT_INTROSPECT=true), so that a revoked JWT is refused within
+	// CacheMaxTTL. Needs ClientID and ClientSecret.
+	JWTIntrospect bool
+
 	// Shared is the cache tier shared with other machines (Redis) and the
 	// revocations cached answers are checked against (shared.go). The
 	// zero value: neither.
@@ -134,11 +158,43 @@ func (c *Config) validate() error {
 			add("Issuer: %v", err)
 		}
 	}
-	if c.ClientID == "" {
-		add("ClientID is required")
+	switch c.Validation {
+	case "", ValidationAuto, ValidationJWT, ValidationIntrospection:
+	default:
+		add("Validation %q is not %s, %s or %s", c.Validation, ValidationAuto, ValidationJWT, ValidationIntrospection)
 	}
-	if c.ClientSecret == "" {
-		add("ClientSecret is required")
+	// Credentials are needed only where introspection is used: always in
+	// introspection mode, and for JWTIntrospect. In auto mode without them
+	// every token must be a JWT.
+	switch {
+	case c.ClientID == "" && c.ClientSecret != "":
+		add("ClientID is required with ClientSecret")
+	case c.ClientID != "" && c.ClientSecret == "":
+		add("ClientSecret is required with ClientID")
+	case c.ClientID == "" && c.Validation == ValidationIntrospection:
+		add("ClientID and ClientSecret are required for introspection")
+	case c.ClientID == "" && c.JWTIntrospect:
+		add("JWTIntrospect needs ClientID and ClientSecret (introspection)")
+	}
+	if c.Validation == ValidationIntrospection && c.JWTIntrospect {
+		add("JWTIntrospect applies to locally verified JWTs, which Validation %q does not verify", c.Validation)
+	}
+	if c.Validation != ValidationIntrospection {
+		// Without an issuer, auto mode with credentials introspects
+		// everything; a mode that accepts only JWTs cannot work.
+		if c.Issuer == "" && (c.Validation == ValidationJWT || c.ClientID == "") {
+			add("Issuer is required to verify JWTs (their iss must equal it)")
+		}
+		if c.JWKSURL != "" {
+			if _, err := urlrule.Server(c.JWKSURL); err != nil {
+				add("JWKSURL: %v", err)
+			}
+		}
+		if len(c.JWTAlgorithms) > 0 {
+			if _, err := jwtaccess.ParseAlgorithms(c.JWTAlgorithms); err != nil {
+				add("JWTAlgorithms: %v", err)
+			}
+		}
 	}
 	switch c.AuthMethod {
 	case "", AuthMethodClientSecretBasic, AuthMethodClientSecretPost:
@@ -156,7 +212,7 @@ func (c *Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"ClockSkew", c.ClockSkew}, {"Timeout", c.Timeout}, {"CacheMaxTTL", c.CacheMaxTTL}, {"StaleIfError", c.StaleIfError}} {
+	}{{"ClockSkew", c.ClockSkew}, {"Timeout", c.Timeout}, {"CacheMaxTTL", c.CacheMaxTTL}, {"StaleIfError", c.StaleIfError}, {"JWKSMinRefresh", c.JWKSMinRefresh}} {
 		if d.v < 0 {
 			add("%s must not be negative", d.name)
 		}
@@ -212,6 +268,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ClientRate > 0 && c.ClientBurst == 0 {
 		c.ClientBurst = max(1, int(math.Ceil(float64(c.ClientRate))))
+	}
+	if c.Validation == "" {
+		c.Validation = ValidationAuto
+	}
+	if c.JWKSMinRefresh == 0 {
+		c.JWKSMinRefresh = jwtaccess.DefaultMinRefresh
 	}
 	c.Audiences = append([]string(nil), c.Audiences...)
 }

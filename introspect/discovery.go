@@ -166,40 +166,56 @@ func fetchMetadata(ctx context.Context, client *http.Client, u string) (md *Serv
 	return md, http.StatusOK, nil
 }
 
-// Discover finds the introspection endpoint from Config.Issuer if it is not
-// known yet. It is idempotent and safe for concurrent use: concurrent calls
-// share one discovery, which is not cancelled when the first caller's ctx
-// ends. A discovered endpoint must satisfy the same URL rules as a
-// configured one (https, or http on loopback).
+// Discover fetches the issuer's metadata if it is still needed: for the
+// introspection endpoint when introspection is used and no Endpoint was
+// configured, and for the "jwks_uri" when JWTs are verified locally and no
+// JWKSURL was configured (one discovery serves both). It is idempotent and
+// safe for concurrent use: concurrent calls share one discovery, which is
+// not cancelled when the first caller's ctx ends. A discovered endpoint
+// must satisfy the same URL rules as a configured one (https, or http on
+// loopback).
 func (v *Verifier) Discover(ctx context.Context) error {
-	if v.Endpoint() != "" {
+	if !v.needsDiscovery() {
+		if jv := v.local.jwt.Load(); jv != nil {
+			jv.Keys().Start()
+		}
 		return nil
 	}
 	ch := v.discover.DoChan("discover", func() (any, error) {
-		if v.Endpoint() != "" {
+		if !v.needsDiscovery() {
 			return nil, nil
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.Timeout)
 		defer cancel()
 		md, err := DiscoverMetadata(dctx, v.client, v.cfg.Issuer)
 		if err != nil {
-			v.log.Warn("introspection endpoint discovery failed", "issuer", v.cfg.Issuer, "err", err)
+			v.log.Warn("authorization server discovery failed", "issuer", v.cfg.Issuer, "err", err)
 			return nil, err
 		}
-		if md.IntrospectionEndpoint == "" {
-			return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint", v.cfg.Issuer)
+		if v.local.introspects && v.Endpoint() == "" {
+			if md.IntrospectionEndpoint == "" {
+				return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint", v.cfg.Issuer)
+			}
+			if _, err := urlrule.Server(md.IntrospectionEndpoint); err != nil {
+				return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w", err)
+			}
+			if m := md.IntrospectionEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, v.cfg.AuthMethod) {
+				v.log.Warn("authorization server does not list our introspection auth method",
+					"auth_method", v.cfg.AuthMethod, "supported", m)
+			}
 		}
-		if _, err := urlrule.Server(md.IntrospectionEndpoint); err != nil {
-			return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w", err)
-		}
-		if m := md.IntrospectionEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, v.cfg.AuthMethod) {
-			v.log.Warn("authorization server does not list our introspection auth method",
-				"auth_method", v.cfg.AuthMethod, "supported", m)
+		if err := v.setupFromMetadata(md); err != nil {
+			return nil, err
 		}
 		v.metadata.Store(md)
-		ep := md.IntrospectionEndpoint
-		v.endpoint.Store(&ep)
-		v.log.Info("introspection endpoint discovered", "issuer", v.cfg.Issuer, "endpoint", ep)
+		if v.local.introspects && v.Endpoint() == "" {
+			ep := md.IntrospectionEndpoint
+			v.endpoint.Store(&ep)
+			v.log.Info("introspection endpoint discovered", "issuer", v.cfg.Issuer, "endpoint", ep)
+		}
+		if jv := v.local.jwt.Load(); jv != nil {
+			jv.Keys().Start()
+		}
 		return nil, nil
 	})
 	select {

@@ -63,10 +63,15 @@ func basicAuthorization(id, secret string) string {
 // ms) when the connection failed before any response, and returns the
 // answer's claims, unchecked.
 func (v *Verifier) introspect(ctx context.Context, token string) (*accesstoken.Claims, error) {
-	if err := v.Discover(ctx); err != nil { // at once when already known
-		return nil, unavailable("introspection endpoint unknown: %w", err)
+	if v.Endpoint() == "" {
+		if err := v.Discover(ctx); err != nil {
+			return nil, unavailable("introspection endpoint unknown: %w", err)
+		}
 	}
 	endpoint := v.Endpoint()
+	if endpoint == "" {
+		return nil, unavailable("introspection is not configured: no introspection credentials")
+	}
 
 	// §2.1: POST, form-encoded, "token" plus the optional "token_type_hint".
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}

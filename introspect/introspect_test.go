@@ -339,8 +339,18 @@ func TestNewValidation(t *testing.T) {
 		{name: "bad auth method", mod: func(c *Config) { c.AuthMethod = "private_key_jwt" }, wantErr: []string{"AuthMethod"}},
 		{name: "negative durations", mod: func(c *Config) { c.Timeout = -1; c.ClockSkew = -1 }, wantErr: []string{"Timeout", "ClockSkew"}},
 		{name: "everything wrong at once", mod: func(c *Config) {
-			*c = Config{AuthMethod: "x", Audiences: []string{""}, CacheMaxBytes: -1}
+			*c = Config{Validation: ValidationIntrospection, AuthMethod: "x", Audiences: []string{""}, CacheMaxBytes: -1}
 		}, wantErr: []string{"Endpoint or Issuer", "ClientID", "ClientSecret", "AuthMethod", "Audiences[0]", "CacheMaxBytes"}},
+		{name: "no credentials: auto means jwt", mod: func(c *Config) { c.ClientID, c.ClientSecret, c.Issuer = "", "", "https://as.example.com" }},
+		{name: "no credentials, no issuer", mod: func(c *Config) { c.ClientID, c.ClientSecret, c.Issuer = "", "", "" }, wantErr: []string{"Issuer is required to verify JWTs"}},
+		{name: "client id without secret", mod: func(c *Config) { c.ClientSecret = "" }, wantErr: []string{"ClientSecret is required with ClientID"}},
+		{name: "introspection without credentials", mod: func(c *Config) { c.Validation = ValidationIntrospection; c.ClientID, c.ClientSecret = "", "" }, wantErr: []string{"required for introspection"}},
+		{name: "JWTIntrospect without credentials", mod: func(c *Config) { c.JWTIntrospect = true; c.ClientID, c.ClientSecret = "", "" }, wantErr: []string{"JWTIntrospect needs"}},
+		{name: "JWTIntrospect in introspection mode", mod: func(c *Config) { c.JWTIntrospect = true; c.Validation = ValidationIntrospection }, wantErr: []string{"JWTIntrospect applies"}},
+		{name: "unknown validation", mod: func(c *Config) { c.Validation = "both" }, wantErr: []string{"Validation \"both\""}},
+		{name: "HMAC algorithm", mod: func(c *Config) { c.JWTAlgorithms = []string{"RS256", "HS256"} }, wantErr: []string{"JWTAlgorithms", "HS256"}},
+		{name: "http JWKS URL", mod: func(c *Config) { c.JWKSURL = "http://idp.example.com/jwks" }, wantErr: []string{"JWKSURL", "https"}},
+		{name: "negative JWKSMinRefresh", mod: func(c *Config) { c.JWKSMinRefresh = -1 }, wantErr: []string{"JWKSMinRefresh"}},
 		{name: "no audiences", mod: func(c *Config) { c.Audiences = nil }, wantErr: []string{"audience"}},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: a
@@ -21,12 +22,38 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type countingObserver struct {
 	hits, misses, evictions, stale atomic.Int64
 
-	mu       sync.Mutex
-	outcomes []string
-	shed     map[string]int
+	mu          sync.Mutex
+	outcomes    []string
+	shed        map[string]int
+	validations map[string]int // "validator/accepted|refused"
+	jwks        []string
 }
 
-func newCountingObserver() *countingObserver { return &countingObserver{shed: map[string]int{}} }
+func newCountingObserver() *countingObserver {
+	return &countingObserver{shed: map[string]int{}, validations: map[string]int{}}
+}
+
+func (o *countingObserver) JWKSFetch(outcome jwtaccess.FetchOutcome, _ time.Duration) {
+	o.mu.Lock()
+	o.jwks = append(o.jwks, string(outcome))
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) Validation(v Validator, accepted bool) {
+	r := "refused"
+	if accepted {
+		r = "accepted"
+	}
+	o.mu.Lock()
+	o.validations[string(v)+"/"+r]++
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) validated(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.validations[key]
+}
 
 func (o *countingObserver) IntrospectionCall(outcome Outcome, _ time.Duration) {
 	o.mu.Lock()

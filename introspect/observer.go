@@ -1,6 +1,24 @@
 package introspect
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+)
+
+// Validator names what decided about a token: local verification of a
+// JWT access token (RFC 9068), or RFC 7662 introspection.
+type Validator string
+
+// The validators.
+const (
+	ValidatorJWT           Validator = "jwt"
+	ValidatorIntrospection Validator = "introspection"
+)
+
+// AllValidators lists every Validator in a stable order (a metric's label
+// set).
+func AllValidators() []Validator { return []Validator{ValidatorJWT, ValidatorIntrospection} }
 
 // Outcome says how one HTTP exchange with the introspection endpoint ended.
 type Outcome string
@@ -41,6 +59,13 @@ func AllShedReasons() []ShedReason { return []ShedReason{ShedConcurrency, ShedRa
 // must be safe for concurrent use and cheap: CacheHit is on the hot path.
 // Nothing passed to an Observer identifies a token or its owner.
 type Observer interface {
+	// JWKSFetch reports one fetch of the issuer's JWKS
+	// (jwtaccess.Observer).
+	jwtaccess.Observer
+	// Validation reports a token validated (a cache miss decided) by
+	// validator, accepted or refused. Under JWTIntrospect a JWT is
+	// reported by both validators.
+	Validation(validator Validator, accepted bool)
 	// IntrospectionCall reports one HTTP exchange with the introspection
 	// endpoint, how it ended and how long it took.
 	IntrospectionCall(outcome Outcome, d time.Duration)
@@ -59,9 +84,11 @@ type Observer interface {
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) IntrospectionCall(Outcome, time.Duration) {}
-func (NopObserver) CacheHit()                                {}
-func (NopObserver) CacheMiss()                               {}
-func (NopObserver) CacheEviction()                           {}
-func (NopObserver) StaleUse()                                {}
-func (NopObserver) Shed(ShedReason)                          {}
+func (NopObserver) JWKSFetch(jwtaccess.FetchOutcome, time.Duration) {}
+func (NopObserver) Validation(Validator, bool)                      {}
+func (NopObserver) IntrospectionCall(Outcome, time.Duration)        {}
+func (NopObserver) CacheHit()                                       {}
+func (NopObserver) CacheMiss()                                      {}
+func (NopObserver) CacheEviction()                                  {}
+func (NopObserver) StaleUse()                                       {}
+func (NopObserver) Shed(ShedReason)                                 {}

@@ -1,5 +1,7 @@
 // Package introspect verifies OAuth 2.0 bearer tokens for a resource server
-// (the MCP gateway) with RFC 7662 token introspection.
+// (the MCP gateway) with RFC 7662 token introspection and, for JWT access
+// tokens (RFC 9068), locally with package jwtaccess (TOKEN_VALIDATION;
+// validate.go decides which validator runs; one cache serves both).
 //
 // A [Verifier] posts each unknown token to the authorization server's
 // introspection endpoint (configured, or discovered with RFC 8414 / OpenID
@@ -10,7 +12,8 @@
 // introspection call.
 //
 // Files, one concept each: config.go (Config and its defaults),
-// verifier.go (Verify: the cache, coalescing and the decision), cache.go
+// verifier.go (Verify: the cache, coalescing and the decision), validate.go
+// (which validator decides: local JWT verification or introspection), cache.go
 // (cached verdicts), admission.go (which misses may cost a call),
 // exchange.go (the RFC 7662 request and the classification of its answer),
 // response.go (RFC 7662 §2.2 parsing), discovery.go (RFC 8414), errors.go
@@ -42,6 +45,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
 // Verifier verifies bearer tokens by RFC 7662 introspection. It is safe for
@@ -70,6 +74,7 @@ type Verifier struct {
 	authFailure atomic.Pointer[ClientAuthError] // set on 401/403/invalid_client, cleared by a 200
 
 	obs      Observer
+	local    local           // the JWT side (validate.go)
 	tier     *tier           // the shared tier and revocations (shared.go); nil: none
 	sem      chan struct{}   // MaxConcurrency introspection slots
 	shedWait time.Duration   // how long a miss waits for a slot
@@ -127,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		v.client = newHTTPClient()
 		v.ownsClient = true
 	}
-	if cfg.AuthMethod == AuthMethodClientSecretBasic {
+	if cfg.AuthMethod == AuthMethodClientSecretBasic && cfg.ClientID != "" {
 		v.basicHeader = basicAuthorization(cfg.ClientID, cfg.ClientSecret)
 	}
 	if cfg.Endpoint != "" {
@@ -139,6 +144,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("introspect: cache: %w", err)
 	}
 	v.cache = c
+	if err := v.initLocal(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -165,6 +174,7 @@ func (v *Verifier) Close() {
 	v.cacheMu.Unlock()
 	v.stopNow()
 	v.inflight.Wait()
+	v.closeLocal()
 	if v.ownsClient {
 		v.client.CloseIdleConnections()
 	}
@@ -176,7 +186,9 @@ func (v *Verifier) Close() {
 // with the cache and must be treated as read-only.
 //
 // Errors: *accesstoken.InvalidError (unwraps to auth.ErrInvalidToken),
-// *UnavailableError (also when shed for load: it then wraps ErrOverloaded),
+// *UnavailableError (also when shed for load: it then wraps ErrOverloaded;
+// and, when a JWT must be verified locally, when the issuer's metadata or
+// JWKS cannot be fetched),
 // *ClientAuthError, *RateLimitError (too many cache misses from the client
 // named by WithClient); if ctx ends while waiting, an *UnavailableError
 // wrapping ctx's cause.
@@ -214,6 +226,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 // every other waiter), so it runs detached with its own timeout, and each
 // caller waits on its own context.
 func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
+	if v.local.usesJWT {
+		if info, err, decided := v.verifyLocal(ctx, token, &digest); decided {
+			return info, err
+		}
+	}
 	ch := v.calls.DoChan(v.flightKey(&digest), func() (res any, err error) {
 		// The shared tier (shared.go): another machine's verdict, or its
 		// lock and then its answer; this machine's verdict is shared.
@@ -274,6 +291,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		var invalid *accesstoken.InvalidError
 		if errors.As(err, &invalid) {
 			v.storeRefusal(&entry{digest: *digest, err: invalid}, now)
+			v.obs.Validation(ValidatorIntrospection, false)
 		}
 		return nil, err
 	}
@@ -282,7 +300,8 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 	if st := v.checker.Static(c); st != nil {
 		e.err = st
 		v.storeRefusal(e, now)
-		v.log.Debug("introspection: token refused", "reason", string(st.Reason))
+		v.obs.Validation(ValidatorIntrospection, false)
+		v.log.Debug("token refused", "validator", string(ValidatorIntrospection), "reason", string(st.Reason))
 		return nil, st
 	}
 	e.info = tokenInfo(c, v.known)
@@ -293,7 +312,9 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		// recomputes "expired" from exp.
 		v.storeRefusal(e, now)
 	}
-	if err := accesstoken.CheckTime(e.exp, e.nbf, now, v.cfg.ClockSkew); err != nil {
+	err = accesstoken.CheckTime(e.exp, e.nbf, now, v.cfg.ClockSkew)
+	v.obs.Validation(ValidatorIntrospection, err == nil)
+	if err != nil {
 		return nil, err
 	}
 	return e.info, nil
@@ -315,37 +336,48 @@ func (v *Verifier) storeRefusal(e *entry, now time.Time) {
 // doctor). Claims is nil when no answer could be had or the answer was
 // "active": false.
 type Inspection struct {
-	Claims *accesstoken.Claims
+	// Validator is what decided: local JWT verification or introspection.
+	Validator Validator
+	// NotLocal, under TOKEN_VALIDATION=jwt, says why the token could not
+	// be verified locally (not a JWS, algorithm, no key).
+	NotLocal *jwtaccess.NotLocalError
+	Claims   *accesstoken.Claims
 	// Err is the verdict: nil when the token would be accepted, else the
 	// error Verify would return.
 	Err error
 }
 
-// Inspect introspects token without the cache, coalescing or admission,
-// and returns the claims together with the verdict, so that a diagnosis
-// can say why a token is refused. It is the same exchange and the same
-// checks as Verify. The token is never logged or kept.
+// Inspect validates token without the cache, coalescing or admission, by
+// the validator Verify would use (a JWT verified locally, or
+// introspection), and returns the claims together with the verdict, so
+// that a diagnosis can say why a token is refused. It is the same
+// exchange and the same checks as Verify. The token is never logged or
+// kept.
 func (v *Verifier) Inspect(ctx context.Context, token string) *Inspection {
 	if token == "" || len(token) > accesstoken.MaxLength {
 		return &Inspection{Err: &accesstoken.InvalidError{Reason: accesstoken.ReasonMalformed}}
+	}
+	if in, ok := v.inspectLocal(ctx, token); ok {
+		return in
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
 	c, err := v.introspect(ctx, token)
 	if err != nil {
-		return &Inspection{Err: err}
+		return &Inspection{Validator: ValidatorIntrospection, Err: err}
 	}
 	if st := v.checker.Static(c); st != nil {
-		return &Inspection{Claims: c, Err: st}
+		return &Inspection{Validator: ValidatorIntrospection, Claims: c, Err: st}
 	}
 	err = accesstoken.CheckTime(accesstoken.Time(c.Exp, c.HasExp), accesstoken.Time(c.Nbf, c.HasNbf), v.cfg.Now(), v.cfg.ClockSkew)
-	return &Inspection{Claims: c, Err: err}
+	return &Inspection{Validator: ValidatorIntrospection, Claims: c, Err: err}
 }
 
 // Ready reports whether the Verifier can verify tokens: nil when the
 // introspection endpoint is known (discovering it now if not) and the
 // authorization server has not refused the gateway's credentials since the
-// last successful introspection; otherwise an error saying why.
+// last successful introspection, and, when every token must be a JWT, the
+// issuer's JWKS has been fetched; otherwise an error saying why.
 func (v *Verifier) Ready(ctx context.Context) error {
 	if err := v.Discover(ctx); err != nil {
 		return err
@@ -353,7 +385,7 @@ func (v *Verifier) Ready(ctx context.Context) error {
 	if e := v.authFailure.Load(); e != nil {
 		return e
 	}
-	return nil
+	return v.readyLocal(ctx)
 }
 
 // track registers a shared introspection so Close can cancel and wait for

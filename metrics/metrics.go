@@ -1,6 +1,7 @@
 // Package metrics holds the gateway's Prometheus metrics: HTTP requests,
 // authentication outcomes, introspection calls and cache behaviour (as an
-// introspect.Observer), load shedding and MCP tool calls.
+// introspect.Observer), which validator decided (JWT or introspection),
+// JWKS fetches, load shedding and MCP tool calls.
 //
 // Every label value is taken from a small fixed set, or clamped to one, so
 // the number of series is bounded whatever clients send; nothing that
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
 const namespace = "mcp_gateway"
@@ -87,10 +89,13 @@ type Metrics struct {
 	staleUses    prometheus.Counter
 	shed         *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
+	validations  *prometheus.CounterVec
+	jwksFetches  *prometheus.CounterVec
 
 	authReasons, tools, operations []string
 	introspectionOutcomes          []string
 	shedReasons                    []string
+	validators, jwksOutcomes       []string
 
 	routesMu sync.RWMutex
 	routes   map[string]struct{}
@@ -111,6 +116,8 @@ func New(labels Labels) *Metrics {
 		operations:            labelSet(append(slices.Clone(labels.Operations), none)),
 		introspectionOutcomes: labelSet(introspect.AllOutcomes()),
 		shedReasons:           labelSet(introspect.AllShedReasons()),
+		validators:            labelSet(introspect.AllValidators()),
+		jwksOutcomes:          labelSet(jwtaccess.AllFetchOutcomes()),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests served, by Echo route pattern and status code.",
@@ -149,6 +156,14 @@ func New(labels Labels) *Metrics {
 			Namespace: namespace, Name: "introspection_shed_total",
 			Help: "Introspections not attempted because of load shedding, by reason.",
 		}, []string{"reason"}),
+		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "token_validations_total",
+			Help: "Tokens validated (cache misses decided), by validator (jwt: verified locally; introspection) and result (accepted, refused).",
+		}, []string{"validator", "result"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jwks_fetches_total",
+			Help: "Fetches of the issuer's JWKS, by outcome.",
+		}, []string{"outcome"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "tool_calls_total",
 			Help: "MCP tools/call requests, by tool, calculator operation and outcome.",
@@ -167,6 +182,13 @@ func New(labels Labels) *Metrics {
 	for _, r := range m.shedReasons {
 		m.shed.WithLabelValues(r)
 	}
+	for _, v := range m.validators {
+		m.validations.WithLabelValues(v, "accepted")
+		m.validations.WithLabelValues(v, "refused")
+	}
+	for _, o := range m.jwksOutcomes {
+		m.jwksFetches.WithLabelValues(o)
+	}
 	m.shared = newSharedMetrics(labels.Shared)
 	m.registry.MustRegister(m.shared.collectors()...)
 	m.registry.MustRegister(
@@ -174,6 +196,7 @@ func New(labels Labels) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.authOutcomes, m.introCalls, m.introDur,
 		m.cacheLookups, m.cacheEvicts, m.staleUses, m.shed, m.toolCalls,
+		m.validations, m.jwksFetches,
 	)
 	return m
 }
@@ -324,6 +347,26 @@ func (m *Metrics) Shed(reason introspect.ShedReason) {
 		return
 	}
 	m.shed.WithLabelValues(clamp(string(reason), m.shedReasons)).Inc()
+}
+
+// Validation implements introspect.Observer.
+func (m *Metrics) Validation(validator introspect.Validator, accepted bool) {
+	if m == nil {
+		return
+	}
+	result := "refused"
+	if accepted {
+		result = "accepted"
+	}
+	m.validations.WithLabelValues(clamp(string(validator), m.validators), result).Inc()
+}
+
+// JWKSFetch implements introspect.Observer (jwtaccess.Observer).
+func (m *Metrics) JWKSFetch(outcome jwtaccess.FetchOutcome, _ time.Duration) {
+	if m == nil {
+		return
+	}
+	m.jwksFetches.WithLabelValues(clamp(string(outcome), m.jwksOutcomes)).Inc()
 }
 
 // clamp returns v when it is one of allowed, else Other.

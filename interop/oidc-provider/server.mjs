@@ -14,6 +14,14 @@
 //   INTROSPECTION_CLIENT_ID      confidential client allowed to introspect (and revoke) any
 //   INTROSPECTION_CLIENT_SECRET  token; defaults gateway / gateway-secret
 //   ACCESS_TOKEN_TTL             seconds, default 300
+//   ACCESS_TOKEN_FORMAT          opaque (default) or jwt: RFC 9068 JWT access tokens (typ at+jwt),
+//                                signed with the provider's current key (RS256)
+//
+// Test-only endpoint (not part of oidc-provider): POST /__interop/rotate-keys generates a new
+// signing key, publishes it at the jwks_uri next to the previous ones and signs with it from then
+// on, without restarting the provider (oidc-provider reads its keystore on every signature and
+// JWKS request; the keystore is replaced with oidc-provider's own initialisation function, so the
+// new key is validated exactly as configured keys are). Answers {"kid": "<new kid>"}.
 //
 // oidc-provider serves the same discovery document at both
 // /.well-known/openid-configuration and /.well-known/oauth-authorization-server (RFC 8414).
@@ -26,6 +34,9 @@ import { createServer } from 'node:http';
 import { once } from 'node:events';
 
 import Provider, { errors } from 'oidc-provider';
+// oidc-provider's own keystore initialisation (no package "exports" map
+// restricts deep imports): used to replace the keystore at run time.
+import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 
 const log = (...args) => console.error('[oidc-provider]', ...args);
 
@@ -58,6 +69,11 @@ const resources = new Map(resourceURLs.map((r) => [normalize(r), r]));
 const introspectionClientID = process.env.INTROSPECTION_CLIENT_ID || 'gateway';
 const introspectionClientSecret = process.env.INTROSPECTION_CLIENT_SECRET || 'gateway-secret';
 const accessTokenTTL = Number.parseInt(process.env.ACCESS_TOKEN_TTL || '300', 10);
+const accessTokenFormat = process.env.ACCESS_TOKEN_FORMAT || 'opaque';
+if (accessTokenFormat !== 'opaque' && accessTokenFormat !== 'jwt') {
+  log(`invalid ACCESS_TOKEN_FORMAT ${JSON.stringify(accessTokenFormat)}: want opaque or jwt`);
+  process.exit(2);
+}
 
 const RESOURCE_SCOPE = 'op:add op:sub op:mult op:div op';
 
@@ -69,11 +85,16 @@ await once(server, 'listening');
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 // RS256 is the default id_token_signed_response_alg of clients.
-const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  .privateKey.export({ format: 'jwk' });
-signingKey.use = 'sig';
-signingKey.alg = 'RS256';
-signingKey.kid = randomBytes(8).toString('hex');
+const newSigningKey = () => {
+  const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  key.use = 'sig';
+  key.alg = 'RS256';
+  key.kid = randomBytes(8).toString('hex');
+  return key;
+};
+const signingKey = newSigningKey();
+// The keys published at the jwks_uri, the current signing key first.
+let signingKeys = [signingKey];
 
 const configuration = {
   clients: [
@@ -144,7 +165,10 @@ const configuration = {
         return {
           scope: RESOURCE_SCOPE,
           audience: known,
-          accessTokenFormat: 'opaque',
+          accessTokenFormat,
+          // JWT access tokens are signed with the current key (its kid
+          // picks it out of the keystore, which also holds the old ones).
+          ...(accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: 'RS256', kid: signingKeys[0].kid } } } : {}),
           accessTokenTTL,
         };
       },
@@ -173,10 +197,22 @@ provider.on('authorization.error', (ctx, err) => log('authorization.error', err?
 provider.on('introspection.error', (ctx, err) => log('introspection.error', err?.message, err?.error_description || ''));
 provider.on('registration_create.error', (ctx, err) => log('registration_create.error', err?.message, err?.error_description || ''));
 
-server.on('request', provider.callback());
+const providerCallback = provider.callback();
+server.on('request', (req, res) => {
+  if (req.method === 'POST' && req.url === '/__interop/rotate-keys') {
+    const key = newSigningKey();
+    signingKeys = [key, ...signingKeys];
+    initializeKeystore.call(provider, { keys: structuredClone(signingKeys) });
+    log(`keys rotated: signing with ${key.kid}, publishing ${signingKeys.length} keys`);
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ kid: key.kid }));
+    return;
+  }
+  providerCallback(req, res);
+});
 
 process.stdout.write(`${JSON.stringify({ issuer })}\n`);
-log(`listening, issuer ${issuer}, resources ${JSON.stringify(resourceURLs)}`);
+log(`listening, issuer ${issuer}, resources ${JSON.stringify(resourceURLs)}, access tokens ${accessTokenFormat}`);
 
 let closing = false;
 const shutdown = (signal) => {

@@ -1,0 +1,107 @@
+package jwtaccess
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	sjson "github.com/segmentio/encoding/json"
+
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwtaccess/jwtaccesstest"
+)
+
+const fuzzResource = "https://mcp.example.com/mcp"
+
+// FuzzVerifyJWT: whatever a client sends as a token, Verify does not panic,
+// never echoes the token in an error, and accepts only what the issuer's
+// key signed with an allowed algorithm and whose claims pass every check,
+// confirmed here independently of Verify's own code path.
+func FuzzVerifyJWT(f *testing.F) {
+	iss := jwtaccesstest.New(f)
+	ks, err := NewKeySet(KeySetConfig{URL: iss.JWKSURL()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(ks.Close)
+	if err := ks.Refresh(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	v, err := New(Config{Issuer: iss.URL, Audiences: []string{fuzzResource}, Keys: ks, ClockSkew: 30 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := iss.AccessToken("alice", []string{"op:add"}, fuzzResource, time.Hour)
+	parts := strings.Split(good, ".")
+	f.Add(good)
+	f.Add(iss.Token(iss.Claims("bob", nil, fuzzResource, time.Hour), jwtaccesstest.NoKID()))
+	f.Add(iss.Token(iss.Claims("bob", nil, "https://other.example", time.Hour)))
+	f.Add(iss.Token(map[string]any{"iss": iss.URL, "aud": fuzzResource, "exp": 1e10, "nonce": "x"}))
+	f.Add(jwtaccesstest.NewKey(f, jose.ES256, "key-1").Sign(f, iss.Claims("eve", nil, fuzzResource, time.Hour)))
+	f.Add(parts[0] + "." + parts[1] + ".")
+	f.Add("eyJhbGciOiJub25lIn0." + parts[1] + ".")
+	f.Add(parts[0] + "." + parts[1] + "." + parts[2] + ".x.y")
+	f.Add("opaque-token")
+	f.Fuzz(func(t *testing.T, token string) {
+		cl, err := v.Verify(context.Background(), token)
+		if err != nil {
+			if len(token) > 8 && strings.Contains(err.Error(), token) {
+				t.Fatalf("error echoes the token: %v", err)
+			}
+			return
+		}
+		// Accepted: check it independently.
+		jws, perr := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
+		if perr != nil {
+			t.Fatalf("accepted a token go-jose cannot parse as RS256: %v", perr)
+		}
+		pub := iss.Key().JWK()
+		payload, verr := jws.Verify(&pub)
+		if verr != nil {
+			t.Fatalf("accepted a token the issuer's key does not verify: %v", verr)
+		}
+		var raw map[string]any
+		if json.Unmarshal(payload, &raw) != nil {
+			t.Fatalf("accepted a payload that is not JSON: %q", payload)
+		}
+		if raw["iss"] != iss.URL || cl.Iss != iss.URL || !cl.HasExp || !slices.Contains(cl.Aud, fuzzResource) {
+			t.Fatalf("accepted claims %+v", cl)
+		}
+	})
+}
+
+// FuzzPayloadDecoders: the payload is read with segmentio's decoder, as
+// introspection answers are; encoding/json must reach the same verdict and
+// claims on every input, or a parser differential could decide access.
+func FuzzPayloadDecoders(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://a","aud":"x","exp":1,"scope":"a b"}`,
+		`{"iss":"a","iss":"b"}`, `{"aud":["x"],"aud":"y"}`, `{"exp":"1"}`, `{"exp":1e400}`,
+		`{"nonce":null}`, `{"Nonce":"x"}`, `{"scp":["a","b c"],"scope":null}`,
+		"{\"sub\":\"\xff\"}", `{"sub":"\ud800"}`, `{} trailing`, "\ufeff{}", `null`, `[]`, `{"azp":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fast, fm, fastErr := parsePayload(sjson.Unmarshal, payload)
+		std, sm, stdErr := parsePayload(json.Unmarshal, payload)
+		if (fastErr == nil) != (stdErr == nil) || (fastErr != nil && fastErr.Error() != stdErr.Error()) {
+			t.Fatalf("decoders disagree on %q:\nsegmentio:     %v\nencoding/json: %v", payload, fastErr, stdErr)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("decoders disagree on %q:\nsegmentio:     %+v\nencoding/json: %+v", payload, fast, std)
+		}
+		if fastErr == nil {
+			fi, si := idTokenShape(fast, fm), idTokenShape(std, sm)
+			if (fi == nil) != (si == nil) {
+				t.Fatalf("ID token verdicts disagree on %q: %v / %v", payload, fi, si)
+			}
+			var _ *accesstoken.InvalidError = fi
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+
+	"github.com/segmentio/encoding/json"
+)
+
+// rpcRequest is what the proxy reads of a JSON-RPC message the client
+// sent: the method (to recognise initialize, which may create a session,
+// and tools/list, whose answer may be rewritten) and the id (to find the
+// answer to a tools/list among the messages the upstream sends back).
+type rpcRequest struct {
+	Method string          `json:"method"`
+	ID     json.RawMessage `json:"id"`
+}
+
+// requestInfo is what one POST body carries.
+type requestInfo struct {
+	parsed     bool     // the body is a JSON-RPC message or batch
+	initialize bool     // an initialize request: may create a session
+	toolsList  []string // canonical ids of tools/list requests
+	badListID  bool     // a tools/list whose id is not a string or safe integer
+}
+
+// Method names (MCP schema).
+const (
+	methodInitialize = "initialize"
+	methodToolsList  = "tools/list"
+)
+
+// maxJSONDepth is the Go MCP SDK's own nesting bound (internal/json),
+// also used by the gateway's step-up check.
+const maxJSONDepth = 1000
+
+// parseRequest reads a POST body. It decodes as the Go MCP SDK and the
+// gateway's scope check do (segmentio's decoder, struct fields matched
+// case-sensitively, the last of duplicate keys winning, as in JavaScript's
+// JSON.parse and Python's json), so that the method the proxy sees is
+// the method the upstream runs. A batch (JSON-RPC 2.0 §6; MCP 2025-03-26)
+// is read member by member.
+func parseRequest(body []byte) requestInfo {
+	var info requestInfo
+	body = bytes.TrimLeft(body, jsonSpace)
+	if len(body) == 0 || tooDeep(body, maxJSONDepth) {
+		return info
+	}
+	add := func(m *rpcRequest) {
+		switch m.Method {
+		case methodInitialize:
+			info.initialize = true
+		case methodToolsList:
+			if id, ok := requestID(m.ID); ok {
+				info.toolsList = append(info.toolsList, id)
+			} else {
+				info.badListID = true
+			}
+		}
+	}
+	if body[0] == '[' {
+		var raw []json.RawMessage
+		if !decode(body, &raw) {
+			return info
+		}
+		for _, r := range raw {
+			var m rpcRequest
+			if decode(r, &m) {
+				add(&m)
+			}
+		}
+		info.parsed = true
+		return info
+	}
+	var m rpcRequest
+	if !decode(body, &m) {
+		return info
+	}
+	add(&m)
+	info.parsed = true
+	return info
+}
+
+func decode(b []byte, v any) bool {
+	// Parse reads the first JSON value and ignores what follows, as the
+	// SDK's stream decoder does.
+	_, err := json.Parse(b, v, json.DontMatchCaseInsensitiveStructFields)
+	return err == nil
+}
+
+// jsonSpace is JSON's insignificant whitespace (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
+// maxSafeInteger is 2^53 - 1: every integer up to it survives a round
+// trip through a float64, as JavaScript upstreams hold JSON numbers.
+const maxSafeInteger = 1<<53 - 1
+
+// requestID canonicalises the id of a request the proxy must match an
+// answer to: a JSON string (by its decoded value) or an integer written
+// plainly and within ±(2^53-1), which every upstream echoes exactly (MCP
+// requires a string or integer id). Anything else is refused by the
+// caller rather than matched by guesswork.
+func requestID(raw json.RawMessage) (string, bool) {
+	raw = bytes.Trim(raw, jsonSpace)
+	if len(raw) == 0 {
+		return "", false
+	}
+	if raw[0] == '"' {
+		var s string
+		if !json.Valid(raw) || !decode(raw, &s) {
+			return "", false
+		}
+		return "s:" + s, true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n > maxSafeInteger || n < -maxSafeInteger {
+		return "", false
+	}
+	if strconv.FormatInt(n, 10) != string(raw) { // "+1", "01", "-0"
+		return "", false
+	}
+	return "n:" + string(raw), true
+}
+
+// responseID canonicalises the id of a message the upstream sent, more
+// leniently than requestID: a number that an upstream rewrote (1.0, 1e0
+// for 1) still names the request it answers, so an answer cannot escape
+// the rewriting by the way its id is spelled.
+func responseID(raw json.RawMessage) (string, bool) {
+	raw = bytes.Trim(raw, jsonSpace)
+	if len(raw) == 0 {
+		return "", false
+	}
+	if raw[0] == '"' {
+		var s string
+		if !json.Valid(raw) || !decode(raw, &s) {
+			return "", false
+		}
+		return "s:" + s, true
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f != math.Trunc(f) || f > maxSafeInteger || f < -maxSafeInteger {
+		return "", false
+	}
+	return "n:" + strconv.FormatInt(int64(f), 10), true
+}
+
+// tooDeep reports whether the JSON text nests objects and arrays deeper
+// than max, skipping over strings, bounding the work a hostile body can
+// cause before the decoder runs.
+func tooDeep(b []byte, max int) bool {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
+}
