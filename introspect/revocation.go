@@ -11,7 +11,9 @@ package introspect
 
 import (
 	"encoding/binary"
+	"time"
 
+	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
@@ -60,4 +62,29 @@ func (v *Verifier) flightKey(d *[32]byte) string {
 	copy(k[:], d[:])
 	binary.BigEndian.PutUint64(k[32:], t.revs.Generation())
 	return string(k[:])
+}
+
+// jwtRevoked judges a JWT verified locally against the revocations. A JWT
+// is what its issuer vouched for when it issued it, so its verification
+// time is its "iat" (now when it has none, or one in the future): a token
+// issued at or before a revocation of itself, its subject, its client or
+// its email falls under it, however often it is verified again. It sets
+// e.verifiedAt. ask is true when the authorization server can decide
+// instead (introspection is configured); otherwise err refuses the token,
+// as the revocation asked. Neither is cached: once the revocation expires
+// (revocation TTL) the token is judged on its own again.
+func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (err error, ask bool) {
+	e.verifiedAt = now
+	if iat := accesstoken.Time(c.Iat, c.HasIat); c.HasIat && !iat.After(now) {
+		e.verifiedAt = iat
+	}
+	if !v.revokedEntry(e, TierLocal) {
+		return nil, false
+	}
+	if v.local.introspects {
+		return nil, true
+	}
+	v.obs.Validation(ValidatorJWT, false)
+	return &accesstoken.InvalidError{Reason: accesstoken.ReasonInactive,
+		Detail: "revoked: issued before a revocation of this token, its subject or its client"}, false
 }

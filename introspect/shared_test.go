@@ -533,3 +533,70 @@ func TestSharedTierClockAhead(t *testing.T) {
 		t.Fatalf("the answer stamped by a clock running ahead was used after the revocation")
 	}
 }
+
+// A JWT verified locally is judged by its "iat" against revocations: one
+// issued before a revocation of its subject is refused (JWT-only mode:
+// nobody else can be asked) or introspected (when introspection is
+// configured), however often it is verified again; one issued after it is
+// accepted.
+func TestRevocationOfLocalJWTs(t *testing.T) {
+	for _, creds := range []bool{false, true} {
+		t.Run(map[bool]string{false: "jwt only", true: "auto with introspection"}[creds], func(t *testing.T) {
+			as := newJWTAS(t)
+			var revs *sharedcache.RevocationSet
+			v, clk, _ := newJWTVerifier(t, as, creds, func(c *Config) {
+				revs = sharedcache.NewRevocationSet(time.Minute, 0, c.Now)
+				ids, _ := sharedcache.NewIDs(testKeySecret)
+				c.Shared = SharedTier{Revocations: revs, IDs: ids}
+			})
+			t0 := clk.Now()
+			claims := as.jwt.Claims("alice", []string{"op"}, testResource, time.Hour)
+			claims["iat"] = t0.Add(-10 * time.Second).Unix()
+			old := as.jwt.Token(claims)
+			if _, err := v.Verify(t.Context(), old); err != nil {
+				t.Fatal(err)
+			}
+			revs.Add(sharedcache.Revocation{Kind: sharedcache.KindSub, Value: "alice", At: t0})
+			calls := as.Calls()
+			for range 2 {
+				_, err := v.Verify(t.Context(), old)
+				switch {
+				case !creds && reasonOf(err) != accesstoken.ReasonInactive:
+					t.Fatalf("a JWT issued before the revocation: %v, want refused", err)
+				case creds && reasonOf(err) != accesstoken.ReasonInactive:
+					// The authorization server does not know it: inactive.
+					t.Fatalf("a JWT issued before the revocation, introspected: %v, want inactive", err)
+				}
+			}
+			if creds && as.Calls() == calls {
+				t.Fatal("the revoked JWT was not introspected")
+			}
+			if !creds && as.Calls() != calls {
+				t.Fatal("JWT-only mode introspected")
+			}
+			if creds {
+				// Still good at the authorization server: accepted after
+				// one introspection, then from the cache.
+				as.AddToken(old, map[string]any{"sub": "alice", "aud": testResource, "scope": "op", "exp": time.Now().Add(time.Hour).Unix()})
+				v.Wait()
+				clk.Advance(6 * time.Second) // past CACHE_NEGATIVE_TTL of the inactive answer
+				calls = as.Calls()
+				for range 3 {
+					if _, err := v.Verify(t.Context(), old); err != nil {
+						t.Fatalf("re-checked at the authorization server: %v", err)
+					}
+					v.Wait()
+				}
+				if as.Calls() != calls+1 {
+					t.Errorf("%d introspections, want 1", as.Calls()-calls)
+				}
+			}
+			clk.Advance(2 * time.Second)
+			newer := as.jwt.Claims("alice", []string{"op"}, testResource, time.Hour)
+			newer["iat"] = t0.Add(time.Second).Unix()
+			if _, err := v.Verify(t.Context(), as.jwt.Token(newer)); err != nil {
+				t.Fatalf("a JWT issued after the revocation: %v", err)
+			}
+		})
+	}
+}
