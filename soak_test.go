@@ -8,6 +8,12 @@ package main
 //
 //	go test -tags soak -run TestSoak -timeout 0 -v . -soak.duration=10m
 //
+// With -soak.redis, two gateways share one real Redis (sharedcache/redistest)
+// that is killed and restarted every -soak.redisflap, and revoked tokens are
+// also revoked through one gateway's admin API: a token revoked there must be
+// refused by both within a second (within CACHE_MAX_TTL when Redis could not
+// take the revocation).
+//
 // It fails on any false accept (a 200 for a token that was invalid,
 // expired or revoked for longer than CACHE_MAX_TTL), on any 5xx other than
 // 503, and on goroutine or heap growth.
@@ -29,26 +35,30 @@ import (
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache/redistest"
 )
 
 var (
 	soakDuration = flag.Duration("soak.duration", 10*time.Minute, "how long the soak test runs")
 	soakFlap     = flag.Duration("soak.flap", 20*time.Second, "the authorization server goes down or up this often")
 	soakWorkers  = flag.Int("soak.workers", 16, "concurrent clients")
+	soakRedis    = flag.Bool("soak.redis", false, "two gateways sharing a flapping Redis, with admin revocations")
+	soakRedisFlp = flag.Duration("soak.redisflap", 7*time.Second, "Redis is killed or restarted this often (-soak.redis)")
 )
 
 type soakToken struct {
 	token   string
-	kind    string    // valid, invalid, expiring, revoked
-	exp     time.Time // for expiring tokens
-	revoked time.Time // for revoked tokens, once revoked
+	kind    string        // valid, invalid, expiring, revoked
+	exp     time.Time     // for expiring tokens
+	revoked time.Time     // for revoked tokens, once revoked
+	bound   time.Duration // how late after revoked a 200 is still right
 	mu      sync.Mutex
 }
 
 func TestSoak(t *testing.T) {
 	const cacheTTL = 5 * time.Second
 	as := introspecttest.New(t)
-	g := startGateway(t, map[string]string{
+	vars := map[string]string{
 		"AUTH_ISSUER_URL":             as.URL,
 		"INTROSPECTION_CLIENT_ID":     as.ClientID,
 		"INTROSPECTION_CLIENT_SECRET": as.ClientSecret,
@@ -62,8 +72,32 @@ func TestSoak(t *testing.T) {
 		// them from the introspection path this test is about.
 		"INTROSPECTION_CLIENT_RATE": "0",
 		"LOG_LEVEL":                 "error",
-	})
-	waitReady(t, g)
+	}
+	var (
+		redisSrv *redistest.Server
+		admins   []string
+		targets  []*gatewayUnderTest
+	)
+	if *soakRedis {
+		redisSrv = redistest.Start(t)
+		vars["REDIS_URL"] = redisSrv.URL()
+		vars["CACHE_KEY_SECRET"] = "soak-cache-key-secret-0123456789"
+		vars["ADMIN_TOKEN"] = testAdminToken
+		vars["MCP_RESOURCE_URL"] = sharedResource
+		for range 2 {
+			port := freePort(t)
+			vars["METRICS_PORT"] = fmt.Sprint(port)
+			gw := startGateway(t, vars)
+			waitReady(t, gw)
+			targets = append(targets, gw)
+			admins = append(admins, fmt.Sprintf("http://127.0.0.1:%d", port))
+		}
+	} else {
+		gw := startGateway(t, vars)
+		waitReady(t, gw)
+		targets = append(targets, gw)
+	}
+	g := targets[0]
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *soakWorkers}, Timeout: 10 * time.Second}
 	var (
@@ -179,6 +213,35 @@ func TestSoak(t *testing.T) {
 			}
 		}
 	}()
+	// Redis flaps (-soak.redis).
+	if redisSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(*soakRedisFlp)
+			defer tick.Stop()
+			up := true
+			for {
+				select {
+				case <-ctx.Done():
+					if !up {
+						_ = redisSrv.Start()
+					}
+					return
+				case <-tick.C:
+				}
+				if up {
+					redisSrv.Kill()
+				} else if err := redisSrv.Start(); err != nil {
+					fail("restarting Redis: %v", err)
+				}
+				up = !up
+				statusMu.Lock()
+				statuses[fmt.Sprintf("(redis %s)", map[bool]string{true: "restarts", false: "kills"}[up])]++
+				statusMu.Unlock()
+			}
+		}()
+	}
 	// New expiring tokens keep arriving, and some valid ones get revoked.
 	wg.Add(1)
 	go func() {
@@ -203,7 +266,23 @@ func TestSoak(t *testing.T) {
 						tk.mu.Lock()
 						as.Revoke(tk.token)
 						tk.revoked = time.Now()
+						tk.bound = cacheTTL
 						tk.mu.Unlock()
+						if len(admins) == 0 {
+							return
+						}
+						// Revoked at one gateway's admin API too: both
+						// must refuse it within a second once Redis took
+						// it, within CACHE_MAX_TTL otherwise.
+						status := adminRevokeStatus(admins[rand.IntN(len(admins))], tk.token)
+						tk.mu.Lock()
+						if status == http.StatusOK {
+							tk.revoked, tk.bound = time.Now(), time.Second
+						}
+						tk.mu.Unlock()
+						statusMu.Lock()
+						statuses[fmt.Sprintf("(admin revoke %d)", status)]++
+						statusMu.Unlock()
 					}
 				}()
 			}
@@ -221,7 +300,7 @@ func TestSoak(t *testing.T) {
 			for ctx.Err() == nil {
 				tk := pick()
 				body := fmt.Sprintf(callAdd, "add")
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.MCP(), strings.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, targets[rand.IntN(len(targets))].MCP(), strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+tk.token)
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Accept", "application/json, text/event-stream")
@@ -258,11 +337,11 @@ func TestSoak(t *testing.T) {
 					}
 				case "revoked":
 					tk.mu.Lock()
-					r := tk.revoked
+					r, bound := tk.revoked, tk.bound
 					tk.mu.Unlock()
-					if !r.IsZero() && sent.After(r.Add(cacheTTL+time.Second)) {
+					if !r.IsZero() && sent.After(r.Add(bound+time.Second)) {
 						falseAccepts.Add(1)
-						fail("revoked token accepted %v after revocation (CACHE_MAX_TTL %v)", sent.Sub(r), cacheTTL)
+						fail("revoked token accepted %v after revocation (allowed: %v)", sent.Sub(r), bound)
 					}
 				}
 			}
@@ -285,7 +364,7 @@ func TestSoak(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	t.Logf("soak: %v, %d workers, AS flapping every %v", *soakDuration, *soakWorkers, *soakFlap)
+	t.Logf("soak: %v, %d workers, AS flapping every %v, %d gateway(s), Redis flapping every %v: %v", *soakDuration, *soakWorkers, *soakFlap, len(targets), *soakRedisFlp, *soakRedis)
 	t.Logf("requests served: %d", served.Load())
 	for _, k := range keys {
 		t.Logf("  %-20s %d", k, statuses[k])
@@ -308,4 +387,18 @@ func TestSoak(t *testing.T) {
 	if endHeap > startHeap*2+16<<20 {
 		t.Errorf("heap grew from %d to %d bytes", startHeap, endHeap)
 	}
+}
+
+// adminRevokeStatus revokes token through an admin API and returns the
+// status (0 on a transport error).
+func adminRevokeStatus(adminURL, token string) int {
+	req, _ := http.NewRequest(http.MethodPost, adminURL+"/admin/revoke", strings.NewReader(`{"token":"`+token+`"}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
