@@ -1,12 +1,12 @@
 package main
 
-// Target 7 (issue 15): several machines sharing one Redis on loopback.
+// Target 8 (issue 15): several machines sharing one Redis on loopback.
 //
-//	7a  a hot token's hit stays in process: throughput with REDIS_URL set
+//	8a  a hot token's hit stays in process: throughput with REDIS_URL set
 //	    >= 0.95 x the same gateway without it (paired ABAB rounds)
-//	7b  an in-process miss served from Redis (the token seen by another
+//	8b  an in-process miss served from Redis (the token seen by another
 //	    machine) costs <= 0.5 ms p50 more than an in-process hit
-//	7c  introspections = unique tokens per CACHE_MAX_TTL, whatever the
+//	8c  introspections = unique tokens per CACHE_MAX_TTL, whatever the
 //	    number of machines (1, 2, 3 with Redis; 3 without, for contrast)
 
 import (
@@ -133,10 +133,10 @@ func (p *redisProc) Close() {
 }
 
 func (b *bench) sharedTier(ctx context.Context) error {
-	fmt.Fprintf(b.out, "[7] several machines: gateways sharing one redis-server on loopback (REDIS_TIMEOUT %v)\n", sharedcache.DefaultTimeout)
+	fmt.Fprintf(b.out, "[8] several machines: gateways sharing one redis-server on loopback (REDIS_TIMEOUT %v)\n", sharedcache.DefaultTimeout)
 	rp, err := startRedis(ctx, b.plan.Driver, b.plan.Pinned)
 	if err != nil {
-		b.add(row{ID: "7", Target: "several machines (Redis)", Measured: "not measured: " + err.Error(), Goal: "-", Verdict: info})
+		b.add(row{ID: "8", Target: "several machines (Redis)", Measured: "not measured: " + err.Error(), Goal: "-", Verdict: info})
 		return nil
 	}
 	defer rp.Close()
@@ -154,7 +154,7 @@ func (b *bench) sharedTier(ctx context.Context) error {
 		}
 		gws = append(gws, c)
 	}
-	// Two more without Redis, with b.gw the contrast of 7c.
+	// Two more without Redis, with b.gw the contrast of 8c.
 	for i := range 2 {
 		c, err := startChild(ctx, fmt.Sprintf("gateway %d", i+2), b.plan,
 			serveOptions{Kind: "gateway", Issuer: b.as.URL, Resource: b.gwResource()})
@@ -176,7 +176,7 @@ func (b *bench) sharedTier(ctx context.Context) error {
 // gateway of the deployment shares (the fake AS issues tokens for it).
 func (b *bench) gwResource() string { return b.gw.URL }
 
-// 7a: one hot token, closed loop, the gateway without Redis and with it
+// 8a: one hot token, closed loop, the gateway without Redis and with it
 // alternating (ABAB), as target 1 alternates baseline and gateway.
 func (b *bench) sharedHotPath(ctx context.Context, withRedis *child) error {
 	src := loadgen.Static(b.token())
@@ -220,13 +220,13 @@ func (b *bench) sharedHotPath(ctx context.Context, withRedis *child) error {
 		best, bestPlain = max(best, r.RPS()), max(bestPlain, p.RPS())
 	}
 	ratio := medianF(ratios)
-	b.add(row{ID: "7a", Target: "hot token, REDIS_URL set: throughput / without Redis",
+	b.add(row{ID: "8a", Target: "hot token, REDIS_URL set: throughput / without Redis",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d", ratio, listF(ratios, "%.2f"), best, bestPlain, errs),
 		Goal:     ">= 0.95", Verdict: verdict(ratio >= 0.95 && errs == 0), Enforced: b.enforceTiming()})
 	return nil
 }
 
-// 7b: tokens verified by machine A, then asked of machine B once (B's
+// 8b: tokens verified by machine A, then asked of machine B once (B's
 // in-process cache misses, Redis answers) and once more (B's in-process
 // cache hits), one request at a time so that latency is service time.
 func (b *bench) sharedMiss(ctx context.Context, a, bb *child) error {
@@ -273,7 +273,7 @@ func (b *bench) sharedMiss(ctx context.Context, a, bb *child) error {
 	b.logf("no Redis, miss introspected:       %s", introspected)
 	extra := fromRedis.Percentile(50) - inProcess.Percentile(50)
 	ok := fromRedis.OK == n && inProcess.OK == n && extraCalls == 0 && primed == int64(n)
-	b.add(row{ID: "7b", Target: "in-process miss served from Redis: p50 extra over an in-process hit",
+	b.add(row{ID: "8b", Target: "in-process miss served from Redis: p50 extra over an in-process hit",
 		Measured: fmt.Sprintf("%s (p50 %s vs %s, p99 %s vs %s; %d tokens, %d introspections by B; a miss introspected instead: p50 %s)",
 			ms(extra), ms(fromRedis.Percentile(50)), ms(inProcess.Percentile(50)), ms(fromRedis.Percentile(99)), ms(inProcess.Percentile(99)),
 			n, extraCalls, ms(introspected.Percentile(50))),
@@ -281,7 +281,7 @@ func (b *bench) sharedMiss(ctx context.Context, a, bb *child) error {
 	return nil
 }
 
-// 7c: the same unique tokens asked of M machines at once, each machine
+// 8c: the same unique tokens asked of M machines at once, each machine
 // asking every token, within one CACHE_MAX_TTL: with Redis the
 // authorization server sees each token once whatever M; without, once per
 // machine.
@@ -338,7 +338,7 @@ func (b *bench) sharedCount(ctx context.Context, withRedis, without []*child) er
 		return err
 	}
 	b.logf("%d machines without Redis: %d unique tokens, %d requests, %d introspections", len(without), u, len(without)*u, calls)
-	b.add(row{ID: "7c", Target: fmt.Sprintf("introspections for %d unique tokens within CACHE_MAX_TTL, each asked of every machine", u),
+	b.add(row{ID: "8c", Target: fmt.Sprintf("introspections for %d unique tokens within CACHE_MAX_TTL, each asked of every machine", u),
 		Measured: fmt.Sprintf("with Redis: %s; without Redis, %d machines: %d (%d/%d correct)", strings.Join(parts, ", "), len(without), calls, okN, len(without)*u),
 		Goal:     fmt.Sprintf("%d for 1, 2 and 3 machines", u), Verdict: verdict(allOK), Enforced: true})
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -596,6 +597,42 @@ func TestRevocationOfLocalJWTs(t *testing.T) {
 			newer["iat"] = t0.Add(time.Second).Unix()
 			if _, err := v.Verify(t.Context(), as.jwt.Token(newer)); err != nil {
 				t.Fatalf("a JWT issued after the revocation: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyCacheHitShared is BenchmarkVerifyCacheHit with the shared
+// tier configured: a hit never reaches Redis, and costs one atomic load
+// while no revocation is live, a lookup per hit while some are.
+func BenchmarkVerifyCacheHitShared(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, live := range []int{0, 100} {
+		b.Run(fmt.Sprintf("revocations=%d", live), func(b *testing.B) {
+			as := introspecttest.New(b)
+			m := newMachine(b, as, srv.URL())
+			for i := range live {
+				m.revs.Add(sharedcache.Revocation{Kind: sharedcache.KindSub, Value: fmt.Sprint("someone-", i), At: time.Now()})
+			}
+			tok := as.Issue("alice", []string{"op:add", "op:sub"}, testResource, time.Hour)
+			if _, err := m.v.Verify(b.Context(), tok); err != nil {
+				b.Fatal(err)
+			}
+			m.v.Wait()
+			ctx := b.Context()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := m.v.Verify(ctx, tok); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if n := as.Calls(); n != 1 {
+				b.Errorf("server calls = %d, want 1", n)
 			}
 		})
 	}
