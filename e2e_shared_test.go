@@ -651,6 +651,12 @@ func TestAdminAPIOnlyOnInternalListener(t *testing.T) {
 		t.Errorf("right token: %d %s", s, body)
 	}
 
+	// Without ADMIN_TOKEN there is no admin API at all.
+	off := d.start(t, d.redis.URL(), map[string]string{"ADMIN_TOKEN": ""})
+	if s, body := adminRevoke(t, off.Admin, "Bearer "+testAdminToken, `{"sub":"x"}`); s == http.StatusOK || s == http.StatusUnauthorized {
+		t.Errorf("admin API without ADMIN_TOKEN: %d %s", s, body)
+	}
+
 	// ADMIN_TOKEN without METRICS_PORT, or too short, does not start.
 	for _, vars := range []map[string]string{
 		{"ADMIN_TOKEN": testAdminToken},
