@@ -284,7 +284,9 @@ func (b *bench) sharedMiss(ctx context.Context, a, bb *child) error {
 // 8c: the same unique tokens asked of M machines at once, each machine
 // asking every token, within one CACHE_MAX_TTL: with Redis the
 // authorization server sees each token once whatever M; without, once per
-// machine.
+// machine. Exact only while Redis answers within REDIS_TIMEOUT (a late
+// call is skipped, and its machine introspects alone), so a quick run
+// only reports it.
 func (b *bench) sharedCount(ctx context.Context, withRedis, without []*child) error {
 	u := 1000
 	if b.o.Quick {
@@ -340,6 +342,6 @@ func (b *bench) sharedCount(ctx context.Context, withRedis, without []*child) er
 	b.logf("%d machines without Redis: %d unique tokens, %d requests, %d introspections", len(without), u, len(without)*u, calls)
 	b.add(row{ID: "8c", Target: fmt.Sprintf("introspections for %d unique tokens within CACHE_MAX_TTL, each asked of every machine", u),
 		Measured: fmt.Sprintf("with Redis: %s; without Redis, %d machines: %d (%d/%d correct)", strings.Join(parts, ", "), len(without), calls, okN, len(without)*u),
-		Goal:     fmt.Sprintf("%d for 1, 2 and 3 machines", u), Verdict: verdict(allOK), Enforced: true})
+		Goal:     fmt.Sprintf("%d for 1, 2 and 3 machines", u), Verdict: verdict(allOK), Enforced: b.enforceTiming()})
 	return nil
 }
