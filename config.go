@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
@@ -67,10 +68,11 @@ type env struct {
 	CacheMaxBytes    string `envconfig:"CACHE_MAX_BYTES" default:"67108864"`
 	StaleIfError     string `envconfig:"STALE_IF_ERROR" default:"0s"`
 
-	IntrospectionMaxConcurrency string `envconfig:"INTROSPECTION_MAX_CONCURRENCY" default:"64"`
-	IntrospectionClientRate     string `envconfig:"INTROSPECTION_CLIENT_RATE" default:"50"`
-	IntrospectionClientBurst    string `envconfig:"INTROSPECTION_CLIENT_BURST" default:"100"`
-	ClientIPHeader              string `envconfig:"CLIENT_IP_HEADER"`
+	IntrospectionMaxConcurrency    string `envconfig:"INTROSPECTION_MAX_CONCURRENCY" default:"64"`
+	IntrospectionClientConcurrency string `envconfig:"INTROSPECTION_CLIENT_CONCURRENCY" default:"32"`
+	ClientRefusalRate              string `envconfig:"CLIENT_REFUSAL_RATE" default:"10"`
+	ClientRefusalBurst             string `envconfig:"CLIENT_REFUSAL_BURST" default:"100"`
+	ClientIPHeader                 string `envconfig:"CLIENT_IP_HEADER"`
 
 	Stateless      string `envconfig:"MCP_STATELESS" default:"true"`
 	JSONResponse   string `envconfig:"MCP_JSON_RESPONSE" default:"true"`
@@ -80,6 +82,8 @@ type env struct {
 	MaxBodyBytes   string `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 	MaxSessions    string `envconfig:"MCP_MAX_SESSIONS" default:"1000"`
 	MaxStreams     string `envconfig:"MCP_MAX_STREAMS" default:"1000"`
+	MaxUserSess    string `envconfig:"MCP_MAX_SESSIONS_PER_USER" default:"20"`
+	MaxUserStreams string `envconfig:"MCP_MAX_STREAMS_PER_USER" default:"20"`
 	MetricsPort    string `envconfig:"METRICS_PORT"`
 
 	ShutdownTimeout string `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
@@ -134,10 +138,11 @@ type config struct {
 	CacheMaxBytes    int64
 	StaleIfError     time.Duration
 
-	IntrospectionMaxConcurrency int
-	IntrospectionClientRate     float64 // cache misses per second per client address; 0 = no limit
-	IntrospectionClientBurst    int
-	ClientIPHeader              string
+	IntrospectionMaxConcurrency    int
+	IntrospectionClientConcurrency int     // unknown tokens in flight per client address
+	ClientRefusalRate              float64 // refused tokens per second per client address; 0 = no limit
+	ClientRefusalBurst             int
+	ClientIPHeader                 string
 
 	Stateless      bool
 	JSONResponse   bool
@@ -147,6 +152,8 @@ type config struct {
 	MaxBodyBytes   int64
 	MaxSessions    int
 	MaxStreams     int
+	MaxUserSess    int
+	MaxUserStreams int
 	MetricsPort    int // 0: /metrics on the main port
 
 	ShutdownTimeout time.Duration
@@ -214,9 +221,31 @@ func readEnv(lookup LookupEnv) env {
 	return e
 }
 
+// retiredVars are variables the gateway no longer reads, with what
+// replaced them. Setting one is a configuration error rather than being
+// ignored: its meaning changed, and the operator who set it meant
+// something by it.
+var retiredVars = map[string]string{
+	"INTROSPECTION_CLIENT_RATE":  "the per-address limit now counts only tokens the authorization server refuses: set CLIENT_REFUSAL_RATE (and INTROSPECTION_CLIENT_CONCURRENCY for unknown tokens in flight) instead",
+	"INTROSPECTION_CLIENT_BURST": "the per-address limit now counts only tokens the authorization server refuses: set CLIENT_REFUSAL_BURST instead",
+}
+
 // loadConfig reads and validates the configuration.
 func loadConfig(lookup LookupEnv) (*config, error) {
-	return readEnv(lookup).validate()
+	c, err := readEnv(lookup).validate()
+	var retired []string
+	for _, name := range slices.Sorted(maps.Keys(retiredVars)) {
+		if _, set := lookup(name); set {
+			retired = append(retired, name+" is no longer read: "+retiredVars[name])
+		}
+	}
+	if len(retired) == 0 {
+		return c, err
+	}
+	if ce, ok := err.(*configError); ok {
+		retired = append(ce.problems, retired...)
+	}
+	return nil, &configError{problems: retired}
 }
 
 type problems []string
@@ -367,13 +396,16 @@ func (e env) validate() (*config, error) {
 	c.MaxBodyBytes = p.integer("MAX_BODY_BYTES", e.MaxBodyBytes, 1<<10, 64<<20)
 	c.MaxSessions = int(p.integer("MCP_MAX_SESSIONS", e.MaxSessions, 1, 1_000_000))
 	c.MaxStreams = int(p.integer("MCP_MAX_STREAMS", e.MaxStreams, 1, 1_000_000))
+	c.MaxUserSess = int(p.integer("MCP_MAX_SESSIONS_PER_USER", e.MaxUserSess, 1, 1_000_000))
+	c.MaxUserStreams = int(p.integer("MCP_MAX_STREAMS_PER_USER", e.MaxUserStreams, 1, 1_000_000))
 	if strings.TrimSpace(e.MetricsPort) != "" {
 		c.MetricsPort = int(p.integer("METRICS_PORT", e.MetricsPort, 1, 65535))
 	}
 	c.StaleIfError = p.duration("STALE_IF_ERROR", e.StaleIfError, 0)
 	c.IntrospectionMaxConcurrency = int(p.integer("INTROSPECTION_MAX_CONCURRENCY", e.IntrospectionMaxConcurrency, 1, 10_000))
-	c.IntrospectionClientRate = p.float("INTROSPECTION_CLIENT_RATE", e.IntrospectionClientRate, 0, 1e6)
-	c.IntrospectionClientBurst = int(p.integer("INTROSPECTION_CLIENT_BURST", e.IntrospectionClientBurst, 1, 1_000_000))
+	c.IntrospectionClientConcurrency = int(p.integer("INTROSPECTION_CLIENT_CONCURRENCY", e.IntrospectionClientConcurrency, 1, 10_000))
+	c.ClientRefusalRate = p.float("CLIENT_REFUSAL_RATE", e.ClientRefusalRate, 0, 1e6)
+	c.ClientRefusalBurst = int(p.integer("CLIENT_REFUSAL_BURST", e.ClientRefusalBurst, 1, 1_000_000))
 	c.ClientIPHeader = strings.TrimSpace(e.ClientIPHeader)
 	if c.ClientIPHeader != "" && !httpguts.ValidHeaderFieldName(c.ClientIPHeader) {
 		p.addf("CLIENT_IP_HEADER=%q is not an HTTP header name", e.ClientIPHeader)
@@ -474,6 +506,9 @@ func (e env) validate() (*config, error) {
 		if !loopback.Host(c.Host) && !c.DevAuthAllowPublic {
 			p.addf("HOST=%q is not a loopback address: development mode (no AUTH_ISSUER_URL) has no real login and listens on loopback only; set DEV_AUTH_ALLOW_PUBLIC=true to expose it anyway (for example through a tunnel)", c.Host)
 		}
+		if u, err := url.Parse(c.ResourceURL); c.ResourceURL != "" && err == nil && !loopback.Host(u.Hostname()) && !c.DevAuthAllowPublic {
+			p.addf("MCP_RESOURCE_URL=%q is not on a loopback host: development mode (no AUTH_ISSUER_URL) has no real login and answers only requests addressed to localhost; set DEV_AUTH_ALLOW_PUBLIC=true to serve it through a tunnel anyway", c.ResourceURL)
+		}
 	} else {
 		p.url("AUTH_ISSUER_URL", c.IssuerURL, true)
 		if c.IntrospectionURL != "" {
@@ -551,7 +586,12 @@ func (c *config) gatewayConfig() gateway.Config {
 		ServeMetrics:          c.MetricsPort == 0,
 		MaxSessions:           c.MaxSessions,
 		MaxStreams:            c.MaxStreams,
+		MaxSessionsPerUser:    c.MaxUserSess,
+		MaxStreamsPerUser:     c.MaxUserStreams,
 		ClientIPHeader:        c.ClientIPHeader,
+		// Development mode answers only requests addressed to a loopback
+		// host unless the operator opened it (a tunnel).
+		LoopbackOnly: c.DevMode && !c.DevAuthAllowPublic,
 	}
 }
 
@@ -572,8 +612,9 @@ func (c *config) introspectConfig() introspect.Config {
 		CacheMaxBytes:        c.CacheMaxBytes,
 		StaleIfError:         c.StaleIfError,
 		MaxConcurrency:       c.IntrospectionMaxConcurrency,
-		ClientRate:           rate.Limit(c.IntrospectionClientRate),
-		ClientBurst:          c.IntrospectionClientBurst,
+		ClientConcurrency:    c.IntrospectionClientConcurrency,
+		RefusalRate:          rate.Limit(c.ClientRefusalRate),
+		RefusalBurst:         c.ClientRefusalBurst,
 		Validation:           c.TokenValidation,
 		JWKSURL:              c.JWKSURL,
 		JWKSMinRefresh:       c.JWKSMinRefresh,

@@ -53,7 +53,7 @@ func (d *deployment) env(redisURL string, extra map[string]string) map[string]st
 		"MCP_RESOURCE_URL":            sharedResource,
 		"REDIS_URL":                   redisURL,
 		"CACHE_MAX_TTL":               "60s",
-		"INTROSPECTION_CLIENT_RATE":   "0",
+		"CLIENT_REFUSAL_RATE":         "0", // one loopback address stands for many clients
 		"ADMIN_TOKEN":                 testAdminToken,
 		"CACHE_KEY_SECRET":            "e2e-cache-key-secret-0123456789",
 		"LOG_LEVEL":                   "info",
@@ -681,4 +681,71 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// listenRequest is a 2026-07-28 subscriptions/listen request: an event
+// stream that stays open until the client leaves, its token expires, or a
+// revocation names it.
+const listenRequest = `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":true}}}`
+
+// A revocation made at one machine ends the open streams of what it names
+// on every machine, within a second.
+func TestRevocationEndsStreamsOnEveryGateway(t *testing.T) {
+	d := newDeployment(t, 2, nil)
+	tok := d.as.Issue("streamer", []string{"op"}, sharedResource, time.Hour)
+	other := d.as.Issue("bystander", []string{"op"}, sharedResource, time.Hour)
+	open := func(token string) (*http.Response, *bufio.Reader) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.gws[1].MCP(), strings.NewReader(listenRequest))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "subscriptions/listen")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("listen: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		br := bufio.NewReader(resp.Body)
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatalf("first event: %v", err)
+		}
+		return resp, br
+	}
+	_, stream := open(tok)
+	_, bystander := open(other)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, stream)
+		ended <- err
+	}()
+	start := time.Now()
+	if status, body := adminRevoke(t, d.gws[0].Admin, "Bearer "+testAdminToken, `{"sub":"streamer"}`); status != http.StatusOK {
+		t.Fatalf("admin: %d %s", status, body)
+	}
+	select {
+	case <-ended:
+		t.Logf("the stream at the other gateway ended %v after the revocation", time.Since(start).Round(time.Millisecond))
+	case <-time.After(time.Second):
+		t.Fatal("the revoked subject's stream at the other gateway is still open after 1s")
+	}
+	// The bystander's stream is still open: a read waits.
+	bystanderRead := make(chan error, 1)
+	go func() {
+		_, err := bystander.ReadByte()
+		bystanderRead <- err
+	}()
+	select {
+	case err := <-bystanderRead:
+		if err != nil {
+			t.Fatalf("another user's stream ended: %v", err)
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
 }

@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcp-gateway/mcp-gateway/gateway"
@@ -36,8 +38,9 @@ type sharedTier struct {
 	set        *sharedcache.RevocationSet
 	ids        introspect.TokenIDs
 	revoker    *revoke.Revoker
-	ssf        *ssf.Receiver // nil without SSF_ISSUER
-	adminToken string        // "" : no admin API
+	ssf        *ssf.Receiver                   // nil without SSF_ISSUER
+	adminToken string                          // "" : no admin API
+	gw         atomic.Pointer[gateway.Gateway] // its open streams end on a revocation
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 }
@@ -96,6 +99,7 @@ func newSharedTier(ctx context.Context, cfg *config, logger *slog.Logger, m *met
 	st.revoker, err = revoke.New(revoke.Config{
 		Set: st.set, Store: st.store, IDs: st.ids, TTL: ttl,
 		Logger: logger.With("component", "revoke"), Observer: revocationMetrics{m},
+		OnApply: func(rev sharedcache.Revocation) { st.endStreams(rev, logger) },
 	})
 	if err != nil {
 		st.Close()
@@ -136,6 +140,30 @@ func newSharedTier(ctx context.Context, cfg *config, logger *slog.Logger, m *met
 		}()
 	}
 	return st, nil
+}
+
+// attach gives the tier the gateway whose open streams a revocation ends.
+func (st *sharedTier) attach(gw *gateway.Gateway) {
+	if st != nil {
+		st.gw.Store(gw)
+	}
+}
+
+// endStreams ends the open streams (event streams, subscriptions) of what
+// rev names: a stream must not outlive its token's revocation, any more
+// than its expiry. The client reconnects, and its token is verified
+// again.
+func (st *sharedTier) endStreams(rev sharedcache.Revocation, logger *slog.Logger) {
+	gw := st.gw.Load()
+	if gw == nil {
+		return
+	}
+	n := gw.EndStreamsWhere(func(d [32]byte, ti *auth.TokenInfo) bool {
+		return rev.Matches(st.ids.ID(d), introspect.PrincipalOf(ti))
+	})
+	if n > 0 {
+		logger.Info("revocation: open streams ended", "kind", rev.Kind, "streams", n)
+	}
 }
 
 // verifierTier is the verifier's view: the Store and the revocations.

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -14,58 +12,31 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-// stepUp answers a tools/call whose required scope the token lacks with
+// stepUp answers a tools/call whose required scopes the token lacks with
 // 403 insufficient_scope (RFC 6750 §3.1; MCP authorization "Scope Challenge
-// Handling") before the tool runs. It reads the body once, bounded, and
-// hands the same bytes on to the SDK. The tool and operation it finds are
-// kept for the request log line. In ScopeChallengeTool mode it does
-// nothing (the tool checks the scope), so no tool is logged.
+// Handling") before the tool runs, from what readBody found. In
+// ScopeChallengeTool mode it does nothing (the server's policy middleware
+// answers with an isError result instead).
 func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	if g.cfg.ScopeChallenge != ScopeChallengeHTTP {
 		return next
 	}
 	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Method != http.MethodPost || r.Body == nil {
-			return next(c)
+		st := stateFrom(c.Request().Context())
+		if st == nil {
+			// observe, the outermost middleware, always sets it: without
+			// it the messages are unknown, and the check fails closed.
+			return echo.ErrInternalServerError
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, g.cfg.MaxBodyBytes))
-		_ = r.Body.Close()
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				prm.WriteError(c.Response(), http.StatusRequestEntityTooLarge, nil, prm.ErrorBody{Error: "request_too_large", ErrorDescription: "the request body is larger than this server accepts"})
-				return nil
-			}
-			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request body could not be read"})
-			return nil
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-
-		required, first, err := requiredScopes(g.cfg.Policy, body)
-		st := stateFrom(r.Context())
-		if st != nil {
-			st.tool, st.op = first.tool, first.op
-		}
-		if err != nil {
-			// Another JSON parser could read this body differently from
-			// the SDK (duplicate or case-variant keys, trailing data): what
-			// the policy checked might not be what runs.
-			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
-			return nil
-		}
-		if len(required) > 0 {
+		if len(st.required) > 0 {
 			var granted []string
-			if st != nil && st.ti != nil { // authenticate put it there
+			if st.ti != nil { // authenticate put it there
 				granted = st.ti.Scopes
 			}
-			if err := scopes.Check(granted, required); err != nil {
+			if err := scopes.Check(granted, st.required); err != nil {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
-				if st != nil {
-					st.auth = AuthInsufficientScope
-				}
+				st.auth = AuthInsufficientScope
 				ch := g.challenge
 				ch.Error = prm.ErrInsufficientScope
 				ch.Scope = insufficient.ChallengeScopes()
@@ -82,23 +53,33 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 // tool and the value of the argument the policy read, both as labels.
 type peekedCall struct{ tool, op string }
 
-// requiredScopes reads body as the SDK will (rpcpeek) and returns every
-// scope its tools/calls need under policy (one call, or each member of a
-// batch, in order, without duplicates), and its first tools/call for the
-// log. A body the SDK rejects needs nothing here: nothing runs. A call the
-// policy denies outright needs nothing here either: no scope would help,
-// so no 403 may invite a step-up; the server's policy middleware answers it
-// as an unknown tool. err is an *rpcpeek.AmbiguityError when another
-// parser could read the body differently: the gateway refuses it.
-func requiredScopes(policy *scopes.Policy, body []byte) (required []string, first peekedCall, err error) {
+// peeked is what a request body asks for, decided under the policy.
+type peeked struct {
+	msgs []rpcpeek.Message
+	// required is every scope the body's tools/calls need (one call, or
+	// each member of a batch, in order, without duplicates). A call the
+	// policy denies outright needs nothing here: no scope would help, so
+	// no 403 may invite a step-up; the server's policy middleware answers
+	// it as an unknown tool.
+	required []string
+	first    peekedCall // the first tools/call, for the log
+}
+
+// peekBody reads body exactly as the SDK will (rpcpeek) and decides its
+// tools/calls under policy. A body the SDK rejects (*rpcpeek.SyntaxError)
+// needs nothing here: nothing runs. Any other error is an
+// *rpcpeek.AmbiguityError: another parser could read the body differently,
+// and the gateway refuses it.
+func peekBody(policy *scopes.Policy, body []byte) (peeked, error) {
 	b, err := rpcpeek.Peek(body)
 	var syn *rpcpeek.SyntaxError
 	if errors.As(err, &syn) {
-		return nil, first, nil
+		return peeked{}, nil
 	}
 	if err != nil {
-		return nil, first, err
+		return peeked{}, err
 	}
+	p := peeked{msgs: b.Messages}
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		if m.Method != rpcpeek.MethodToolsCall {
@@ -111,14 +92,14 @@ func requiredScopes(policy *scopes.Policy, body []byte) (required []string, firs
 			return v, ok
 		})
 		if argErr != nil {
-			return nil, first, argErr
+			return peeked{}, argErr
 		}
-		if first.tool == "" {
-			first = peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
+		if p.first.tool == "" {
+			p.first = peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
 		}
-		required = r.AppendScopes(required)
+		p.required = r.AppendScopes(p.required)
 	}
-	return required, first, nil
+	return p, nil
 }
 
 // argumentLabel is the log and metric label of the value of the argument

@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
@@ -23,6 +25,19 @@ func (v *Verifier) identify(e *entry) {
 	if t := v.tier; t != nil && t.revs != nil && e.info != nil && !e.hasID {
 		e.id, e.hasID = t.ids.ID(e.digest), true
 	}
+}
+
+// PrincipalOf is who a verified token is about, as revocations name it:
+// its subject (the TokenInfo's UserID: "sub", else "username"), its client
+// and its email, as the verifier keeps them.
+func PrincipalOf(ti *auth.TokenInfo) sharedcache.Principal {
+	if ti == nil {
+		return sharedcache.Principal{}
+	}
+	who := sharedcache.Principal{Sub: ti.UserID}
+	who.ClientID, _ = ti.Extra["client_id"].(string)
+	who.Email, _ = ti.Extra["email"].(string)
+	return who
 }
 
 // revokedEntry reports whether a cached accepted answer must not be used
@@ -37,10 +52,7 @@ func (v *Verifier) revokedEntry(e *entry, tier CacheTier) bool {
 	if !e.hasID {
 		v.identify(e)
 	}
-	who := sharedcache.Principal{Sub: e.info.UserID}
-	who.ClientID, _ = e.info.Extra["client_id"].(string)
-	who.Email, _ = e.info.Extra["email"].(string)
-	if !t.revs.Revoked(e.id, who, e.verifiedAt) {
+	if !t.revs.Revoked(e.id, PrincipalOf(e.info), e.verifiedAt) {
 		return false
 	}
 	if t.obs != nil {

@@ -408,5 +408,8 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 	if err := accesstoken.CheckTime(e.exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
 		return nil, err, true
 	}
+	// An accepted token, as if this machine had introspected it: its next
+	// miss here is a known token's (admission.go).
+	v.seen.remember(d, e.info.Expiration, now)
 	return e.info, nil, true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,24 @@ type Revocation struct {
 // Revoke, Subscribe and RevocationSet apply: a caller can refuse a bad
 // revocation before applying it anywhere.
 func (r Revocation) Validate() error { return r.validate() }
+
+// Matches reports whether r names the token with this ID or who it is
+// about (an email case-insensitively), whatever the times: for things that
+// carry no verification time, such as an open stream, which a revocation
+// ends.
+func (r Revocation) Matches(id ID, who Principal) bool {
+	switch r.Kind {
+	case KindToken:
+		return r.Value == id.String()
+	case KindSub:
+		return who.Sub != "" && r.Value == who.Sub
+	case KindClientID:
+		return who.ClientID != "" && r.Value == who.ClientID
+	case KindEmail:
+		return who.Email != "" && strings.EqualFold(r.Value, who.Email)
+	}
+	return false
+}
 
 // validate checks a revocation before it is sent or after it is read.
 func (r *Revocation) validate() error {

@@ -248,3 +248,27 @@ func FuzzWakePayload(f *testing.F) {
 		}
 	})
 }
+
+func TestRevocationMatches(t *testing.T) {
+	id, other := ID{1}, ID{2}
+	who := Principal{Sub: "alice", ClientID: "app", Email: "Alice@Example.com"}
+	for _, tc := range []struct {
+		r    Revocation
+		want bool
+	}{
+		{Revocation{Kind: KindToken, Value: id.String()}, true},
+		{Revocation{Kind: KindToken, Value: other.String()}, false},
+		{Revocation{Kind: KindSub, Value: "alice"}, true},
+		{Revocation{Kind: KindSub, Value: "bob"}, false},
+		{Revocation{Kind: KindClientID, Value: "app"}, true},
+		{Revocation{Kind: KindEmail, Value: "alice@example.COM"}, true},
+		{Revocation{Kind: "phone", Value: "alice"}, false},
+	} {
+		if got := tc.r.Matches(id, who); got != tc.want {
+			t.Errorf("%+v.Matches = %v, want %v", tc.r, got, tc.want)
+		}
+	}
+	if (Revocation{Kind: KindSub, Value: ""}).Matches(id, Principal{}) {
+		t.Error("an empty subject matched")
+	}
+}
