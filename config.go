@@ -94,24 +94,8 @@ type env struct {
 	DevAuthAllowPublic string `envconfig:"DEV_AUTH_ALLOW_PUBLIC" default:"false"`
 	DevAuthTokenTTL    string `envconfig:"DEV_AUTH_TOKEN_TTL" default:"10m"`
 
-	// OpenTelemetry traces, by the specification's variables
-	// (internal/tracing): off unless an endpoint is set.
-	OTelEndpoint           string `envconfig:"OTEL_EXPORTER_OTLP_ENDPOINT"`
-	OTelTracesEndpoint     string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
-	OTelHeaders            string `envconfig:"OTEL_EXPORTER_OTLP_HEADERS"`
-	OTelTracesHeaders      string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_HEADERS"`
-	OTelProtocol           string `envconfig:"OTEL_EXPORTER_OTLP_PROTOCOL" default:"http/protobuf"`
-	OTelTracesProtocol     string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
-	OTelTimeout            string `envconfig:"OTEL_EXPORTER_OTLP_TIMEOUT" default:"10000"`
-	OTelTracesTimeout      string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"`
-	OTelCompression        string `envconfig:"OTEL_EXPORTER_OTLP_COMPRESSION" default:"none"`
-	OTelTracesCompression  string `envconfig:"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"`
-	OTelServiceName        string `envconfig:"OTEL_SERVICE_NAME" default:"mcp-gateway"`
-	OTelResourceAttributes string `envconfig:"OTEL_RESOURCE_ATTRIBUTES"`
-	OTelSampler            string `envconfig:"OTEL_TRACES_SAMPLER" default:"parentbased_always_on"`
-	OTelSamplerArg         string `envconfig:"OTEL_TRACES_SAMPLER_ARG"`
-	OTelSDKDisabled        string `envconfig:"OTEL_SDK_DISABLED" default:"false"`
-	OTelTracesExporter     string `envconfig:"OTEL_TRACES_EXPORTER" default:"otlp"`
+	SharedEnv  // config_shared.go
+	TracingEnv // config_tracing.go
 }
 
 // config is the validated configuration.
@@ -181,8 +165,10 @@ type config struct {
 	DevAuthAllowPublic bool
 	DevAuthTokenTTL    time.Duration
 
-	// Tracing is the OTEL_* configuration; off (Enabled false) unless an
-	// endpoint is set.
+	sharedConfig // config_shared.go
+
+	// Tracing is the OTEL_* configuration (config_tracing.go); off
+	// (Enabled false) unless an endpoint is set.
 	Tracing tracing.Config
 }
 
@@ -370,36 +356,6 @@ func (p *problems) policy(inline, file string) (*scopes.Policy, string) {
 		return tools.Policy(), ""
 	}
 	return policy, name
-}
-
-// tracing parses the OTEL_* variables; their problems never quote a
-// header value (OTEL_EXPORTER_OTLP_HEADERS carries API keys).
-func (p *problems) tracing(e env) tracing.Config {
-	c, err := tracing.Env{
-		Endpoint:           e.OTelEndpoint,
-		TracesEndpoint:     e.OTelTracesEndpoint,
-		Headers:            e.OTelHeaders,
-		TracesHeaders:      e.OTelTracesHeaders,
-		Protocol:           e.OTelProtocol,
-		TracesProtocol:     e.OTelTracesProtocol,
-		Timeout:            e.OTelTimeout,
-		TracesTimeout:      e.OTelTracesTimeout,
-		Compression:        e.OTelCompression,
-		TracesCompression:  e.OTelTracesCompression,
-		ServiceName:        e.OTelServiceName,
-		ResourceAttributes: e.OTelResourceAttributes,
-		Sampler:            e.OTelSampler,
-		SamplerArg:         e.OTelSamplerArg,
-		SDKDisabled:        e.OTelSDKDisabled,
-		TracesExporter:     e.OTelTracesExporter,
-	}.Parse()
-	var tp tracing.Problems
-	if errors.As(err, &tp) {
-		*p = append(*p, tp...)
-	} else if err != nil {
-		p.addf("OTEL_*: %v", err)
-	}
-	return c
 }
 
 func splitList(s string) []string {
@@ -600,7 +556,9 @@ func (e env) validate() (*config, error) {
 			p.addf("MCP_RESOURCE_URL is required when HOST is not loopback: it is the public URL clients use and the audience tokens must carry")
 		}
 	}
-	c.Tracing = p.tracing(e)
+	e.SharedEnv.validate(&p, c)
+
+	e.TracingEnv.validate(&p, c)
 	if len(p) > 0 {
 		return nil, &configError{problems: p}
 	}

@@ -132,6 +132,7 @@ func run(ctx context.Context, o options, out io.Writer) (ok bool, rows []row, er
 		{"4", "cache-hostile", b.hostile},
 		{"5", "memory", b.memory},
 		{"6", "cold start", b.coldStart},
+		{"8", "several machines", b.sharedTier},
 		{"7", "JWT cache-hostile", b.jwtHostile},
 	}
 	only := map[string]bool{}

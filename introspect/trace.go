@@ -4,7 +4,8 @@ package introspect
 // a child of the caller's (the gateway's request span), saying whether the
 // cache answered, which validator decided on a miss, and the verdict; a
 // client span per HTTP exchange with the introspection endpoint, with its
-// Outcome; and, through jwtaccess, a span per JWKS fetch. Nothing in a
+// Outcome; a span for the shared tier's part of a miss (its Redis calls,
+// and what they gave); and, through jwtaccess, a span per JWKS fetch. Nothing in a
 // span identifies a token or its owner: no token, digest, subject or
 // client id.
 //
@@ -33,11 +34,13 @@ const tracerName = "github.com/mcp-gateway/mcp-gateway/introspect"
 const (
 	spanVerify     = "verify token"
 	spanIntrospect = "introspect"
+	spanShared     = "shared cache"
 
 	attrCache     = attribute.Key("mcp_gateway.cache")     // "hit" or "miss"
 	attrValidator = attribute.Key("mcp_gateway.validator") // a Validator, on a miss
 	attrVerdict   = attribute.Key("mcp_gateway.verdict")   // Verdict
 	attrOutcome   = attribute.Key("mcp_gateway.introspection.outcome")
+	attrShared    = attribute.Key("mcp_gateway.shared_cache") // what the shared tier gave a miss
 )
 
 // Verdict names how a Verify ended, for a span: "ok", a refused token's
@@ -49,8 +52,8 @@ const (
 	VerdictRateLimited = "rate_limited" // *RateLimitError: 429
 )
 
-// verdict names err, the result of a Verify.
-func verdict(err error) string {
+// verdictOf names err, the result of a Verify.
+func verdictOf(err error) string {
 	var invalid *accesstoken.InvalidError
 	var limited *RateLimitError
 	var clientAuth *ClientAuthError
@@ -72,7 +75,7 @@ func (v *Verifier) verifyTraced(ctx context.Context, token string) (*auth.TokenI
 	ctx, span := v.tracer.Start(ctx, spanVerify)
 	defer span.End()
 	info, err := v.verify(ctx, token)
-	vd := verdict(err)
+	vd := verdictOf(err)
 	span.SetAttributes(attrVerdict.String(vd))
 	if vd == VerdictUnavailable || vd == VerdictClientAuth {
 		// No verdict could be had: the gateway's failure, not the
@@ -100,6 +103,31 @@ func (v *Verifier) traceValidator(ctx context.Context, by Validator) {
 		return
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attrValidator.String(string(by)))
+}
+
+// startShared starts the span of the shared tier's part of a miss (its
+// Redis calls: the value, the lock, the wait); end ends it with what the
+// tier gave: "answer" (another machine's verdict), "lock_won" (this
+// machine verifies and shares), "unavailable" (Redis failed: verify
+// alone) or "verify_alone" (no answer in time, or the lock could not be
+// had).
+func (v *Verifier) startShared(ctx context.Context, f *flight) (context.Context, func()) {
+	ctx, span := v.tracer.Start(ctx, spanShared, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNameRedis))
+	return ctx, func() {
+		result := "verify_alone"
+		switch {
+		case f.done:
+			result = "answer"
+		case f.lease != nil:
+			result = "lock_won"
+		case f.skip:
+			result = "unavailable"
+			span.SetStatus(codes.Error, result)
+		}
+		span.SetAttributes(attrShared.String(result))
+		span.End()
+	}
 }
 
 // startExchange starts the client span of one introspection exchange;

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache/redistest"
 )
 
 // recorder is a tracer provider that keeps every ended span.
@@ -172,6 +174,39 @@ func TestVerifySpanJWT(t *testing.T) {
 	// The key set fetched the JWKS, and said so in a span.
 	if n := len(named(rec, "jwks fetch")); n == 0 {
 		t.Error("no JWKS fetch span")
+	}
+}
+
+// The shared tier's part of a miss is a span of its own: the machine
+// that verifies first wins the lock, the next gets its answer.
+func TestSharedTierSpan(t *testing.T) {
+	srv := redistest.Start(t)
+	as := introspecttest.New(t)
+	tp, rec := recorder(t)
+	traced := func(c *Config, _ *sharedcache.Config) { c.TracerProvider = tp }
+	a := newMachine(t, as, srv.URL(), traced)
+	b := newMachine(t, as, srv.URL(), traced)
+	tok := as.Issue("erin", []string{"op:add"}, testResource, time.Hour)
+	for _, m := range []*machine{a, b} {
+		if _, err := verifyIn(t, tp, m.v, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := named(rec, spanShared)
+	if len(sh) != 2 {
+		t.Fatalf("%d shared cache spans, want 2", len(sh))
+	}
+	for i, want := range []string{"lock_won", "answer"} {
+		if a := spanAttrs(sh[i]); a[attrShared] != want || a["db.system.name"] != "redis" {
+			t.Errorf("machine %d: shared cache span %v, want %s", i, a, want)
+		}
+	}
+	vs := named(rec, spanVerify)
+	if len(vs) != 2 || sh[1].Parent().SpanID() != vs[1].SpanContext().SpanID() {
+		t.Errorf("the shared cache span is not the verify span's child")
+	}
+	if n := len(named(rec, spanIntrospect)); n != 1 {
+		t.Errorf("%d introspections, want 1 (the second machine used the first's answer)", n)
 	}
 }
 
