@@ -130,6 +130,7 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	}
 	r.ok("configuration: every variable parses")
 	r.ok("tool policy: %s; tools named: %s; scopes needed: %s", cfg.PolicySource, orNone(cfg.Policy.Tools()), orNone(cfg.Policy.Scopes()))
+	checkTracing(ctx, r, cfg) // check_tracing.go
 
 	// 2. Development mode.
 	if cfg.DevMode {

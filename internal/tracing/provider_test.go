@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -221,5 +222,39 @@ func TestReceiverRawHoldsAttributes(t *testing.T) {
 	}
 	if !bytes.Contains(rcv.Raw(), []byte("haystack-value")) {
 		t.Error("Raw does not hold an exported attribute value")
+	}
+}
+
+func TestProbe(t *testing.T) {
+	rcv := tracingtest.New(t)
+	cfg := parse(t, tracing.Env{Endpoint: rcv.Endpoint(), Headers: "x-key=probe-secret"})
+	if err := tracing.Probe(context.Background(), cfg); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	reqs := rcv.Requests()
+	if len(reqs) != 1 || reqs[0].Path != "/v1/traces" || reqs[0].Header.Get("X-Key") != "probe-secret" || len(rcv.Spans()) != 0 {
+		t.Fatalf("probe requests %+v, spans %v", reqs, rcv.Spans())
+	}
+	for status, want := range map[int]string{
+		http.StatusUnauthorized: "check OTEL_EXPORTER_OTLP_HEADERS",
+		http.StatusNotFound:     "OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL",
+		http.StatusBadGateway:   "HTTP 502",
+	} {
+		rcv.Fail(status)
+		err := tracing.Probe(context.Background(), cfg)
+		var pe *tracing.ProbeError
+		if !errors.As(err, &pe) || pe.Status != status || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "probe-secret") {
+			t.Errorf("status %d: %v", status, err)
+		}
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	err := tracing.Probe(context.Background(), parse(t, tracing.Env{Endpoint: gone.URL}))
+	var pe *tracing.ProbeError
+	if !errors.As(err, &pe) || pe.Status != 0 || !strings.Contains(err.Error(), "cannot be reached") {
+		t.Errorf("closed collector: %v", err)
+	}
+	if err := tracing.Probe(context.Background(), tracing.Config{}); err == nil {
+		t.Error("Probe with tracing off succeeded")
 	}
 }
