@@ -86,6 +86,9 @@ func TestVerifySpans(t *testing.T) {
 	if a := spanAttrs(xs[0]); a[attrOutcome] != string(OutcomeActive) || a["http.response.status_code"] != "200" || a["server.address"] != "127.0.0.1" {
 		t.Errorf("introspection span attributes %v", a)
 	}
+	if xs[0].Status().Code == codes.Error || vs[0].Status().Code == codes.Error {
+		t.Errorf("an answered introspection is an error span: %v, %v", xs[0].Status(), vs[0].Status())
+	}
 
 	// A hit: a verify span saying so, and no exchange.
 	if _, err := verifyIn(t, tp, v, tok); err != nil {
