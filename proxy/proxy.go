@@ -15,7 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/internal/tracing"
 )
 
 // Defaults for the zero values of Config.
@@ -83,6 +86,10 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger receives the proxy's warnings and errors. nil: discarded.
 	Logger *slog.Logger
+	// TracerProvider, when not nil, records a client span per forwarded
+	// request and sends its context upstream as the traceparent
+	// (trace.go). nil: no spans; the client's traceparent is forwarded.
+	TracerProvider trace.TracerProvider
 	// Now is the clock (session idleness). nil: time.Now.
 	Now func() time.Time
 }
@@ -99,6 +106,7 @@ type Proxy struct {
 	transport     http.RoundTripper
 	ownTransport  *http.Transport // closed by Close
 	log           *slog.Logger
+	tracer        trace.Tracer // nil: no spans
 	now           func() time.Time
 	rp            *httputil.ReverseProxy
 
@@ -183,6 +191,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TracerProvider != nil {
+		p.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -311,6 +322,9 @@ type request struct {
 	toolsList []string // ids of tools/list requests whose answers are rewritten
 	stream    bool     // holds a stream slot for an SSE answer to POST
 	timer     *time.Timer
+
+	upstreamStatus int    // the upstream's status, once it answered (traces)
+	failure        string // why the client did not get the upstream's answer (traces)
 }
 
 type requestKey struct{}
@@ -431,7 +445,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.GetBody = br.reopen
 	}
 
-	ctx, cancel := context.WithCancelCause(r.Context())
+	base := r.Context()
+	if p.tracer != nil {
+		var span trace.Span
+		base, span = p.startUpstream(base, r.Method)
+		// Deferred: a client gone mid-stream ends ServeHTTP with
+		// panic(http.ErrAbortHandler), and the span ends all the same.
+		defer endUpstream(span, st)
+	}
+	ctx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
 	st.Context = ctx
 	st.timer = time.AfterFunc(p.timeout, func() { cancel(errUpstreamTimeout) })
@@ -497,6 +519,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	*pr.Out.URL = *p.upstream
 	pr.Out.Host = ""
 	filterRequestHeaders(pr.Out.Header)
+	if p.tracer != nil {
+		// The upstream's parent is the gateway's span, not the client's.
+		tracing.Inject(pr.Out.Context(), pr.Out.Header)
+	}
 	p.setIdentity(pr.Out.Header, st.caller)
 }
 

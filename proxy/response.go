@@ -18,6 +18,7 @@ import (
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st := stateFrom(resp.Request.Context())
 	st.timer.Stop() // the first byte arrived: a stream is not cut from here on
+	st.upstreamStatus = resp.StatusCode
 
 	// 3xx too: the proxy follows no redirect, and a client cannot either
 	// (Location is not passed on: it would point past the gateway).

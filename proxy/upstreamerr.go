@@ -113,6 +113,9 @@ func upstreamRetry(v string) string {
 // transport's words (which could carry internals), never a credential.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
+	if st != nil && p.tracer != nil {
+		st.failure = upstreamFailure(r.Context(), err)
+	}
 	if st != nil && st.newID != "" {
 		// The client will not learn the session its answer created.
 		p.sessions.end(st.newID)
