@@ -43,7 +43,7 @@ func tracedGateway(t *testing.T) (*Gateway, *tracetest.SpanRecorder) {
 func attrMap(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 	m := map[attribute.Key]string{}
 	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value.Emit()
+		m[kv.Key] = kv.Value.String()
 	}
 	return m
 }
