@@ -83,6 +83,8 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger receives the proxy's warnings and errors. nil: discarded.
 	Logger *slog.Logger
+	// Observer, when set, is told of every upstream failure (metrics).
+	Observer Observer
 	// Now is the clock (session idleness). nil: time.Now.
 	Now func() time.Time
 }
@@ -99,6 +101,7 @@ type Proxy struct {
 	transport     http.RoundTripper
 	ownTransport  *http.Transport // closed by Close
 	log           *slog.Logger
+	observer      Observer
 	now           func() time.Time
 	rp            *httputil.ReverseProxy
 
@@ -118,9 +121,26 @@ type Proxy struct {
 	readyDone chan struct{} // the check in progress, closed when it ends
 }
 
+// Validate reports every problem of cfg at once (errors.Join), as New
+// would, without building anything: for the gateway's configuration
+// check. No error quotes UPSTREAM_AUTHORIZATION.
+func (cfg Config) Validate() error {
+	_, _, err := cfg.withDefaults()
+	return err
+}
+
 // New checks cfg, reporting every problem at once (errors.Join), and
 // returns a Proxy. No error quotes UPSTREAM_AUTHORIZATION.
 func New(cfg Config) (*Proxy, error) {
+	cfg, u, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return build(cfg, u), nil
+}
+
+// withDefaults checks cfg and fills in the defaults of its zero values.
+func (cfg Config) withDefaults() (Config, *url.URL, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("proxy: "+format, args...)) }
 
@@ -162,9 +182,12 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return cfg, nil, errors.Join(errs...)
 	}
+	return cfg, u, nil
+}
 
+func build(cfg Config, u *url.URL) *Proxy {
 	p := &Proxy{
 		upstream:     u,
 		timeout:      cfg.Timeout,
@@ -173,6 +196,7 @@ func New(cfg Config) (*Proxy, error) {
 		filter:       cfg.FilterTool,
 		transport:    cfg.Transport,
 		log:          cfg.Logger,
+		observer:     cfg.Observer,
 		now:          cfg.Now,
 		streams:      newStreams(cfg.MaxStreams, cfg.MaxStreamsPerUser),
 		terminateSem: make(chan struct{}, maxTerminating),
@@ -207,7 +231,7 @@ func New(cfg Config) (*Proxy, error) {
 		// known length is written at once, without a flush timer.
 		FlushInterval: 0,
 	}
-	return p, nil
+	return p
 }
 
 // parseUpstream applies the project's rule for outgoing URLs: https, or

@@ -131,28 +131,35 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &use):
 		switch {
 		case use.Status == http.StatusUnauthorized || use.Status == http.StatusProxyAuthRequired:
+			p.failed(FailureCredentials)
 			p.log.Error("proxy: the upstream refused the gateway's credentials; check UPSTREAM_AUTHORIZATION", "status", use.Status)
 			writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server refused the gateway")
 		case use.Status == http.StatusServiceUnavailable:
+			p.failed(FailureUnavailable)
 			p.log.Warn("proxy: upstream unavailable", "status", use.Status)
 			w.Header().Set("Retry-After", upstreamRetry(use.retryAfter))
 			writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the upstream MCP server is unavailable; try again later")
 		case use.Status == http.StatusGatewayTimeout:
+			p.failed(FailureUpstreamTimeout)
 			p.log.Warn("proxy: upstream answered gateway timeout", "status", use.Status)
 			writeError(w, http.StatusGatewayTimeout, codeGatewayTimeout, "the upstream MCP server did not answer in time")
 		default:
+			p.failed(FailureBadStatus)
 			p.log.Warn("proxy: upstream failed", "status", use.Status)
 			writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server failed")
 		}
 	case errors.As(err, &rwe):
+		p.failed(FailureUnfilterable)
 		p.log.Error("proxy: tools/list answer refused", "reason", rwe.Reason)
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server's tool list could not be filtered")
 	case errors.As(err, &se):
+		p.failed(FailureSession)
 		p.log.Error("proxy: upstream session refused", "reason", se.Reason)
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server issued an unusable session")
 	case errors.As(err, new(*http.MaxBytesError)):
 		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
 	case errors.Is(context.Cause(r.Context()), errUpstreamTimeout):
+		p.failed(FailureTimeout)
 		p.log.Warn("proxy: upstream timeout", "timeout", p.timeout.String())
 		writeError(w, http.StatusGatewayTimeout, codeGatewayTimeout, "the upstream MCP server did not answer in time")
 	case r.Context().Err() != nil:
@@ -161,6 +168,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the request was cancelled")
 	default:
 		// Connection refused or reset, DNS, TLS, an answer cut short.
+		p.failed(FailureUnreachable)
 		p.log.Warn("proxy: upstream unreachable", "error", p.scrub(err.Error()))
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server could not be reached")
 	}
