@@ -27,6 +27,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -110,8 +111,19 @@ type Config struct {
 	Verifier Verifier
 	// Server is the MCP server behind the gateway, with its tools already
 	// registered (tools.Register for the built-in ones). Its tools read the
-	// caller from req.Extra.TokenInfo.
+	// caller from req.Extra.TokenInfo. Exactly one of Server and Upstream
+	// is set.
 	Server *mcp.Server
+	// Upstream, in proxy mode (UPSTREAM_URL), is the upstream MCP server
+	// every authorized MCP request is forwarded to: the gateway then
+	// serves no tools of its own. The gateway builds the proxy and sets
+	// what it owns: FilterTool (tools/list as the Policy and ToolsList
+	// say; a filter set here must also let a tool through), and, where
+	// left zero, MaxBodyBytes, SessionIdleTimeout (SessionTimeout), Logger
+	// and Observer (Metrics). Stateless, JSONResponse, MaxSessions and
+	// MaxStreams do not apply: the upstream decides its transport, and the
+	// proxy's own bounds are in the proxy.Config.
+	Upstream *proxy.Config
 	// Policy decides, for every tool, whether it exists for clients and
 	// which scopes a call needs: the HTTP step-up before the SDK runs
 	// anything, tools/list, and the server middleware (enforcePolicy). It
@@ -135,7 +147,8 @@ type Gateway struct {
 	routes   map[string]struct{}
 	sessions *sessionLimiter // nil: no limit (or stateless)
 	streams  chan struct{}   // semaphore; nil: no limit (or stateless)
-	server   *mcp.Server
+	server   *mcp.Server     // nil in proxy mode
+	proxy    *proxy.Proxy    // nil unless in proxy mode
 
 	requestIDs *requestIDs
 }
@@ -179,8 +192,11 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Verifier == nil {
 		errs = append(errs, errors.New("gateway: no token verifier"))
 	}
-	if cfg.Server == nil {
-		errs = append(errs, errors.New("gateway: no MCP server"))
+	switch {
+	case cfg.Server == nil && cfg.Upstream == nil:
+		errs = append(errs, errors.New("gateway: no MCP server and no upstream"))
+	case cfg.Server != nil && cfg.Upstream != nil:
+		errs = append(errs, errors.New("gateway: both an MCP server and an upstream: set one"))
 	}
 	if cfg.Policy == nil {
 		errs = append(errs, errors.New("gateway: no tool policy (tools.Policy() for the built-in tools)"))
@@ -224,44 +240,22 @@ func New(cfg Config) (*Gateway, error) {
 		requestIDs:   newRequestIDs(),
 	}
 
-	server := cfg.Server
-	g.server = server
-	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
-	if cfg.Metrics != nil {
-		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
-	}
-	if !cfg.Stateless {
-		if cfg.MaxSessions > 0 {
-			g.sessions = &sessionLimiter{server: server, max: cfg.MaxSessions}
-		}
-		if cfg.MaxStreams > 0 {
-			g.streams = make(chan struct{}, cfg.MaxStreams)
-		}
-	}
 	if g.landing, err = newLandingPage(cfg, mdURL); err != nil {
 		return nil, err
 	}
-	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Stateless:           cfg.Stateless,
-		JSONResponse:        cfg.JSONResponse,
-		SessionTimeout:      cfg.SessionTimeout,
-		MaxRequestBodyBytes: cfg.MaxBodyBytes,
-		Logger:              sdkLogger(cfg.Logger),
-		// checkHost does this, allowing the resource's own host too.
-		DisableLocalhostProtection: true,
-	})
-	// The SDK keeps its TokenInfo context key unexported: the only way to
-	// hand it our already-verified TokenInfo (for req.Extra.TokenInfo and
-	// the per-user session binding) is its own middleware, fed by a
-	// verifier that reads what authenticate stored. The token is verified
-	// once.
-	sdk := jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
-		ResourceMetadataURL:    mdURL,
-		AllowMissingExpiration: true,
-		// The verifier has decided expiry with its own (injectable) clock;
-		// the SDK's second check, with time.Now, must never overrule it.
-		ClockSkew: sdkSkewNeverDecides,
-	})(flushjson.Wrap(streamable)))
+	var mcpHandler echo.HandlerFunc
+	var mcpMiddleware []echo.MiddlewareFunc
+	if cfg.Upstream != nil {
+		if g.proxy, err = g.newProxy(); err != nil {
+			return nil, err
+		}
+		// The proxy bounds its sessions and streams itself.
+		mcpHandler = g.forward
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp}
+	} else {
+		mcpHandler = echo.WrapHandler(g.builtIn(mdURL))
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp, g.limits}
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -286,8 +280,6 @@ func New(cfg Config) (*Gateway, error) {
 		e.Any(p, mdHandler)
 	}
 
-	mcpHandler := echo.WrapHandler(sdk)
-	mcpMiddleware := []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp, g.limits}
 	if mcpPath == "/" {
 		mcpMiddleware = append([]echo.MiddlewareFunc{g.landingOnRoot}, mcpMiddleware...)
 	}
@@ -312,12 +304,61 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Close ends every live MCP session (stateful mode), and with them their
-// goroutines and open SSE streams. Call it after the HTTP server has shut
-// down; the SDK's handler has no Close of its own.
+// builtIn is the handler of the built-in server (Config.Server): the
+// SDK's Streamable HTTP handler, with the policy and metrics middleware
+// on the server and the session and stream bounds set up.
+func (g *Gateway) builtIn(mdURL string) http.Handler {
+	cfg := g.cfg
+	server := cfg.Server
+	g.server = server
+	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
+	if cfg.Metrics != nil {
+		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
+	}
+	if !cfg.Stateless {
+		if cfg.MaxSessions > 0 {
+			g.sessions = &sessionLimiter{server: server, max: cfg.MaxSessions}
+		}
+		if cfg.MaxStreams > 0 {
+			g.streams = make(chan struct{}, cfg.MaxStreams)
+		}
+	}
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Stateless:           cfg.Stateless,
+		JSONResponse:        cfg.JSONResponse,
+		SessionTimeout:      cfg.SessionTimeout,
+		MaxRequestBodyBytes: cfg.MaxBodyBytes,
+		Logger:              sdkLogger(cfg.Logger),
+		// checkHost does this, allowing the resource's own host too.
+		DisableLocalhostProtection: true,
+	})
+	// The SDK keeps its TokenInfo context key unexported: the only way to
+	// hand it our already-verified TokenInfo (for req.Extra.TokenInfo and
+	// the per-user session binding) is its own middleware, fed by a
+	// verifier that reads what authenticate stored. The token is verified
+	// once.
+	return jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL:    mdURL,
+		AllowMissingExpiration: true,
+		// The verifier has decided expiry with its own (injectable) clock;
+		// the SDK's second check, with time.Now, must never overrule it.
+		ClockSkew: sdkSkewNeverDecides,
+	})(flushjson.Wrap(streamable)))
+}
+
+// Close ends every live MCP session, and with them their goroutines and
+// open SSE streams: the built-in server's (stateful mode), or in proxy
+// mode the upstream sessions the proxy holds (ended at the upstream with
+// DELETE). Call it after the HTTP server has shut down; the SDK's handler
+// has no Close of its own.
 func (g *Gateway) Close() {
-	for ss := range g.server.Sessions() {
-		_ = ss.Close()
+	if g.server != nil {
+		for ss := range g.server.Sessions() {
+			_ = ss.Close()
+		}
+	}
+	if g.proxy != nil {
+		g.proxy.Close()
 	}
 }
 
@@ -335,6 +376,14 @@ func (g *Gateway) readyz(c echo.Context) error {
 	if err := g.cfg.Verifier.Ready(ctx); err != nil {
 		g.cfg.Logger.Warn("not ready", "error", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	}
+	if g.proxy != nil {
+		// The answer is public: a reason code, the details in the log.
+		if err := g.proxy.Ready(ctx); err != nil {
+			reason := upstreamReason(err)
+			g.cfg.Logger.Warn("not ready", "reason", reason, "error", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
