@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,9 +352,9 @@ func (a headerAdder) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestProxyModeReadiness: /readyz reports an upstream that cannot be used
 // with a reason code, never the upstream's address or credential.
 func TestProxyModeReadiness(t *testing.T) {
-	status := make(chan int, 1)
+	var status atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(<-status)
+		w.WriteHeader(int(status.Load()))
 	}))
 	t.Cleanup(up.Close)
 	for _, tt := range []struct {
@@ -373,7 +374,7 @@ func TestProxyModeReadiness(t *testing.T) {
 				url = down.URL
 				down.Close()
 			} else {
-				status <- tt.upstream
+				status.Store(int32(tt.upstream))
 			}
 			g := proxyGateway(t, url+"/mcp?key=SECRET", nil)
 			rec := serve(g, httptest.NewRequest(http.MethodGet, "/readyz", nil))
