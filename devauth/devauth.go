@@ -62,8 +62,10 @@ type Config struct {
 	// resource accepted, and the "aud" of every token.
 	Resource string
 	// Scopes are the scopes offered on consent and listed in the metadata;
-	// default scopes.All(). A request for a parent scope such as "op" that
-	// is not itself offered asks for every offered scope it covers.
+	// default (nil) scopes.All(). A request for a parent scope such as "op"
+	// that is not itself offered asks for every offered scope it covers.
+	// An empty, non-nil list offers none: consent then only says who the
+	// user is, and tokens carry no scope (a proxy whose policy needs none).
 	Scopes []string
 
 	// IntrospectionClientID and IntrospectionClientSecret are the
@@ -187,9 +189,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Scopes == nil {
 		cfg.Scopes = scopes.All()
-	}
-	if len(cfg.Scopes) == 0 {
-		bad("Scopes must not be empty")
 	}
 	for _, sc := range cfg.Scopes {
 		if !scopes.ValidToken(sc) {
