@@ -35,9 +35,9 @@ func printBanner(w io.Writer, cfg *config) {
    npx @modelcontextprotocol/inspector
    (Transport: Streamable HTTP, URL: %s)
  Connect Claude Code:
-   claude mcp add --transport http calculator %s
+   claude mcp add --transport http %s %s
 %s
-`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, cfg.ResourceURL, cfg.ResourceURL, line)
+`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, cfg.ResourceURL, claudeName(cfg), cfg.ResourceURL, line)
 }
 
 // warnPublicDevMode repeats, every interval until ctx ends, that a
@@ -59,4 +59,12 @@ func warnPublicDevMode(ctx context.Context, logger *slog.Logger, host string, in
 			warn()
 		}
 	}
+}
+
+// claudeName is the server name suggested for `claude mcp add`.
+func claudeName(cfg *config) string {
+	if cfg.UpstreamURL != "" {
+		return "gateway"
+	}
+	return "calculator"
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -96,10 +97,16 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 		if err != nil {
 			return err
 		}
+		// A policy that needs no scope (proxy mode without POLICY) offers
+		// none: consent then only signs the user in.
+		offered := cfg.ScopesSupported
+		if offered == nil {
+			offered = []string{}
+		}
 		das, err := devauth.New(devauth.Config{
 			Issuer:         issuer,
 			Resource:       cfg.ResourceURL,
-			Scopes:         cfg.ScopesSupported,
+			Scopes:         offered,
 			AccessTokenTTL: cfg.DevAuthTokenTTL,
 			Logger:         logger.With("component", "devauth"),
 		})
@@ -121,14 +128,23 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 	defer verifier.Close()
 
-	server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
-	if err := tools.Register(server, cfg.Policy); err != nil {
-		return err
-	}
-
 	gwCfg := cfg.gatewayConfig()
+	if cfg.UpstreamURL != "" {
+		// Proxy mode: no tools of the gateway's own.
+		pc := cfg.proxyConfig()
+		gwCfg.Upstream = &pc
+		logger.Info("proxy mode", "upstream", proxy.Redacted(cfg.UpstreamURL), "upstream_authorization", cfg.UpstreamAuthorization != "")
+		if cfg.PolicySource == policyNone {
+			logger.Warn("proxy mode without POLICY or POLICY_FILE: every tool of the upstream needs only a valid token, and the upstream alone decides what each user may do; declare a policy (README.md, \"Per-tool policy\")")
+		}
+	} else {
+		server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
+		if err := tools.Register(server, cfg.Policy); err != nil {
+			return err
+		}
+		gwCfg.Server = server
+	}
 	gwCfg.Verifier = verifier
-	gwCfg.Server = server
 	gwCfg.Logger = logger
 	gwCfg.Mounts = mounts
 	gwCfg.Metrics = m

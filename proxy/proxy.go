@@ -265,6 +265,17 @@ func parseUpstream(raw string, allowHTTP bool) (*url.URL, error) {
 	return u, nil
 }
 
+// Redacted is how an upstream URL may appear in logs and messages: its
+// query (where some hosted MCP servers take an API key) and any user
+// information replaced. A URL that does not parse is replaced whole.
+func Redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	return safeURL(u)
+}
+
 // safeURL is how an upstream URL appears in messages and logs: without
 // its query, where some hosted MCP servers take an API key.
 func safeURL(u *url.URL) string {
