@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -134,5 +137,51 @@ func TestProxyModeConfig(t *testing.T) {
 				t.Errorf("a secret in the error: %v", err)
 			}
 		})
+	}
+}
+
+// TestREADMENamesEveryFuzzTarget: the README's fuzz table lists every fuzz
+// target in the module with its package, so that none is forgotten.
+func TestREADMENamesEveryFuzzTarget(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fuzz := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	found := 0
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzz.FindAllStringSubmatch(string(src), -1) {
+			found++
+			row := fmt.Sprintf("| `./%s/` |", filepath.Dir(path))
+			i := strings.Index(string(readme), row)
+			if i < 0 {
+				t.Errorf("README.md has no fuzz row for %s (%s)", filepath.Dir(path), m[1])
+				continue
+			}
+			line, _, _ := strings.Cut(string(readme)[i:], "\n")
+			if !strings.Contains(line, "`"+m[1]+"`") {
+				t.Errorf("README.md's fuzz row for %s does not name %s", filepath.Dir(path), m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found < 20 {
+		t.Errorf("found %d fuzz targets; the walk is broken", found)
 	}
 }

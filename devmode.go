@@ -31,13 +31,15 @@ func printBanner(w io.Writer, cfg *config) {
  Authorization server:  %s
  Mint a token by hand:  %s/
 
- Connect the MCP Inspector:
-   npx @modelcontextprotocol/inspector
-   (Transport: Streamable HTTP, URL: %s)
- Connect Claude Code:
+ Connect a client (docs/clients.md has every recipe step by step):
    claude mcp add --transport http %s %s
+   npx -y mcp-remote %s
+   npx -y @modelcontextprotocol/inspector@2.12.0   (Node 22.19+: Add Servers,
+     + Add manually, streamable-http, the URL above, then the switch)
+ Claude's connectors accept only https:// URLs: see docs/clients.md for a
+ tunnel with DEV_AUTH_ALLOW_PUBLIC=true.
 %s
-`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, cfg.ResourceURL, claudeName(cfg), cfg.ResourceURL, line)
+`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, claudeName(cfg), cfg.ResourceURL, cfg.ResourceURL, line)
 }
 
 // warnPublicDevMode repeats, every interval until ctx ends, that a

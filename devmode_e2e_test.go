@@ -7,11 +7,10 @@ package main
 // client with its OAuth support (discovery from the 401, RFC 9728 and RFC
 // 8414 metadata, RFC 7591 registration, authorization code with PKCE and
 // RFC 8707 resource, step-up on 403, refresh), with the "browser" part done
-// over plain HTTP by consentBot, which reads and submits the consent form.
+// over plain HTTP by devauthtest.ConsentBot, which reads and submits the consent form.
 // browser_e2e_test.go does the same in a real Chromium.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,329 +20,20 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
-	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
+
+	"github.com/mcp-gateway/mcp-gateway/devauth/devauthtest"
+	"github.com/mcp-gateway/mcp-gateway/internal/htmlform"
+	"github.com/mcp-gateway/mcp-gateway/internal/oauthtest"
 )
 
 var devScopes = []string{"op:add", "op:sub", "op:mult", "op:div"}
-
-// noRedirectClient returns redirects to the caller instead of following
-// them: the authorization response is read from the Location header.
-var noRedirectClient = &http.Client{
-	Timeout:       10 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// htmlForm is the first POST form of an HTML page, as a browser sees it.
-type htmlForm struct {
-	action  *url.URL            // resolved against the page URL
-	hidden  url.Values          // hidden inputs
-	scopes  []string            // values of the "scope" checkboxes, in page order
-	checked []string            // the scope checkboxes ticked when the page loads
-	text    []string            // names of text inputs
-	buttons map[string][]string // submit button name -> values
-}
-
-func htmlAttr(n *html.Node, key string) (string, bool) {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val, true
-		}
-	}
-	return "", false
-}
-
-func nodeText(n *html.Node) string {
-	var b strings.Builder
-	for d := range n.Descendants() {
-		if d.Type == html.TextNode {
-			b.WriteString(d.Data)
-		}
-	}
-	return b.String()
-}
-
-func parseHTMLForm(page *url.URL, body []byte) (*htmlForm, error) {
-	doc, err := html.Parse(bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	var form *html.Node
-	for n := range doc.Descendants() {
-		if n.Type == html.ElementNode && n.Data == "form" {
-			if m, _ := htmlAttr(n, "method"); strings.EqualFold(m, "post") {
-				form = n
-				break
-			}
-		}
-	}
-	if form == nil {
-		return nil, fmt.Errorf("no POST form on the page:\n%s", body)
-	}
-	action, _ := htmlAttr(form, "action")
-	au, err := page.Parse(action)
-	if err != nil {
-		return nil, fmt.Errorf("form action %q: %v", action, err)
-	}
-	f := &htmlForm{action: au, hidden: url.Values{}, buttons: map[string][]string{}}
-	for n := range form.Descendants() {
-		if n.Type != html.ElementNode {
-			continue
-		}
-		name, _ := htmlAttr(n, "name")
-		value, _ := htmlAttr(n, "value")
-		typ, _ := htmlAttr(n, "type")
-		switch {
-		case n.Data == "input" && typ == "hidden":
-			f.hidden.Add(name, value)
-		case n.Data == "input" && typ == "checkbox" && name == "scope":
-			f.scopes = append(f.scopes, value)
-			if _, ok := htmlAttr(n, "checked"); ok {
-				f.checked = append(f.checked, value)
-			}
-		case n.Data == "input" && (typ == "text" || typ == ""):
-			f.text = append(f.text, name)
-		case n.Data == "button" && (typ == "submit" || typ == "") && name != "":
-			f.buttons[name] = append(f.buttons[name], value)
-		}
-	}
-	return f, nil
-}
-
-// elementText returns the text of the element with the given id.
-func elementText(body []byte, id string) (string, bool) {
-	doc, err := html.Parse(bytes.NewReader(body))
-	if err != nil {
-		return "", false
-	}
-	for n := range doc.Descendants() {
-		if v, _ := htmlAttr(n, "id"); n.Type == html.ElementNode && v == id {
-			return nodeText(n), true
-		}
-	}
-	return "", false
-}
-
-// authorizationError is an error authorization response (RFC 6749 §4.1.2.1)
-// delivered to the redirect URI.
-type authorizationError struct {
-	Code, Description, State, Iss string
-}
-
-func (e *authorizationError) Error() string {
-	return fmt.Sprintf("authorization response: %s (%s)", e.Code, e.Description)
-}
-
-// parseAuthorizationResponse reads the authorization response from the
-// redirect a browser would follow. It checks that it goes to the client's
-// redirect URI.
-func parseAuthorizationResponse(redirect, location string) (*auth.AuthorizationResult, error) {
-	loc, err := url.Parse(location)
-	if err != nil {
-		return nil, fmt.Errorf("redirect Location %q: %v", location, err)
-	}
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirect {
-		return nil, fmt.Errorf("redirected to %s, not to the redirect URI %s", got, redirect)
-	}
-	q := loc.Query()
-	if code := q.Get("error"); code != "" {
-		return nil, &authorizationError{Code: code, Description: q.Get("error_description"), State: q.Get("state"), Iss: q.Get("iss")}
-	}
-	if q.Get("code") == "" {
-		return nil, fmt.Errorf("authorization response without code or error: %s", location)
-	}
-	return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-}
-
-// consentAnswer is what the user does on the consent page.
-type consentAnswer struct {
-	grant []string // the scopes left ticked
-	deny  bool     // click Deny instead of Approve
-}
-
-// consentBot is the "browser" of an auth.AuthorizationCodeFetcher over plain
-// HTTP: it opens the authorization URL, reads the consent form (action,
-// hidden id and CSRF fields, scope checkboxes), ticks the scopes decide
-// chooses, types the user name, submits, and reads code, state and iss from
-// the redirect without following it. It never calls t.Fatal: the SDK may
-// call it from any goroutine.
-type consentBot struct {
-	user     string
-	redirect string
-	decide   func(round int, offered, checked []string) consentAnswer
-
-	rounds  atomic.Int32
-	mu      sync.Mutex
-	offered [][]string // the scopes offered in each round
-}
-
-func (b *consentBot) offeredIn(round int) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if round < 1 || round > len(b.offered) {
-		return nil
-	}
-	return b.offered[round-1]
-}
-
-func (b *consentBot) fetch(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-	round := int(b.rounds.Add(1))
-	page, err := url.Parse(args.URL)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args.URL, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := noRedirectClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	b.mu.Lock()
-	b.offered = append(b.offered, nil)
-	b.mu.Unlock()
-	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
-		// The authorization server refused the request without asking.
-		return parseAuthorizationResponse(b.redirect, loc)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET authorization URL: status %d: %s", resp.StatusCode, body)
-	}
-	form, err := parseHTMLForm(page, body)
-	if err != nil {
-		return nil, err
-	}
-	if form.hidden.Get("id") == "" || form.hidden.Get("csrf") == "" {
-		return nil, fmt.Errorf("consent form without hidden id and csrf fields: %v", form.hidden)
-	}
-	if !slices.Contains(form.text, "user") || !slices.Contains(form.buttons["action"], "approve") || !slices.Contains(form.buttons["action"], "deny") {
-		return nil, fmt.Errorf("consent form without a user field and Approve/Deny buttons: %+v", form)
-	}
-	if form.action.Host != page.Host {
-		return nil, fmt.Errorf("consent form posts to %s, another origin than the page %s", form.action, page.Host)
-	}
-	b.mu.Lock()
-	b.offered[round-1] = slices.Clone(form.scopes)
-	b.mu.Unlock()
-
-	ans := b.decide(round, form.scopes, form.checked)
-	v := url.Values{}
-	for k, vs := range form.hidden {
-		v[k] = vs
-	}
-	for _, sc := range ans.grant {
-		if !slices.Contains(form.scopes, sc) {
-			return nil, fmt.Errorf("round %d: the consent page does not offer %s (offered %v)", round, sc, form.scopes)
-		}
-		v.Add("scope", sc)
-	}
-	v.Set("user", b.user)
-	v.Set("action", "approve")
-	if ans.deny {
-		v.Set("action", "deny")
-	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.action.String(), strings.NewReader(v.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err = noRedirectClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		return nil, fmt.Errorf("POST consent: status %d, want 303; body %s", resp.StatusCode, body)
-	}
-	return parseAuthorizationResponse(b.redirect, resp.Header.Get("Location"))
-}
-
-// grantRounds answers round n with grants[n-1] (the last entry for later
-// rounds); a nil entry leaves the page's defaults ticked.
-func grantRounds(grants ...[]string) func(int, []string, []string) consentAnswer {
-	return func(round int, offered, checked []string) consentAnswer {
-		g := grants[min(round, len(grants))-1]
-		if g == nil {
-			g = checked
-		}
-		return consentAnswer{grant: g}
-	}
-}
-
-// trafficRecorder records the requests an http.Client sends: the bearer
-// tokens, the responses' status and challenge, and the refresh_token grants.
-type trafficRecorder struct {
-	base http.RoundTripper
-
-	mu        sync.Mutex
-	tokens    []string // Authorization bearer tokens, in order
-	statuses  []int
-	forbidden []string // WWW-Authenticate of 403 responses
-	refreshes int      // grant_type=refresh_token requests
-}
-
-func (r *trafficRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	refresh := false
-	if req.Method == http.MethodPost && req.Body != nil && strings.HasSuffix(req.URL.Path, "/token") {
-		b, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		form, _ := url.ParseQuery(string(b))
-		refresh = form.Get("grant_type") == "refresh_token"
-	}
-	resp, err := r.base.RoundTrip(req)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
-		r.tokens = append(r.tokens, tok)
-	}
-	if refresh && err == nil && resp.StatusCode == http.StatusOK {
-		r.refreshes++
-	}
-	if err == nil {
-		r.statuses = append(r.statuses, resp.StatusCode)
-		if resp.StatusCode == http.StatusForbidden {
-			r.forbidden = append(r.forbidden, strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
-		}
-	}
-	return resp, err
-}
-
-func (r *trafficRecorder) lastToken() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.tokens) == 0 {
-		return ""
-	}
-	return r.tokens[len(r.tokens)-1]
-}
-
-func (r *trafficRecorder) refreshCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.refreshes
-}
-
-func (r *trafficRecorder) snapshot() (statuses []int, forbidden []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.statuses), slices.Clone(r.forbidden)
-}
 
 // publicClientMetadata is the RFC 7591 metadata of a native MCP client with
 // a loopback redirect URI.
@@ -408,20 +98,20 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	issuer := strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth"
 
 	redirect := loopbackRedirect(t)
-	bot := &consentBot{
-		user:     "dev-alice",
-		redirect: redirect,
+	bot := &devauthtest.ConsentBot{
+		User:     "dev-alice",
+		Redirect: redirect,
 		// Round one: only add and sub of the four offered. Round two (the
 		// step-up for divide): everything offered, op:div included.
-		decide: grantRounds([]string{"op:add", "op:sub"}, nil),
+		Decide: devauthtest.GrantRounds([]string{"op:add", "op:sub"}, nil),
 	}
-	asTraffic := &trafficRecorder{base: http.DefaultTransport}
+	asTraffic := &oauthtest.Recorder{Base: http.DefaultTransport}
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
 			Metadata: publicClientMetadata(redirect, "dev mode e2e"),
 		},
 		RedirectURL:              redirect,
-		AuthorizationCodeFetcher: bot.fetch,
+		AuthorizationCodeFetcher: bot.Fetch,
 		RequestRefreshToken:      true,
 		Client:                   &http.Client{Transport: asTraffic, Timeout: 10 * time.Second},
 		// oauth2's default token source treats a token as expired 10s
@@ -435,7 +125,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcpTraffic := &trafficRecorder{base: http.DefaultTransport}
+	mcpTraffic := &oauthtest.Recorder{Base: http.DefaultTransport}
 	client := mcp.NewClient(&mcp.Implementation{Name: "devmode-e2e", Version: "1"}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -451,13 +141,13 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	defer cs.Close()
 
 	// Discovery -> registration -> consent -> token exchange.
-	if n := bot.rounds.Load(); n != 1 {
+	if n := bot.Rounds(); n != 1 {
 		t.Fatalf("consent rounds after connect = %d, want 1", n)
 	}
-	if got := bot.offeredIn(1); !slices.Equal(got, devScopes) {
+	if got := bot.OfferedIn(1); !slices.Equal(got, devScopes) {
 		t.Errorf("round 1 consent offers %v, want %v (the scopes of the 401 challenge)", got, devScopes)
 	}
-	if statuses, _ := mcpTraffic.snapshot(); len(statuses) == 0 || statuses[0] != http.StatusUnauthorized {
+	if statuses, _ := mcpTraffic.Snapshot(); len(statuses) == 0 || statuses[0] != http.StatusUnauthorized {
 		t.Errorf("first MCP response statuses %v, want a 401 first", statuses)
 	}
 	res, err := calc(cs, "add", 2, 3)
@@ -496,13 +186,13 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if r := calcResult(t, res); r != 2 {
 		t.Errorf("6 / 3 = %v", r)
 	}
-	if n := bot.rounds.Load(); n != 2 {
+	if n := bot.Rounds(); n != 2 {
 		t.Errorf("consent rounds after divide = %d, want 2 (one step-up)", n)
 	}
-	if got, want := bot.offeredIn(2), []string{"op:add", "op:sub", "op:div"}; !slices.Equal(got, want) {
+	if got, want := bot.OfferedIn(2), []string{"op:add", "op:sub", "op:div"}; !slices.Equal(got, want) {
 		t.Errorf("step-up consent offers %v, want %v", got, want)
 	}
-	_, forbidden := mcpTraffic.snapshot()
+	_, forbidden := mcpTraffic.Snapshot()
 	if len(forbidden) != 1 {
 		t.Fatalf("403 responses = %q, want exactly one", forbidden)
 	}
@@ -533,7 +223,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if tok.Expiry.IsZero() || time.Until(tok.Expiry) > ttl+time.Second {
 		t.Fatalf("token expiry %v, want about %v from now (DEV_AUTH_TOKEN_TTL)", tok.Expiry, ttl)
 	}
-	refreshesBefore := asTraffic.refreshCount()
+	refreshesBefore := asTraffic.Refreshes()
 	deadline := time.Now().Add(10 * time.Second)
 	for !time.Now().After(tok.Expiry) {
 		if time.Now().After(deadline) {
@@ -548,14 +238,14 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if r := calcResult(t, res); r != 4 {
 		t.Errorf("8 / 2 = %v", r)
 	}
-	used := mcpTraffic.lastToken()
+	used := mcpTraffic.LastToken()
 	if used == "" || used == tok.AccessToken {
 		t.Error("the call after expiry did not use a new access token")
 	}
-	if n := asTraffic.refreshCount() - refreshesBefore; n < 1 {
+	if n := asTraffic.Refreshes() - refreshesBefore; n < 1 {
 		t.Errorf("refresh_token grants after expiry = %d, want at least 1", n)
 	}
-	if n := bot.rounds.Load(); n != 2 {
+	if n := bot.Rounds(); n != 2 {
 		t.Errorf("consent rounds after refresh = %d, want still 2", n)
 	}
 	if who := callWhoami(t, cs); who.Sub != "dev-alice" || !slices.Contains(who.Scopes, "op:div") {
@@ -566,7 +256,7 @@ func TestDevModeSDKOAuthFlow(t *testing.T) {
 	if r.Status != http.StatusUnauthorized || challenge(t, r).Params["error"] != "invalid_token" {
 		t.Errorf("expired access token: status %d, challenge %q; want 401 invalid_token", r.Status, r.Header.Values("WWW-Authenticate"))
 	}
-	t.Logf("issuer %s; %d refresh grant(s); %d consent rounds", issuer, asTraffic.refreshCount(), bot.rounds.Load())
+	t.Logf("issuer %s; %d refresh grant(s); %d consent rounds", issuer, asTraffic.Refreshes(), bot.Rounds())
 	if strings.Contains(g.Logs.String(), tok.AccessToken) || strings.Contains(g.Logs.String(), used) {
 		t.Error("an access token appears in the logs")
 	}
@@ -579,19 +269,19 @@ func TestDevModeConsentDenied(t *testing.T) {
 	waitReady(t, g)
 	for _, tc := range []struct {
 		name string
-		ans  consentAnswer
+		ans  devauthtest.ConsentAnswer
 	}{
-		{"deny", consentAnswer{grant: devScopes, deny: true}},
-		{"approve nothing", consentAnswer{}},
+		{"deny", devauthtest.ConsentAnswer{Grant: devScopes, Deny: true}},
+		{"approve nothing", devauthtest.ConsentAnswer{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			redirect := loopbackRedirect(t)
-			bot := &consentBot{user: "dev-bob", redirect: redirect,
-				decide: func(int, []string, []string) consentAnswer { return tc.ans }}
+			bot := &devauthtest.ConsentBot{User: "dev-bob", Redirect: redirect,
+				Decide: func(int, []string, []string) devauthtest.ConsentAnswer { return tc.ans }}
 			handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 				DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: publicClientMetadata(redirect, "denied")},
 				RedirectURL:                     redirect,
-				AuthorizationCodeFetcher:        bot.fetch,
+				AuthorizationCodeFetcher:        bot.Fetch,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -604,7 +294,7 @@ func TestDevModeConsentDenied(t *testing.T) {
 				cs.Close()
 				t.Fatal("connect succeeded after the user denied consent")
 			}
-			var ae *authorizationError
+			var ae *devauthtest.AuthorizationError
 			if !errors.As(err, &ae) || ae.Code != "access_denied" {
 				t.Fatalf("connect error = %v, want the authorization error access_denied", err)
 			}
@@ -614,7 +304,7 @@ func TestDevModeConsentDenied(t *testing.T) {
 			// The SDK (v1.8.0) first tries SEP-2575 server/discover and, when
 			// that fails for any reason, falls back to initialize, which
 			// asks for consent again: the user is asked at most twice.
-			if n := bot.rounds.Load(); n < 1 || n > 2 {
+			if n := bot.Rounds(); n < 1 || n > 2 {
 				t.Errorf("consent rounds = %d, want 1 or 2", n)
 			}
 		})
@@ -626,7 +316,7 @@ func TestDevModeConsentDenied(t *testing.T) {
 type devASClient struct {
 	meta   *oauthex.AuthServerMeta
 	cfg    *oauth2.Config
-	bot    *consentBot
+	bot    *devauthtest.ConsentBot
 	issuer string
 }
 
@@ -654,7 +344,7 @@ func newDevASClient(t *testing.T, g *gatewayUnderTest, user string, grant []stri
 	return &devASClient{
 		meta:   meta,
 		issuer: issuer,
-		bot:    &consentBot{user: user, redirect: redirect, decide: grantRounds(grant)},
+		bot:    &devauthtest.ConsentBot{User: user, Redirect: redirect, Decide: devauthtest.GrantRounds(grant)},
 		cfg: &oauth2.Config{
 			ClientID:    reg.ClientID,
 			Endpoint:    oauth2.Endpoint{AuthURL: meta.AuthorizationEndpoint, TokenURL: meta.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
@@ -668,7 +358,7 @@ func newDevASClient(t *testing.T, g *gatewayUnderTest, user string, grant []stri
 // resource and returns the authorization response (or its error).
 func (c *devASClient) authorize(state, verifier, resource string) (*auth.AuthorizationResult, error) {
 	u := c.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource))
-	return c.bot.fetch(context.Background(), &auth.AuthorizationArgs{URL: u})
+	return c.bot.Fetch(context.Background(), &auth.AuthorizationArgs{URL: u})
 }
 
 func (c *devASClient) exchange(code, verifier, resource string) (*oauth2.Token, error) {
@@ -763,7 +453,7 @@ func TestDevModeAuthorizationServerErrors(t *testing.T) {
 
 	t.Run("foreign resource", func(t *testing.T) {
 		_, err := c.authorize("evil", oauth2.GenerateVerifier(), "https://evil.example/mcp")
-		var ae *authorizationError
+		var ae *devauthtest.AuthorizationError
 		if !errors.As(err, &ae) || ae.Code != "invalid_target" {
 			t.Fatalf("err = %v, want a redirect with error=invalid_target", err)
 		}
@@ -813,7 +503,7 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 	lower := strings.ToLower(out)
 	for _, want := range []string{
 		g.Resource,
-		"npx @modelcontextprotocol/inspector",
+		"npx -y @modelcontextprotocol/inspector@2.12.0", "npx -y mcp-remote " + g.Resource, "docs/clients.md",
 		"claude mcp add --transport http calculator " + g.Resource,
 		strings.TrimSuffix(g.Resource, "/mcp") + "/dev-auth",
 	} {
@@ -840,15 +530,20 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 		t.Fatalf("GET %s: %d", pageURL, resp.StatusCode)
 	}
 	page, _ := url.Parse(pageURL)
-	form, err := parseHTMLForm(page, body)
+	form, err := htmlform.First(body, page, http.MethodPost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if form.hidden.Get("csrf") == "" || !slices.Equal(form.scopes, devScopes) || !slices.Contains(form.text, "user") {
+	var offered []string
+	for _, in := range form.OfType("checkbox", "scope") {
+		offered = append(offered, in.Value)
+	}
+	csrf := form.Values()["csrf"]
+	if len(csrf) != 1 || csrf[0] == "" || !slices.Equal(offered, devScopes) || len(form.OfType("text", "user")) != 1 {
 		t.Fatalf("token page form %+v", form)
 	}
-	v := url.Values{"csrf": form.hidden["csrf"], "scope": {"op:add"}, "user": {"page-user"}}
-	resp, err = http.PostForm(form.action.String(), v)
+	v := url.Values{"csrf": csrf, "scope": {"op:add"}, "user": {"page-user"}}
+	resp, err = http.PostForm(form.Action.String(), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -857,12 +552,12 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST token page: %d %s", resp.StatusCode, body)
 	}
-	tok, ok := elementText(body, "token")
+	tok, ok := htmlform.ElementText(body, "token")
 	tok = strings.TrimSpace(tok)
 	if !ok || tok == "" {
 		t.Fatalf("no token on the page:\n%s", body)
 	}
-	if curl, _ := elementText(body, "curl"); !strings.Contains(curl, g.Resource) || !strings.Contains(curl, tok) {
+	if curl, _ := htmlform.ElementText(body, "curl"); !strings.Contains(curl, g.Resource) || !strings.Contains(curl, tok) {
 		t.Errorf("curl command %q does not call %s with the token", curl, g.Resource)
 	}
 
@@ -882,7 +577,7 @@ func TestDevModeBannerAndTokenPage(t *testing.T) {
 		t.Errorf("whoami with the page's token = %+v", who)
 	}
 	// The CSRF token is single-use: replaying the form is refused.
-	resp, err = http.PostForm(form.action.String(), v)
+	resp, err = http.PostForm(form.Action.String(), v)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,11 +104,15 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 			offered = []string{}
 		}
 		das, err := devauth.New(devauth.Config{
-			Issuer:         issuer,
-			Resource:       cfg.ResourceURL,
-			Scopes:         offered,
-			AccessTokenTTL: cfg.DevAuthTokenTTL,
-			Logger:         logger.With("component", "devauth"),
+			Issuer:   issuer,
+			Resource: cfg.ResourceURL,
+			Scopes:   offered,
+			Describe: cfg.Policy.Describe,
+			// A client id URL on loopback is a client on this machine;
+			// behind a public tunnel it could be anyone's.
+			AllowLoopbackClientIDs: !cfg.DevAuthAllowPublic,
+			AccessTokenTTL:         cfg.DevAuthTokenTTL,
+			Logger:                 logger.With("component", "devauth"),
 		})
 		if err != nil {
 			return fmt.Errorf("development authorization server: %w", err)

@@ -179,11 +179,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	// for this client_id, so that a step-up consent needs no retyping.
 	if hint := q.Get("login_hint"); ValidUser(hint) {
 		p.loginHint, p.hintFrom = hint, "Suggested by the application (login_hint)."
-	} else if last, ok := s.lastUser.get(c.id); ok {
+	} else if last, ok := s.lastUser.Get(c.id); ok {
 		p.loginHint, p.hintFrom = last, "Filled in from your last approval for this application."
 	}
-	s.pending.dropOldestWhile(func(p *pendingAuth) bool { return !now.Before(p.expires) })
-	s.pending.put(id, p)
+	s.pending.DropOldestWhile(func(p *pendingAuth) bool { return !now.Before(p.expires) })
+	s.pending.Put(id, p)
 	s.mu.Unlock()
 	s.log.Debug("devauth: showing consent page", "client_id", c.id, "scopes", requested)
 	checked := make(map[string]bool, len(requested))
@@ -241,9 +241,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 
 	s.mu.Lock()
-	p, ok := s.pending.get(id)
+	p, ok := s.pending.Get(id)
 	if ok && !now.Before(p.expires) {
-		s.pending.remove(id)
+		s.pending.Remove(id)
 		ok = false
 	}
 	if !ok {
@@ -283,7 +283,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The request is answered: it cannot be answered twice.
-	s.pending.remove(id)
+	s.pending.Remove(id)
 	if action == "deny" || (len(granted) == 0 && len(p.scopes) > 0) {
 		s.mu.Unlock()
 		desc := "the user denied the request"
@@ -295,8 +295,8 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := newSecret()
-	s.codes.dropOldestWhile(func(c *authCode) bool { return !now.Before(c.expires) })
-	s.codes.put(digest(code), &authCode{
+	s.codes.DropOldestWhile(func(c *authCode) bool { return !now.Before(c.expires) })
+	s.codes.Put(digest(code), &authCode{
 		clientID:      p.clientID,
 		redirectURI:   p.redirectURI,
 		redirectGiven: p.redirectGiven,
@@ -306,7 +306,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		expires:       now.Add(s.cfg.CodeTTL),
 		family:        randomString(12),
 	})
-	s.lastUser.put(p.clientID, user)
+	s.lastUser.Put(p.clientID, user)
 	s.mu.Unlock()
 	s.log.Info("devauth: authorization approved", "client_id", p.clientID, "user", user, "scopes", granted)
 	s.redirect(w, r, p.redirectURI, url.Values{"code": {code}}, p.state)

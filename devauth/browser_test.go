@@ -13,7 +13,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/browsertest"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // TestBrowserConsent drives the consent page in a real headless Chromium:
@@ -79,7 +78,7 @@ func TestBrowserConsent(t *testing.T) {
 	); err != nil {
 		t.Fatalf("filling the form: %v", err)
 	}
-	for scope, want := range map[string]bool{scopes.Add: true, scopes.Subtract: true, scopes.Multiply: false, scopes.Divide: false} {
+	for scope, want := range map[string]bool{scopeAdd: true, scopeSubtract: true, scopeMultiply: false, scopeDivide: false} {
 		checked, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.querySelector('input[name="scope"][value="`+scope+`"]').checked`))
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +116,7 @@ func TestBrowserConsent(t *testing.T) {
 	// moment ago is already filled in, so approving is one click.
 	stepVerifier := oauth2.GenerateVerifier()
 	if err := chromedp.Do(bctx,
-		chromedp.Navigate(authzRequest{clientID: clientID, redirectURI: redirect, verifier: stepVerifier, state: "stepup", scope: scopes.Divide}.url(h)),
+		chromedp.Navigate(authzRequest{clientID: clientID, redirectURI: redirect, verifier: stepVerifier, state: "stepup", scope: scopeDivide}.url(h)),
 		chromedp.WaitVisible(chromedp.CSS(`button[value="approve"]`)),
 	); err != nil {
 		t.Fatalf("step-up consent page: %v", err)
@@ -149,7 +148,7 @@ func TestBrowserConsent(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("step-up exchange: %d %v", status, tok)
 	}
-	if in := h.introspect(tok["access_token"].(string)); in["scope"] != scopes.Divide || in["username"] != "browser-user" {
+	if in := h.introspect(tok["access_token"].(string)); in["scope"] != scopeDivide || in["username"] != "browser-user" {
 		t.Fatalf("step-up introspection %v", in)
 	}
 

@@ -185,9 +185,9 @@ func checkClientIDURL(raw string, allowLoopback bool) (*url.URL, error) {
 func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string) (*client, error) {
 	if !isURLClientID(id) {
 		s.mu.Lock()
-		c, ok := s.clients.get(id)
+		c, ok := s.clients.Get(id)
 		if ok {
-			s.clients.touch(id)
+			s.clients.Touch(id)
 		}
 		s.mu.Unlock()
 		if !ok {
@@ -200,9 +200,9 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string) (
 	}
 	now := s.now()
 	s.mu.Lock()
-	cc, ok := s.documents.get(id)
+	cc, ok := s.documents.Get(id)
 	if ok && now.Before(cc.expires) {
-		s.documents.touch(id)
+		s.documents.Touch(id)
 		s.mu.Unlock()
 		return cc.client, nil
 	}
@@ -249,7 +249,7 @@ func (s *Server) fetchClient(ctx context.Context, id string) (*client, error) {
 	c.issuedAt = now
 	ttl := metadataTTL(header)
 	s.mu.Lock()
-	evicted := s.documents.put(id, &cachedClient{client: c, expires: now.Add(ttl)})
+	evicted := s.documents.Put(id, &cachedClient{client: c, expires: now.Add(ttl)})
 	s.mu.Unlock()
 	if evicted > 0 {
 		s.log.Warn("devauth: client metadata cache full; evicted the least recently used document", "max_clients", s.cfg.MaxClients)

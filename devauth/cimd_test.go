@@ -15,8 +15,6 @@ import (
 
 	"code.dny.dev/ssrf"
 	"golang.org/x/oauth2"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // docServer serves Client ID Metadata Documents from an httptest server on
@@ -114,7 +112,7 @@ func TestClientIDMetadataDocumentFlow(t *testing.T) {
 		t.Fatalf("exchange: %d %v", status, tok)
 	}
 	in := h.introspect(tok["access_token"].(string))
-	if in["active"] != true || in["client_id"] != id || in["scope"] != scopes.Add || in["username"] != "alice" {
+	if in["active"] != true || in["client_id"] != id || in["scope"] != scopeAdd || in["username"] != "alice" {
 		t.Fatalf("introspection %v", in)
 	}
 	status, tok = h.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {id}, "refresh_token": {tok["refresh_token"].(string)}})

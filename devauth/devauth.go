@@ -50,6 +50,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/lru"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -61,12 +62,17 @@ type Config struct {
 	// Resource is the gateway's MCP_RESOURCE_URL. It is the only RFC 8707
 	// resource accepted, and the "aud" of every token.
 	Resource string
-	// Scopes are the scopes offered on consent and listed in the metadata;
-	// default (nil) scopes.All(). A request for a parent scope such as "op"
-	// that is not itself offered asks for every offered scope it covers.
-	// An empty, non-nil list offers none: consent then only says who the
-	// user is, and tokens carry no scope (a proxy whose policy needs none).
+	// Scopes are the scopes offered on consent and listed in the metadata
+	// (the gateway passes its tool policy's). A request for a parent scope
+	// such as "op" that is not itself offered asks for every offered scope
+	// it covers. Required; an empty, non-nil list offers none: consent then
+	// only says who the user is, and tokens carry no scope (a proxy whose
+	// policy needs none).
 	Scopes []string
+	// Describe says, for people, what a scope allows, on the consent page
+	// (the gateway passes its tool policy's Describe). nil, or "", shows
+	// the scope itself.
+	Describe func(scope string) string
 
 	// IntrospectionClientID and IntrospectionClientSecret are the
 	// credentials the introspection endpoint requires. New generates random
@@ -141,19 +147,19 @@ type Server struct {
 	exampleJS string
 
 	mu       sync.Mutex
-	clients  *lru[string, *client]
-	pending  *lru[string, *pendingAuth]
-	codes    *lru[[32]byte, *authCode]
-	tokens   *lru[[32]byte, *tokenRecord]
-	limiters *lru[string, *rate.Limiter]
-	pageCSRF *lru[string, time.Time]
+	clients  *lru.Map[string, *client]
+	pending  *lru.Map[string, *pendingAuth]
+	codes    *lru.Map[[32]byte, *authCode]
+	tokens   *lru.Map[[32]byte, *tokenRecord]
+	limiters *lru.Map[string, *rate.Limiter]
+	pageCSRF *lru.Map[string, time.Time]
 	// documents caches the clients of Client ID Metadata Documents, by
 	// client_id URL (bounded by MaxClients).
-	documents *lru[string, *cachedClient]
+	documents *lru.Map[string, *cachedClient]
 	// lastUser remembers, per client_id, the user name last approved, to
 	// prefill the consent page of the next authorization (a step-up, most
 	// often). Bounded by MaxClients.
-	lastUser *lru[string, string]
+	lastUser *lru.Map[string, string]
 	fetcher  *metadataFetcher
 }
 
@@ -188,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 		bad("Resource %q must be an absolute http or https URL without a fragment", cfg.Resource)
 	}
 	if cfg.Scopes == nil {
-		cfg.Scopes = scopes.All()
+		bad("Scopes is required (an empty list offers none)")
 	}
 	for _, sc := range cfg.Scopes {
 		if !scopes.ValidToken(sc) {
@@ -270,14 +276,14 @@ func New(cfg Config) (*Server, error) {
 		introSec:  cfg.IntrospectionClientSecret,
 		clientIP:  cfg.ClientIP,
 		exampleJS: cfg.ExampleArguments,
-		clients:   newLRU[string, *client](cfg.MaxClients),
-		pending:   newLRU[string, *pendingAuth](cfg.MaxCodes),
-		codes:     newLRU[[32]byte, *authCode](cfg.MaxCodes),
-		tokens:    newLRU[[32]byte, *tokenRecord](cfg.MaxTokens),
-		limiters:  newLRU[string, *rate.Limiter](maxLimiters),
-		pageCSRF:  newLRU[string, time.Time](maxPageCSRF),
-		documents: newLRU[string, *cachedClient](cfg.MaxClients),
-		lastUser:  newLRU[string, string](cfg.MaxClients),
+		clients:   lru.New[string, *client](cfg.MaxClients),
+		pending:   lru.New[string, *pendingAuth](cfg.MaxCodes),
+		codes:     lru.New[[32]byte, *authCode](cfg.MaxCodes),
+		tokens:    lru.New[[32]byte, *tokenRecord](cfg.MaxTokens),
+		limiters:  lru.New[string, *rate.Limiter](maxLimiters),
+		pageCSRF:  lru.New[string, time.Time](maxPageCSRF),
+		documents: lru.New[string, *cachedClient](cfg.MaxClients),
+		lastUser:  lru.New[string, string](cfg.MaxClients),
 		fetcher:   newMetadataFetcher(cfg.AllowLoopbackClientIDs, cfg.ClientMetadataTimeout),
 	}
 	s.handler = s.routes()

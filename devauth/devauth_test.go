@@ -12,12 +12,10 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 func TestNewValidation(t *testing.T) {
-	good := Config{Issuer: "http://localhost:8080/dev-auth", Resource: "http://localhost:8080/mcp"}
+	good := Config{Issuer: "http://localhost:8080/dev-auth", Resource: "http://localhost:8080/mcp", Scopes: testScopes()}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -101,7 +99,7 @@ func TestPathsAndMetadata(t *testing.T) {
 				}
 			}
 			lists := map[string]string{
-				"scopes_supported":                              strings.Join(scopes.All(), " "),
+				"scopes_supported":                              strings.Join(testScopes(), " "),
 				"response_types_supported":                      "code",
 				"grant_types_supported":                         "authorization_code refresh_token",
 				"code_challenge_methods_supported":              "S256",
@@ -270,7 +268,7 @@ func TestBoundedness(t *testing.T) {
 	for range 20 {
 		ids = append(ids, h.register("https://a.example/cb"))
 	}
-	if n := h.srv.clients.len(); n != 5 {
+	if n := h.srv.clients.Len(); n != 5 {
 		t.Errorf("clients = %d, want 5", n)
 	}
 	// The first client was evicted: its authorization request is refused on a page.
@@ -283,26 +281,26 @@ func TestBoundedness(t *testing.T) {
 	for range 10 {
 		h.openConsent(authzRequest{clientID: last, redirectURI: "https://a.example/cb", verifier: oauth2.GenerateVerifier()})
 	}
-	if n := h.srv.pending.len(); n != 3 {
+	if n := h.srv.pending.Len(); n != 3 {
 		t.Errorf("pending = %d, want 3", n)
 	}
 	// Codes are bounded by MaxCodes.
 	for range 6 {
 		h.authorize(authzRequest{clientID: last, redirectURI: "https://a.example/cb", verifier: oauth2.GenerateVerifier()}, "alice", nil)
 	}
-	if n := h.srv.codes.len(); n != 3 {
+	if n := h.srv.codes.Len(); n != 3 {
 		t.Errorf("codes = %d, want 3", n)
 	}
 	// Tokens are bounded by MaxTokens; the oldest go first.
 	var toks []string
 	for range 30 {
-		tok, err := h.srv.MintToken("alice", []string{scopes.Add})
+		tok, err := h.srv.MintToken("alice", []string{scopeAdd})
 		if err != nil {
 			t.Fatal(err)
 		}
 		toks = append(toks, tok)
 	}
-	if n := h.srv.tokens.len(); n != 10 {
+	if n := h.srv.tokens.Len(); n != 10 {
 		t.Errorf("tokens = %d, want 10", n)
 	}
 	if h.active(toks[0]) || !h.active(toks[29]) {
@@ -389,11 +387,11 @@ func TestAuthorizeErrors(t *testing.T) {
 	})
 	t.Run("scopes", func(t *testing.T) {
 		cases := map[string][]string{
-			"":                      scopes.All(),
-			"op:add op:div unknown": {scopes.Add, scopes.Divide},
-			"unknown":               scopes.All(),
-			"op":                    scopes.All(),
-			"op:sub":                {scopes.Subtract},
+			"":                      testScopes(),
+			"op:add op:div unknown": {scopeAdd, scopeDivide},
+			"unknown":               testScopes(),
+			"op":                    testScopes(),
+			"op:sub":                {scopeSubtract},
 		}
 		for scope, want := range cases {
 			a := base
@@ -446,7 +444,7 @@ func TestConsent(t *testing.T) {
 	})
 	t.Run("approve subset", func(t *testing.T) {
 		f := h.openConsent(a)
-		_, q := h.answer(f, "approve", "alice", []string{scopes.Add, scopes.Subtract, "op:evil"})
+		_, q := h.answer(f, "approve", "alice", []string{scopeAdd, scopeSubtract, "op:evil"})
 		if q.Get("state") != "st8" || q.Get("iss") != h.issuer {
 			t.Errorf("redirect %v", q)
 		}
@@ -492,12 +490,12 @@ func TestConsent(t *testing.T) {
 	t.Run("bad user then good", func(t *testing.T) {
 		f := h.openConsent(a)
 		for _, bad := range []string{"", "a b", strings.Repeat("x", 65), "<script>"} {
-			resp, q := h.answer(f, "approve", bad, []string{scopes.Add})
+			resp, q := h.answer(f, "approve", bad, []string{scopeAdd})
 			if resp.StatusCode != http.StatusBadRequest || q != nil {
 				t.Errorf("user %q: %d %v", bad, resp.StatusCode, q)
 			}
 		}
-		_, q := h.answer(f, "approve", "carol@example.com", []string{scopes.Add})
+		_, q := h.answer(f, "approve", "carol@example.com", []string{scopeAdd})
 		if q.Get("code") == "" {
 			t.Errorf("good user: %v", q)
 		}
@@ -649,7 +647,7 @@ func TestTokenExchange(t *testing.T) {
 
 func TestRefreshRotation(t *testing.T) {
 	h := newHarness(t, nil)
-	clientID, tok := h.grant("alice", []string{scopes.Add, scopes.Divide})
+	clientID, tok := h.grant("alice", []string{scopeAdd, scopeDivide})
 	rt1 := tok["refresh_token"].(string)
 
 	refresh := func(rt string, extra url.Values) (int, map[string]any) {
@@ -718,7 +716,8 @@ func TestRefreshRotation(t *testing.T) {
 func (s *Server) clientsNewest() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.clients.order.Back().Value.(*lruEntry[string, *client]).key
+	id, _ := s.clients.Newest()
+	return id
 }
 
 func TestRevoke(t *testing.T) {
@@ -761,7 +760,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("missing client_id: %d", status)
 	}
 	// Tokens minted on the token page can be revoked with its client_id.
-	minted, _ := h.srv.MintToken("carol", []string{scopes.Add})
+	minted, _ := h.srv.MintToken("carol", []string{scopeAdd})
 	if status, _ := revoke(TokenPageClientID, minted, ""); status != http.StatusOK || h.active(minted) {
 		t.Errorf("minted token revocation: %d", status)
 	}
@@ -770,7 +769,7 @@ func TestRevoke(t *testing.T) {
 func TestIntrospection(t *testing.T) {
 	const id, secret = "intro client", "s3cr+t/=:%"
 	h := newHarness(t, func(c *Config) { c.IntrospectionClientID, c.IntrospectionClientSecret = id, secret })
-	clientID, tok := h.grant("alice", []string{scopes.Add, scopes.Multiply})
+	clientID, tok := h.grant("alice", []string{scopeAdd, scopeMultiply})
 	at := tok["access_token"].(string)
 	now := h.clock.Now()
 
@@ -841,10 +840,10 @@ func TestTokenPage(t *testing.T) {
 	}
 	post := func(f url.Values) (*http.Response, string) { return h.postForm("/", f, nil) }
 
-	if resp, _ := post(url.Values{"user": {"alice"}, "scope": {scopes.Add}}); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := post(url.Values{"user": {"alice"}, "scope": {scopeAdd}}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("no csrf: %d", resp.StatusCode)
 	}
-	resp, body = post(url.Values{"csrf": {csrf[2]}, "user": {"alice"}, "scope": {scopes.Add, scopes.Subtract}})
+	resp, body = post(url.Values{"csrf": {csrf[2]}, "user": {"alice"}, "scope": {scopeAdd, scopeSubtract}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST: %d %s", resp.StatusCode, body)
 	}
@@ -872,23 +871,23 @@ func TestTokenPage(t *testing.T) {
 		}
 	}
 	// The CSRF token is single-use.
-	if resp, _ := post(url.Values{"csrf": {csrf[2]}, "user": {"alice"}, "scope": {scopes.Add}}); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := post(url.Values{"csrf": {csrf[2]}, "user": {"alice"}, "scope": {scopeAdd}}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("reused csrf: %d", resp.StatusCode)
 	}
 	// Validation errors re-render the form.
 	_, body = h.get(h.url("/"))
 	csrf = hiddenRE.FindStringSubmatch(body)
-	if resp, body := post(url.Values{"csrf": {csrf[2]}, "user": {"a b"}, "scope": {scopes.Add}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "user name") {
+	if resp, body := post(url.Values{"csrf": {csrf[2]}, "user": {"a b"}, "scope": {scopeAdd}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "user name") {
 		t.Errorf("bad user: %d", resp.StatusCode)
 	}
 
 	if _, err := h.srv.MintToken("alice", []string{"op:pow"}); err == nil {
 		t.Error("MintToken accepted an unknown scope")
 	}
-	if _, err := h.srv.MintToken("", []string{scopes.Add}); err == nil {
+	if _, err := h.srv.MintToken("", []string{scopeAdd}); err == nil {
 		t.Error("MintToken accepted an empty user")
 	}
-	if tok, err := h.srv.MintToken("alice", []string{scopes.Parent}); err != nil || h.introspect(tok)["scope"] != "op" {
+	if tok, err := h.srv.MintToken("alice", []string{scopeParent}); err != nil || h.introspect(tok)["scope"] != "op" {
 		t.Errorf("MintToken(op): %v", err)
 	}
 }
@@ -896,7 +895,7 @@ func TestTokenPage(t *testing.T) {
 var regexpToken = regexp.MustCompile(`<pre id="token">([A-Za-z0-9_-]{43})</pre>`)
 
 func TestCurlQuoting(t *testing.T) {
-	s, err := New(Config{Issuer: "http://h/dev-auth", Resource: "http://h/mcp", ExampleArguments: `{"operation":"add","a":"it's"}`})
+	s, err := New(Config{Issuer: "http://h/dev-auth", Resource: "http://h/mcp", Scopes: testScopes(), ExampleArguments: `{"operation":"add","a":"it's"}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -932,7 +931,7 @@ func TestNeverLogsSecrets(t *testing.T) {
 	h.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {tok["refresh_token"].(string)}})
 	h.introspect(tok2["access_token"].(string))
 	h.postForm("/revoke", url.Values{"token": {tok2["refresh_token"].(string)}, "client_id": {clientID}}, nil)
-	minted, _ := h.srv.MintToken("carol", []string{scopes.Add})
+	minted, _ := h.srv.MintToken("carol", []string{scopeAdd})
 	secrets = append(secrets, minted)
 	id, secret := h.srv.IntrospectionCredentials()
 	secrets = append(secrets, secret)
@@ -960,10 +959,10 @@ func TestConcurrentGrants(t *testing.T) {
 			t.Parallel()
 			hh := *h
 			hh.t = t
-			clientID, tok := hh.grant(fmt.Sprintf("user%d", i), []string{scopes.Add})
+			clientID, tok := hh.grant(fmt.Sprintf("user%d", i), []string{scopeAdd})
 			hh.introspect(tok["access_token"].(string))
 			hh.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {tok["refresh_token"].(string)}})
-			if _, err := hh.srv.MintToken("x", []string{scopes.Add}); err != nil {
+			if _, err := hh.srv.MintToken("x", []string{scopeAdd}); err != nil {
 				t.Error(err)
 			}
 		})

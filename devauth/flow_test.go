@@ -10,8 +10,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 // TestFullFlow drives the server the way an MCP client does, with the Go
@@ -53,7 +51,7 @@ func TestFullFlow(t *testing.T) {
 	cfg := &oauth2.Config{
 		ClientID:    reg.ClientID,
 		RedirectURL: redirect,
-		Scopes:      []string{scopes.Add, scopes.Multiply},
+		Scopes:      []string{scopeAdd, scopeMultiply},
 		Endpoint: oauth2.Endpoint{
 			AuthURL:   meta.AuthorizationEndpoint,
 			TokenURL:  meta.TokenEndpoint,

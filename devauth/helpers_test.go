@@ -61,6 +61,8 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	cfg := Config{
 		Issuer:           issuer,
 		Resource:         testResource,
+		Scopes:           testScopes(),
+		Describe:         testDescribe,
 		Logger:           slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:              clock.Now,
 		RegistrationRate: rate.Inf,

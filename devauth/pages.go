@@ -8,15 +8,16 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-func describeScope(s string) string {
-	if d := scopes.Describe(s); d != "" {
-		return d
+// describeScope says what a scope allows, or names it when nothing says.
+func (s *Server) describeScope(scope string) string {
+	if s.cfg.Describe != nil {
+		if d := s.cfg.Describe(scope); d != "" {
+			return d
+		}
 	}
-	return s
+	return scope
 }
 
 const pageCSS = `
@@ -168,7 +169,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, status int, id string, p *
 	}
 	var opts []scopeOption
 	for _, sc := range p.scopes {
-		opts = append(opts, scopeOption{Value: sc, Description: describeScope(sc), Checked: checked[sc]})
+		opts = append(opts, scopeOption{Value: sc, Description: s.describeScope(sc), Checked: checked[sc]})
 	}
 	host, source := redirectDisplay(p.redirectURI)
 	prefilled := ""
@@ -276,7 +277,7 @@ func (s *Server) handleTokenPage(w http.ResponseWriter, r *http.Request) {
 		s.logRefusal(r, refused(status, "invalid_request", data.Error))
 	}
 	for _, sc := range s.offered {
-		data.Scopes = append(data.Scopes, scopeOption{Value: sc, Description: describeScope(sc), Checked: checked[sc]})
+		data.Scopes = append(data.Scopes, scopeOption{Value: sc, Description: s.describeScope(sc), Checked: checked[sc]})
 	}
 	data.CSRF = s.newPageCSRF()
 	s.render(w, status, "tokenpage", baseCSP+"; form-action 'self'", data)
@@ -286,8 +287,8 @@ func (s *Server) newPageCSRF() string {
 	tok := newSecret()
 	now := s.now()
 	s.mu.Lock()
-	s.pageCSRF.dropOldestWhile(func(exp time.Time) bool { return !now.Before(exp) })
-	s.pageCSRF.put(tok, now.Add(pageCSRFTTL))
+	s.pageCSRF.DropOldestWhile(func(exp time.Time) bool { return !now.Before(exp) })
+	s.pageCSRF.Put(tok, now.Add(pageCSRFTTL))
 	s.mu.Unlock()
 	return tok
 }
@@ -299,7 +300,7 @@ func (s *Server) usePageCSRF(tok string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.pageCSRF.remove(tok)
+	exp, ok := s.pageCSRF.Remove(tok)
 	return ok && s.now().Before(exp)
 }
 

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 var userInputRE = regexp.MustCompile(`<input type="text" id="user" name="user" value="([^"]*)" placeholder="([^"]*)"`)
@@ -42,7 +40,7 @@ func TestConsentUserName(t *testing.T) {
 		return page
 	}
 
-	first := open(clientID, scopes.Add, nil)
+	first := open(clientID, scopeAdd, nil)
 	value, placeholder := userField(t, first)
 	if value != "" {
 		t.Errorf("first consent prefilled %q", value)
@@ -60,28 +58,28 @@ func TestConsentUserName(t *testing.T) {
 		t.Fatalf("approval failed: %v", q)
 	}
 
-	stepUp := open(clientID, scopes.Add+" "+scopes.Divide, nil)
+	stepUp := open(clientID, scopeAdd+" "+scopeDivide, nil)
 	if value, _ := userField(t, stepUp); value != "alice" {
 		t.Errorf("step-up consent prefilled %q, want alice", value)
 	}
 	if !strings.Contains(stepUp, "Filled in from your last approval for this application.") {
 		t.Error("the page does not say where the name comes from")
 	}
-	if value, _ := userField(t, open(other, scopes.Add, nil)); value != "" {
+	if value, _ := userField(t, open(other, scopeAdd, nil)); value != "" {
 		t.Errorf("another client's consent prefilled %q", value)
 	}
-	hinted := open(clientID, scopes.Add, url.Values{"login_hint": {"bob"}})
+	hinted := open(clientID, scopeAdd, url.Values{"login_hint": {"bob"}})
 	if value, _ := userField(t, hinted); value != "bob" || !strings.Contains(hinted, "login_hint") {
 		t.Errorf("login_hint: prefilled %q", value)
 	}
-	if value, _ := userField(t, open(clientID, scopes.Add, url.Values{"login_hint": {"not valid!"}})); value != "alice" {
+	if value, _ := userField(t, open(clientID, scopeAdd, url.Values{"login_hint": {"not valid!"}})); value != "alice" {
 		t.Errorf("an invalid login_hint should fall back to the remembered name, got %q", value)
 	}
 
 	// A denial does not change the remembered name; a new approval does.
-	f = parseConsent(t, open(clientID, scopes.Add, nil))
+	f = parseConsent(t, open(clientID, scopeAdd, nil))
 	h.answer(f, "approve", "carol", f.checked)
-	if value, _ := userField(t, open(clientID, scopes.Add, nil)); value != "carol" {
+	if value, _ := userField(t, open(clientID, scopeAdd, nil)); value != "carol" {
 		t.Errorf("remembered %q after carol approved", value)
 	}
 }
@@ -93,7 +91,7 @@ func TestRememberedUsersAreBounded(t *testing.T) {
 	for i := range 5 {
 		h.grant("user"+string(rune('a'+i)), nil)
 	}
-	if n := h.srv.lastUser.len(); n != 3 {
+	if n := h.srv.lastUser.Len(); n != 3 {
 		t.Errorf("%d remembered names, want 3", n)
 	}
 }

@@ -114,7 +114,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	evicted := s.clients.put(c.id, c)
+	evicted := s.clients.Put(c.id, c)
 	s.mu.Unlock()
 	if evicted > 0 {
 		s.log.Warn("devauth: client registry full; evicted the least recently used client", "max_clients", s.cfg.MaxClients)
@@ -137,12 +137,12 @@ func (s *Server) allowRegistration(ip string) bool {
 	key := rateKey(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, ok := s.limiters.get(key)
+	l, ok := s.limiters.Get(key)
 	if !ok {
 		l = rate.NewLimiter(s.cfg.RegistrationRate, s.cfg.RegistrationBurst)
-		s.limiters.put(key, l)
+		s.limiters.Put(key, l)
 	} else {
-		s.limiters.touch(key)
+		s.limiters.Touch(key)
 	}
 	return l.AllowN(s.now(), 1)
 }

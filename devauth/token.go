@@ -161,7 +161,7 @@ func (s *Server) exchangeCode(c *client, form url.Values) (*tokenResponse, *refu
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ac, ok := s.codes.get(digest(code))
+	ac, ok := s.codes.Get(digest(code))
 	switch {
 	case !ok:
 		return nil, grantError("the authorization code is unknown: it was never issued by this server, was evicted, or the server restarted since")
@@ -214,7 +214,7 @@ func (s *Server) refresh(c *client, form url.Values) (*tokenResponse, *refusal) 
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.tokens.get(digest(rt))
+	rec, ok := s.tokens.Get(digest(rt))
 	switch {
 	case !ok:
 		return nil, grantError("the refresh token is unknown: it was never issued by this server, was revoked or evicted, or the server restarted since")
@@ -273,15 +273,15 @@ func (s *Server) issueLocked(clientID, user string, sc []string, family string, 
 }
 
 func (s *Server) putTokenLocked(token string, rec *tokenRecord) {
-	s.tokens.dropOldestWhile(func(t *tokenRecord) bool { return !rec.iat.Before(t.exp) })
-	if s.tokens.put(digest(token), rec) > 0 {
+	s.tokens.DropOldestWhile(func(t *tokenRecord) bool { return !rec.iat.Before(t.exp) })
+	if s.tokens.Put(digest(token), rec) > 0 {
 		s.log.Warn("devauth: token store full; evicted the oldest token", "max_tokens", s.cfg.MaxTokens)
 	}
 }
 
 // revokeFamilyLocked deletes every token of a grant. s.mu must be held.
 func (s *Server) revokeFamilyLocked(family string) int {
-	return s.tokens.removeIf(func(_ [32]byte, t *tokenRecord) bool { return t.family == family })
+	return s.tokens.RemoveIf(func(_ [32]byte, t *tokenRecord) bool { return t.family == family })
 }
 
 // MintToken issues an access token (no refresh token) for user with the given
@@ -340,11 +340,11 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	d := digest(token)
 	s.mu.Lock()
 	n := 0
-	if rec, ok := s.tokens.get(d); ok && rec.clientID == clientID {
+	if rec, ok := s.tokens.Get(d); ok && rec.clientID == clientID {
 		if rec.kind == refreshToken {
 			n = s.revokeFamilyLocked(rec.family)
 		} else {
-			s.tokens.remove(d)
+			s.tokens.Remove(d)
 			n = 1
 		}
 	}
@@ -395,7 +395,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	rec, ok := s.tokens.get(digest(token))
+	rec, ok := s.tokens.Get(digest(token))
 	var out introspection
 	if ok && !rec.rotated && now.Before(rec.exp) {
 		out = introspection{

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
 type landingScope struct {
@@ -155,18 +153,17 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 	if info.AuthorizationServers == nil {
 		info.AuthorizationServers = []string{}
 	}
+	// The advertised scopes, then those the policy only describes (a
+	// parent such as "op"), each with what it allows.
 	list := append([]string(nil), cfg.ScopesSupported...)
-	if !info.Proxy && !slices.Contains(list, scopes.Parent) {
-		// The calculator's parent scope, which grants every operation.
-		list = append(list, scopes.Parent)
+	for _, s := range cfg.Policy.Described() {
+		if !slices.Contains(list, s) {
+			list = append(list, s)
+		}
 	}
 	info.Scopes = []landingScope{}
 	for _, s := range list {
-		d := cfg.Policy.Describe(s)
-		if d == "" && !info.Proxy {
-			d = scopes.Describe(s)
-		}
-		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: d})
+		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: cfg.Policy.Describe(s)})
 	}
 	var buf bytes.Buffer
 	if err := landingTemplate.Execute(&buf, info); err != nil {

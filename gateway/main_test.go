@@ -6,7 +6,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcp-gateway/mcp-gateway/metrics"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -18,7 +17,7 @@ func newMetrics() *metrics.Metrics {
 	return metrics.New(metrics.Labels{
 		AuthOutcomes: labelValues(AllAuthOutcomes()),
 		Tools:        []string{tools.CalculatorTool, tools.WhoamiTool},
-		Operations:   scopes.Operations(),
+		Operations:   tools.Operations(),
 	})
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
-	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -47,7 +46,7 @@ func TestLogRedaction(t *testing.T) {
 		return &auth.TokenInfo{UserID: subject, Scopes: s, Expiration: future, Extra: map[string]any{"client_id": clientID}}
 	}
 	v := newFakeVerifier(map[string]verdict{
-		tok["add"]:         {ti: ti(scopes.Add)},
+		tok["add"]:         {ti: ti("op:add")},
 		tok["all"]:         {ti: ti(tools.Policy().Scopes()...)},
 		tok["invalid"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonInactive}},
 		tok["expired"]:     {err: &accesstoken.InvalidError{Reason: accesstoken.ReasonExpired}}, // the verifier decides expiry

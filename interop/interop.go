@@ -36,8 +36,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
-	"golang.org/x/net/html"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/htmlform"
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
@@ -354,31 +354,32 @@ func (p *Provider) Login(ctx context.Context, authURL, user string) (*url.URL, e
 			return redirectResult(final)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("interop.Login: %s %s: HTTP %d: %s", req.Method, resp.Request.URL.Redacted(), resp.StatusCode, pageText(body))
+			return nil, fmt.Errorf("interop.Login: %s %s: HTTP %d: %s", req.Method, resp.Request.URL.Redacted(), resp.StatusCode, htmlform.Text(body))
 		}
-		form, err := parseForm(body, resp.Request.URL)
+		form, err := htmlform.First(body, resp.Request.URL, "")
 		if err != nil {
-			return nil, fmt.Errorf("interop.Login: page %s: %w: %s", resp.Request.URL.Redacted(), err, pageText(body))
+			return nil, fmt.Errorf("interop.Login: page %s: %w: %s", resp.Request.URL.Redacted(), err, htmlform.Text(body))
 		}
-		if _, ok := form.values["login"]; ok {
-			form.values.Set("login", user)
+		values := form.Values()
+		if _, ok := values["login"]; ok {
+			values.Set("login", user)
 		}
-		if _, ok := form.values["password"]; ok {
-			form.values.Set("password", "any-password")
+		if _, ok := values["password"]; ok {
+			values.Set("password", "any-password")
 		}
-		if !p.isProvider(form.action) {
+		if !p.isProvider(form.Action) {
 			// response_mode=form_post: the page posts the response to the
 			// client; hand it back as a query URL instead.
-			u := *form.action
-			u.RawQuery = form.values.Encode()
+			u := *form.Action
+			u.RawQuery = values.Encode()
 			return redirectResult(&u)
 		}
-		if form.method == http.MethodGet {
-			u := *form.action
-			u.RawQuery = form.values.Encode()
+		if form.Method == http.MethodGet {
+			u := *form.Action
+			u.RawQuery = values.Encode()
 			req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		} else {
-			req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.action.String(), strings.NewReader(form.values.Encode()))
+			req, err = http.NewRequestWithContext(ctx, http.MethodPost, form.Action.String(), strings.NewReader(values.Encode()))
 			if err == nil {
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
@@ -400,103 +401,6 @@ func redirectResult(u *url.URL) (*url.URL, error) {
 		return u, &AuthorizationError{Code: code, Description: q.Get("error_description")}
 	}
 	return u, nil
-}
-
-type htmlForm struct {
-	action *url.URL
-	method string
-	values url.Values
-}
-
-// parseForm returns the first form of an HTML page with its action resolved
-// against base and the names and values of its inputs.
-func parseForm(page []byte, base *url.URL) (*htmlForm, error) {
-	doc, err := html.Parse(bytes.NewReader(page))
-	if err != nil {
-		return nil, err
-	}
-	attr := func(n *html.Node, key string) (string, bool) {
-		for _, a := range n.Attr {
-			if strings.EqualFold(a.Key, key) {
-				return a.Val, true
-			}
-		}
-		return "", false
-	}
-	var form *html.Node
-	var find func(*html.Node)
-	find = func(n *html.Node) {
-		if form != nil {
-			return
-		}
-		if n.Type == html.ElementNode && n.Data == "form" {
-			form = n
-			return
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			find(c)
-		}
-	}
-	find(doc)
-	if form == nil {
-		return nil, errors.New("no form")
-	}
-	action, _ := attr(form, "action")
-	actionURL, err := base.Parse(action)
-	if err != nil {
-		return nil, fmt.Errorf("form action %q: %w", action, err)
-	}
-	method, _ := attr(form, "method")
-	f := &htmlForm{action: actionURL, method: strings.ToUpper(method), values: url.Values{}}
-	if f.method == "" {
-		f.method = http.MethodGet
-	}
-	var inputs func(*html.Node)
-	inputs = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.Data == "input" {
-			name, _ := attr(n, "name")
-			typ, _ := attr(n, "type")
-			if name != "" && !strings.EqualFold(typ, "submit") && !strings.EqualFold(typ, "button") {
-				val, _ := attr(n, "value")
-				f.values.Add(name, val)
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			inputs(c)
-		}
-	}
-	inputs(form)
-	return f, nil
-}
-
-// pageText is the visible text of an HTML page, shortened, for error messages.
-func pageText(page []byte) string {
-	doc, err := html.Parse(bytes.NewReader(page))
-	if err != nil {
-		return string(page[:min(len(page), 300)])
-	}
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && (n.Data == "script" || n.Data == "style" || n.Data == "head") {
-			return
-		}
-		if n.Type == html.TextNode {
-			if t := strings.TrimSpace(n.Data); t != "" {
-				b.WriteString(t)
-				b.WriteByte(' ')
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	s := b.String()
-	if len(s) > 500 {
-		s = s[:500] + "..."
-	}
-	return s
 }
 
 // AuthorizationCodeFetcher returns an [auth.AuthorizationCodeFetcher] for the

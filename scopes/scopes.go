@@ -1,9 +1,13 @@
-// Package scopes is the gateway's scope policy: which OAuth scope each
-// calculator operation needs, how granted scopes satisfy required ones, and
-// the insufficient-scope error that carries what a step-up must ask for.
+// Package scopes is the gateway's scope policy: the declared per-tool
+// Policy (policy.go, parsed from YAML by policyfile.go) saying which scopes
+// each tool call needs, how granted scopes satisfy required ones (a parent
+// scope covers its children), and the insufficient-scope error that carries
+// what a step-up must ask for. It knows no tool: the built-in tools' policy
+// is tools.Policy().
 //
-// It is the single source of truth for both the HTTP step-up check (which
-// answers 403 before the tool runs) and the tool's own defence-in-depth check.
+// It is the single source of truth for the HTTP step-up check (which
+// answers 403 before the tool runs), tools/list, and the tools' own
+// defence-in-depth checks.
 //
 // Scope syntax is RFC 6749 §3.3: a space-delimited list of scope-tokens, each
 // 1*( %x21 / %x23-5B / %x5D-7E ).
@@ -14,60 +18,6 @@ import (
 	"slices"
 	"strings"
 )
-
-// The scopes this gateway defines, one per calculator operation, and the
-// parent scope that implies all of them.
-const (
-	Add      = "op:add"
-	Subtract = "op:sub"
-	Multiply = "op:mult"
-	Divide   = "op:div"
-
-	// Parent implies every "op:*" scope. The 2026-07-28 MCP authorization
-	// revision requires a server to honour a broader scope that covers the
-	// one an operation needs.
-	Parent = "op"
-)
-
-// The calculator's operation names, as they appear in the tool's "operation"
-// argument.
-const (
-	OpAdd      = "add"
-	OpSubtract = "subtract"
-	OpMultiply = "multiply"
-	OpDivide   = "divide"
-)
-
-// CalculatorTool and WhoamiTool are the names of the MCP tools the policy knows.
-const (
-	CalculatorTool = "calculator"
-	WhoamiTool     = "whoami"
-)
-
-// All lists the operation scopes in a stable order; it is the default
-// scopes_supported of the protected resource metadata.
-func All() []string { return []string{Add, Subtract, Multiply, Divide} }
-
-// Operations lists the calculator operations in a stable order.
-func Operations() []string { return []string{OpAdd, OpSubtract, OpMultiply, OpDivide} }
-
-// Describe says, for people, what a scope allows (the consent page, the
-// landing page); "" for a scope this gateway does not define.
-func Describe(scope string) string {
-	switch scope {
-	case Add:
-		return "Add numbers"
-	case Subtract:
-		return "Subtract numbers"
-	case Multiply:
-		return "Multiply numbers"
-	case Divide:
-		return "Divide numbers"
-	case Parent:
-		return "All calculator operations"
-	}
-	return ""
-}
 
 // Check returns nil when granted satisfies every scope in required, and an
 // *InsufficientScopeError otherwise.

@@ -107,6 +107,15 @@ func (m *Map[K, V]) Oldest() (K, bool) {
 	return zero, false
 }
 
+// Newest returns the key of the most recently used entry.
+func (m *Map[K, V]) Newest() (K, bool) {
+	if e := m.order.Back(); e != nil {
+		return e.Value.(*entry[K, V]).key, true
+	}
+	var zero K
+	return zero, false
+}
+
 // Len is the number of entries.
 func (m *Map[K, V]) Len() int { return m.order.Len() }
 

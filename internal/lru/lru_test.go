@@ -55,3 +55,16 @@ func TestMap(t *testing.T) {
 		t.Error("a bound below 1 is not raised to 1")
 	}
 }
+
+func TestNewest(t *testing.T) {
+	m := New[string, int](2)
+	if _, ok := m.Newest(); ok {
+		t.Error("empty map has a newest entry")
+	}
+	m.Put("a", 1)
+	m.Put("b", 2)
+	m.Touch("a")
+	if k, _ := m.Newest(); k != "a" {
+		t.Errorf("Newest = %q, want a", k)
+	}
+}
