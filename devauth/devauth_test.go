@@ -984,6 +984,14 @@ func TestNoScopesOffered(t *testing.T) {
 	if _, err := h.srv.MintToken("bob", nil); err != nil {
 		t.Errorf("MintToken with no scopes: %v", err)
 	}
+	_, page := h.get(h.url("/"))
+	csrf := hiddenRE.FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("no csrf on the token page:\n%s", page)
+	}
+	if resp, body := h.postForm("/", url.Values{"csrf": {csrf[2]}, "user": {"carol"}}, nil); resp.StatusCode != http.StatusOK || regexpToken.FindStringSubmatch(body) == nil {
+		t.Errorf("the token page mints nothing without scopes: %d\n%s", resp.StatusCode, body)
+	}
 
 	withScopes := newHarness(t, nil)
 	redirect := "http://127.0.0.1:9999/callback"
