@@ -512,3 +512,37 @@ func TestProxyModeLanding(t *testing.T) {
 		t.Errorf("landing page:\n%s", page)
 	}
 }
+
+// BenchmarkProxyModeCachedToken is one tools/call through the gateway in
+// proxy mode, cached token, to an upstream that answers at once with a
+// canned JSON result: what the gateway and the proxy add to a call,
+// including the loopback round trip to the upstream.
+func BenchmarkProxyModeCachedToken(b *testing.B) {
+	answer := []byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"9"}],"structuredContent":{"result":9}}}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
+	b.Cleanup(up.Close)
+	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour), Extra: map[string]any{"client_id": "bench-client"}}
+	cfg := testConfig(newFakeVerifier(map[string]verdict{"bench-token": {ti: ti}}))
+	cfg.Server = nil
+	cfg.Upstream = &proxy.Config{Upstream: up.URL + "/mcp", Authorization: "Bearer upstream"}
+	g, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(g.Close)
+	h := g.Handler()
+	body := rpcCall(1, "add")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, mcpRequest("bench-token", body))
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+	}
+}
