@@ -229,7 +229,7 @@ func introspectConfig(cfg *config, client *http.Client, endpoint string) introsp
 	ic.CacheNegativeTTL = -1
 	ic.CacheMaxBytes = 1 << 20
 	ic.StaleIfError = 0
-	ic.ClientRate = 0
+	ic.RefusalRate = 0
 	ic.HTTPClient = client
 	return ic
 }

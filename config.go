@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
@@ -73,10 +74,11 @@ type env struct {
 	CacheMaxBytes    string `envconfig:"CACHE_MAX_BYTES" default:"67108864"`
 	StaleIfError     string `envconfig:"STALE_IF_ERROR" default:"0s"`
 
-	IntrospectionMaxConcurrency string `envconfig:"INTROSPECTION_MAX_CONCURRENCY" default:"64"`
-	IntrospectionClientRate     string `envconfig:"INTROSPECTION_CLIENT_RATE" default:"50"`
-	IntrospectionClientBurst    string `envconfig:"INTROSPECTION_CLIENT_BURST" default:"100"`
-	ClientIPHeader              string `envconfig:"CLIENT_IP_HEADER"`
+	IntrospectionMaxConcurrency    string `envconfig:"INTROSPECTION_MAX_CONCURRENCY" default:"64"`
+	IntrospectionClientConcurrency string `envconfig:"INTROSPECTION_CLIENT_CONCURRENCY" default:"32"`
+	ClientRefusalRate              string `envconfig:"CLIENT_REFUSAL_RATE" default:"10"`
+	ClientRefusalBurst             string `envconfig:"CLIENT_REFUSAL_BURST" default:"100"`
+	ClientIPHeader                 string `envconfig:"CLIENT_IP_HEADER"`
 
 	Stateless      string `envconfig:"MCP_STATELESS" default:"true"`
 	JSONResponse   string `envconfig:"MCP_JSON_RESPONSE" default:"true"`
@@ -147,10 +149,11 @@ type config struct {
 	CacheMaxBytes    int64
 	StaleIfError     time.Duration
 
-	IntrospectionMaxConcurrency int
-	IntrospectionClientRate     float64 // cache misses per second per client address; 0 = no limit
-	IntrospectionClientBurst    int
-	ClientIPHeader              string
+	IntrospectionMaxConcurrency    int
+	IntrospectionClientConcurrency int     // unknown tokens in flight per client address
+	ClientRefusalRate              float64 // refused tokens per second per client address; 0 = no limit
+	ClientRefusalBurst             int
+	ClientIPHeader                 string
 
 	Stateless      bool
 	JSONResponse   bool
@@ -227,9 +230,31 @@ func readEnv(lookup LookupEnv) env {
 	return e
 }
 
+// retiredVars are variables the gateway no longer reads, with what
+// replaced them. Setting one is a configuration error rather than being
+// ignored: its meaning changed, and the operator who set it meant
+// something by it.
+var retiredVars = map[string]string{
+	"INTROSPECTION_CLIENT_RATE":  "the per-address limit now counts only tokens the authorization server refuses: set CLIENT_REFUSAL_RATE (and INTROSPECTION_CLIENT_CONCURRENCY for unknown tokens in flight) instead",
+	"INTROSPECTION_CLIENT_BURST": "the per-address limit now counts only tokens the authorization server refuses: set CLIENT_REFUSAL_BURST instead",
+}
+
 // loadConfig reads and validates the configuration.
 func loadConfig(lookup LookupEnv) (*config, error) {
-	return readEnv(lookup).validate()
+	c, err := readEnv(lookup).validate()
+	var retired []string
+	for _, name := range slices.Sorted(maps.Keys(retiredVars)) {
+		if _, set := lookup(name); set {
+			retired = append(retired, name+" is no longer read: "+retiredVars[name])
+		}
+	}
+	if len(retired) == 0 {
+		return c, err
+	}
+	if ce, ok := err.(*configError); ok {
+		retired = append(ce.problems, retired...)
+	}
+	return nil, &configError{problems: retired}
 }
 
 type problems []string
@@ -399,8 +424,9 @@ func (e env) validate() (*config, error) {
 	}
 	c.StaleIfError = p.duration("STALE_IF_ERROR", e.StaleIfError, 0)
 	c.IntrospectionMaxConcurrency = int(p.integer("INTROSPECTION_MAX_CONCURRENCY", e.IntrospectionMaxConcurrency, 1, 10_000))
-	c.IntrospectionClientRate = p.float("INTROSPECTION_CLIENT_RATE", e.IntrospectionClientRate, 0, 1e6)
-	c.IntrospectionClientBurst = int(p.integer("INTROSPECTION_CLIENT_BURST", e.IntrospectionClientBurst, 1, 1_000_000))
+	c.IntrospectionClientConcurrency = int(p.integer("INTROSPECTION_CLIENT_CONCURRENCY", e.IntrospectionClientConcurrency, 1, 10_000))
+	c.ClientRefusalRate = p.float("CLIENT_REFUSAL_RATE", e.ClientRefusalRate, 0, 1e6)
+	c.ClientRefusalBurst = int(p.integer("CLIENT_REFUSAL_BURST", e.ClientRefusalBurst, 1, 1_000_000))
 	c.ClientIPHeader = strings.TrimSpace(e.ClientIPHeader)
 	if c.ClientIPHeader != "" && !httpguts.ValidHeaderFieldName(c.ClientIPHeader) {
 		p.addf("CLIENT_IP_HEADER=%q is not an HTTP header name", e.ClientIPHeader)
@@ -529,6 +555,9 @@ func (e env) validate() (*config, error) {
 		if !loopback.Host(c.Host) && !c.DevAuthAllowPublic {
 			p.addf("HOST=%q is not a loopback address: development mode (no AUTH_ISSUER_URL) has no real login and listens on loopback only; set DEV_AUTH_ALLOW_PUBLIC=true to expose it anyway (for example through a tunnel)", c.Host)
 		}
+		if u, err := url.Parse(c.ResourceURL); c.ResourceURL != "" && err == nil && !loopback.Host(u.Hostname()) && !c.DevAuthAllowPublic {
+			p.addf("MCP_RESOURCE_URL=%q is not on a loopback host: development mode (no AUTH_ISSUER_URL) has no real login and answers only requests addressed to localhost; set DEV_AUTH_ALLOW_PUBLIC=true to serve it through a tunnel anyway", c.ResourceURL)
+		}
 	} else {
 		p.url("AUTH_ISSUER_URL", c.IssuerURL, true)
 		if c.IntrospectionURL != "" {
@@ -605,7 +634,12 @@ func (c *config) gatewayConfig() gateway.Config {
 		ServeMetrics:          c.MetricsPort == 0,
 		MaxSessions:           c.MaxSessions,
 		MaxStreams:            c.MaxStreams,
+		MaxSessionsPerUser:    c.MaxUserSess,
+		MaxStreamsPerUser:     c.MaxUserStreams,
 		ClientIPHeader:        c.ClientIPHeader,
+		// Development mode answers only requests addressed to a loopback
+		// host unless the operator opened it (a tunnel).
+		LoopbackOnly: c.DevMode && !c.DevAuthAllowPublic,
 	}
 }
 
@@ -651,8 +685,9 @@ func (c *config) introspectConfig() introspect.Config {
 		CacheMaxBytes:        c.CacheMaxBytes,
 		StaleIfError:         c.StaleIfError,
 		MaxConcurrency:       c.IntrospectionMaxConcurrency,
-		ClientRate:           rate.Limit(c.IntrospectionClientRate),
-		ClientBurst:          c.IntrospectionClientBurst,
+		ClientConcurrency:    c.IntrospectionClientConcurrency,
+		RefusalRate:          rate.Limit(c.ClientRefusalRate),
+		RefusalBurst:         c.ClientRefusalBurst,
 		Validation:           c.TokenValidation,
 		JWKSURL:              c.JWKSURL,
 		JWKSMinRefresh:       c.JWKSMinRefresh,

@@ -185,3 +185,43 @@ func TestREADMENamesEveryFuzzTarget(t *testing.T) {
 		t.Errorf("found %d fuzz targets; the walk is broken", found)
 	}
 }
+
+// TestRetiredVariables: a variable the gateway no longer reads, whose
+// meaning changed, is a configuration error naming what replaced it, not
+// silently ignored; listed with any other problem.
+func TestRetiredVariables(t *testing.T) {
+	for _, tt := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"INTROSPECTION_CLIENT_RATE": "50"}, []string{"INTROSPECTION_CLIENT_RATE is no longer read", "CLIENT_REFUSAL_RATE"}},
+		{map[string]string{"INTROSPECTION_CLIENT_BURST": "100"}, []string{"INTROSPECTION_CLIENT_BURST is no longer read", "CLIENT_REFUSAL_BURST"}},
+		{map[string]string{"INTROSPECTION_CLIENT_RATE": "50", "PORT": "eighty"}, []string{"INTROSPECTION_CLIENT_RATE", "PORT"}},
+	} {
+		_, err := loadConfig(envOf(tt.env))
+		if err == nil {
+			t.Errorf("%v: no error", tt.env)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not mention %q", tt.env, err, w)
+			}
+		}
+	}
+	c, err := loadConfig(envOf(map[string]string{"CLIENT_REFUSAL_RATE": "2.5", "CLIENT_REFUSAL_BURST": "7", "INTROSPECTION_CLIENT_CONCURRENCY": "3",
+		"MCP_MAX_SESSIONS_PER_USER": "4", "MCP_MAX_STREAMS_PER_USER": "5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, gc := c.introspectConfig(), c.gatewayConfig()
+	if ic.RefusalRate != 2.5 || ic.RefusalBurst != 7 || ic.ClientConcurrency != 3 || gc.MaxSessionsPerUser != 4 || gc.MaxStreamsPerUser != 5 {
+		t.Errorf("introspect %v/%v/%v, gateway %v/%v", ic.RefusalRate, ic.RefusalBurst, ic.ClientConcurrency, gc.MaxSessionsPerUser, gc.MaxStreamsPerUser)
+	}
+	if !gc.LoopbackOnly {
+		t.Error("development mode without DEV_AUTH_ALLOW_PUBLIC does not answer loopback Hosts only")
+	}
+	if c, _ := loadConfig(envOf(map[string]string{"DEV_AUTH_ALLOW_PUBLIC": "true"})); c.gatewayConfig().LoopbackOnly {
+		t.Error("DEV_AUTH_ALLOW_PUBLIC=true still restricts to loopback Hosts")
+	}
+}

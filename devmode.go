@@ -43,11 +43,12 @@ func printBanner(w io.Writer, cfg *config) {
 }
 
 // warnPublicDevMode repeats, every interval until ctx ends, that a
-// development server with no real login is reachable beyond loopback
-// (DEV_AUTH_ALLOW_PUBLIC=true): once is easy to miss in a scrolling log.
+// development server with no real login may be reached beyond loopback
+// (DEV_AUTH_ALLOW_PUBLIC=true: a public HOST, or a tunnel to a loopback
+// one): once is easy to miss in a scrolling log.
 func warnPublicDevMode(ctx context.Context, logger *slog.Logger, host string, interval time.Duration) {
 	warn := func() {
-		logger.Warn("DEVELOPMENT MODE IS LISTENING BEYOND LOOPBACK: anyone who can reach this address can get a token for any user name; never expose it for longer than a test",
+		logger.Warn("DEVELOPMENT MODE IS OPEN BEYOND LOOPBACK: anyone who can reach this server (directly or through a tunnel) can get a token for any user name with every scope; never expose it for longer than a test",
 			"host", host, "setting", "DEV_AUTH_ALLOW_PUBLIC=true")
 	}
 	warn()

@@ -738,10 +738,10 @@ func TestMetricsOnTheirOwnPort(t *testing.T) {
 	}
 }
 
-// A client sending many unknown tokens is slowed down with 429, while a
-// token already in the cache keeps working.
-func TestUnknownTokenFloodRateLimited(t *testing.T) {
-	as, g := externalAS(t, map[string]string{"INTROSPECTION_CLIENT_RATE": "1", "INTROSPECTION_CLIENT_BURST": "3"})
+// A client sending tokens the authorization server refuses is slowed down
+// with 429, while a token already in the cache keeps working.
+func TestRefusedTokenFloodRateLimited(t *testing.T) {
+	as, g := externalAS(t, map[string]string{"CLIENT_REFUSAL_RATE": "1", "CLIENT_REFUSAL_BURST": "3"})
 	valid := as.Issue("grace", []string{"op:add"}, g.Resource, time.Hour)
 	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(valid)); r.Status != 200 {
 		t.Fatalf("valid token: %d", r.Status)
@@ -761,7 +761,7 @@ func TestUnknownTokenFloodRateLimited(t *testing.T) {
 		}
 	}
 	if limited < 10 {
-		t.Errorf("%d of 20 unknown tokens rate-limited, want most", limited)
+		t.Errorf("%d of 20 refused tokens rate-limited, want most", limited)
 	}
 	if r := post(t, g.MCP(), fmt.Sprintf(callAdd, "add"), bearer(valid)); r.Status != 200 {
 		t.Errorf("cached token during the flood: %d", r.Status)

@@ -180,7 +180,9 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	logger.Info("listening", "addr", ln.Addr().String(), "resource", cfg.ResourceURL, "issuer", cfg.IssuerURL, "dev_mode", cfg.DevMode, "policy", cfg.PolicySource)
 	if cfg.DevMode {
 		printBanner(stdout, cfg)
-		if !loopback.Host(cfg.Host) {
+		// With DEV_AUTH_ALLOW_PUBLIC the listener may be on loopback and
+		// still be public, through a tunnel: warn either way.
+		if cfg.DevAuthAllowPublic || !loopback.Host(cfg.Host) {
 			go warnPublicDevMode(ctx, logger, cfg.Host, time.Minute)
 		}
 	}

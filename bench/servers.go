@@ -62,10 +62,11 @@ func listenLoopback() (net.Listener, int, error) {
 // the default. With introspection false it is configured as
 // AUTH_ISSUER_URL alone (no introspection credentials): every token must
 // be a JWT verified with the issuer's JWKS.
-// The per-client miss rate (INTROSPECTION_CLIENT_RATE) is left off: every
-// request here comes from one loopback address, and the burst targets
-// measure coalescing, which a rate limit on unknown tokens from one address
-// would (by design) cut short. Metrics are on, as in production.
+// The per-client refusal limit (CLIENT_REFUSAL_RATE) is left off, as it
+// was when it limited every unknown token; it counts only refused tokens
+// now, and the bench sends valid ones. The per-client cap on unknown
+// tokens in flight is the default (half of MaxConcurrency: 32, the
+// bench's -conns). Metrics are on, as in production.
 func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer, introspection bool) (*introspect.Verifier, error) {
 	if cacheMaxBytes == 0 {
 		cacheMaxBytes = defCacheMaxBytes

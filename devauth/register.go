@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/clientip"
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -134,7 +135,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 // allowRegistration applies the per-address registration rate limit.
 func (s *Server) allowRegistration(ip string) bool {
-	key := rateKey(ip)
+	key := clientip.Key(ip) // IPv6 by /64
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.limiters.Get(key)

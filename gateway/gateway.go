@@ -25,6 +25,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
+	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/proxy"
@@ -90,10 +91,31 @@ type Config struct {
 	// that would open one more gets 503 with Retry-After. 0 means
 	// DefaultMaxSessions, a negative value no limit.
 	MaxSessions int
-	// MaxStreams bounds the concurrent GET event streams in stateful mode;
-	// one more gets 503 with Retry-After. 0 means DefaultMaxStreams, a
-	// negative value no limit.
+	// MaxSessionsPerUser bounds one user's live sessions (stateful mode);
+	// one more gets 429 with Retry-After. 0 means
+	// DefaultMaxSessionsPerUser, a negative value no limit.
+	MaxSessionsPerUser int
+	// MaxStreams bounds the open streams in every mode: GET event streams
+	// (stateful), subscriptions/listen, and POSTs answered with SSE
+	// (JSONResponse false); one more gets 503 with Retry-After. 0 means
+	// DefaultMaxStreams, a negative value no limit.
 	MaxStreams int
+	// MaxStreamsPerUser bounds one user's open streams; one more gets 429
+	// with Retry-After. 0 means DefaultMaxStreamsPerUser, a negative value
+	// no limit. A user is the token's subject, else its client id.
+	MaxStreamsPerUser int
+	// Now and AfterFunc are the clock that ends a stream when its token
+	// expires; tests inject their own. Defaults: time.Now, and
+	// time.AfterFunc's timer (the returned function stops it).
+	Now       func() time.Time
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// LoopbackOnly answers only requests addressed to a loopback host
+	// (their Host header), on every route: development mode, whose
+	// embedded authorization server has no real login, unless
+	// DEV_AUTH_ALLOW_PUBLIC opens it on purpose. A tunnel or reverse proxy
+	// on the same machine reaches a loopback listener but keeps its
+	// public Host, so the listener's address alone cannot tell.
+	LoopbackOnly bool
 	// ClientIPHeader names a request header set by a trusted proxy with the
 	// client's IP address (e.g. "Fly-Client-IP"); it is what introspection
 	// load shedding attributes a request to, when present and a valid IP.
@@ -119,10 +141,11 @@ type Config struct {
 	// serves no tools of its own. The gateway builds the proxy and sets
 	// what it owns: FilterTool (tools/list as the Policy and ToolsList
 	// say; a filter set here must also let a tool through), and, where
-	// left zero, MaxBodyBytes, SessionIdleTimeout (SessionTimeout), Logger
-	// and Observer (Metrics). Stateless, JSONResponse, MaxSessions and
-	// MaxStreams do not apply: the upstream decides its transport, and the
-	// proxy's own bounds are in the proxy.Config.
+	// left zero, MaxBodyBytes, SessionIdleTimeout (SessionTimeout), the
+	// session and stream bounds (MaxSessions, MaxSessionsPerUser,
+	// MaxStreams, MaxStreamsPerUser), Logger and Observer (Metrics).
+	// Stateless and JSONResponse do not apply: the upstream decides its
+	// transport.
 	Upstream *proxy.Config
 	// Policy decides, for every tool, whether it exists for clients and
 	// which scopes a call needs: the HTTP step-up before the SDK runs
@@ -145,8 +168,8 @@ type Gateway struct {
 	// routes are the registered route patterns; any other c.Path() is
 	// logged and counted as unmatched.
 	routes   map[string]struct{}
-	sessions *sessionLimiter // nil: no limit (or stateless)
-	streams  chan struct{}   // semaphore; nil: no limit (or stateless)
+	sessions *sessionLimiter // nil: stateless, no limit, or proxy mode
+	streams  *streamLimiter  // in proxy mode a registry of forwarded requests, without bounds
 	server   *mcp.Server     // nil in proxy mode
 	proxy    *proxy.Proxy    // nil unless in proxy mode
 
@@ -187,6 +210,18 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxSessionsPerUser == 0 {
+		cfg.MaxSessionsPerUser = DefaultMaxSessionsPerUser
+	}
+	if cfg.MaxStreamsPerUser == 0 {
+		cfg.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	var errs []error
 	if cfg.Verifier == nil {
@@ -246,15 +281,16 @@ func New(cfg Config) (*Gateway, error) {
 	var mcpHandler echo.HandlerFunc
 	var mcpMiddleware []echo.MiddlewareFunc
 	if cfg.Upstream != nil {
+		g.streams = newStreamLimiter(0, 0)
 		if g.proxy, err = g.newProxy(); err != nil {
 			return nil, err
 		}
 		// The proxy bounds its sessions and streams itself.
 		mcpHandler = g.forward
-		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp}
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.readBody, g.stepUp}
 	} else {
 		mcpHandler = echo.WrapHandler(g.builtIn(mdURL))
-		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.stepUp, g.limits}
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.readBody, g.stepUp, g.limits}
 	}
 
 	e := echo.New()
@@ -263,6 +299,9 @@ func New(cfg Config) (*Gateway, error) {
 	e.HTTPErrorHandler = g.httpError
 	e.Use(g.observe)
 	e.Use(middleware.Recover())
+	if cfg.LoopbackOnly {
+		e.Use(g.loopbackOnly)
+	}
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -285,14 +324,16 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	e.Any(mcpPath, mcpHandler, mcpMiddleware...)
 
+	// A mounted server (the development authorization server) gets the
+	// same DNS-rebinding check as the MCP endpoint.
 	for _, m := range cfg.Mounts {
 		h := echo.WrapHandler(m.Handler)
 		for _, p := range m.Prefixes {
-			e.Any(p, h)
+			e.Any(p, h, g.checkHost)
 			if !strings.HasSuffix(p, "/") {
-				e.Any(p+"/*", h)
+				e.Any(p+"/*", h, g.checkHost)
 			} else {
-				e.Any(p+"*", h)
+				e.Any(p+"*", h, g.checkHost)
 			}
 		}
 	}
@@ -315,14 +356,10 @@ func (g *Gateway) builtIn(mdURL string) http.Handler {
 	if cfg.Metrics != nil {
 		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
 	}
-	if !cfg.Stateless {
-		if cfg.MaxSessions > 0 {
-			g.sessions = &sessionLimiter{server: server, max: cfg.MaxSessions}
-		}
-		if cfg.MaxStreams > 0 {
-			g.streams = make(chan struct{}, cfg.MaxStreams)
-		}
+	if !cfg.Stateless && (cfg.MaxSessions > 0 || cfg.MaxSessionsPerUser > 0) {
+		g.sessions = newSessionLimiter(server, cfg.MaxSessions, cfg.MaxSessionsPerUser)
 	}
+	g.streams = newStreamLimiter(cfg.MaxStreams, cfg.MaxStreamsPerUser)
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Stateless:           cfg.Stateless,
 		JSONResponse:        cfg.JSONResponse,
@@ -370,12 +407,17 @@ func (g *Gateway) Handler() http.Handler { return g.echo }
 // that only the verifier decides whether a token has expired.
 const sdkSkewNeverDecides = 100 * 365 * 24 * time.Hour
 
+// readyz is the readiness probe. Its answer is public, so it says only
+// ready or unavailable and a short reason code (readinessReason); what
+// went wrong, with addresses and errors, goes to the log (and the
+// configuration doctor, go run . check).
 func (g *Gateway) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 	defer cancel()
 	if err := g.cfg.Verifier.Ready(ctx); err != nil {
-		g.cfg.Logger.Warn("not ready", "error", err)
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+		reason := readinessReason(err)
+		g.cfg.Logger.Warn("not ready", "reason", reason, "error", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
 	if g.proxy != nil {
 		// The answer is public: a reason code, the details in the log.
@@ -386,6 +428,34 @@ func (g *Gateway) readyz(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Readiness reason codes (GET /readyz).
+const (
+	// ReasonCredentialsRejected: the authorization server refused the
+	// gateway's own introspection credentials.
+	ReasonCredentialsRejected = "introspection_credentials_rejected"
+	// ReasonASMisconfigured: the authorization server answered, but its
+	// metadata cannot be used (wrong issuer, no introspection endpoint).
+	ReasonASMisconfigured = "authorization_server_metadata_invalid"
+	// ReasonASUnreachable: no usable answer from the authorization server
+	// (connection, timeout, 5xx, no metadata document found).
+	ReasonASUnreachable = "authorization_server_unreachable"
+)
+
+// readinessReason is the reason code for a Verifier.Ready error.
+func readinessReason(err error) string {
+	var clientAuth *introspect.ClientAuthError
+	var disc *introspect.DiscoveryError
+	switch {
+	case errors.As(err, &clientAuth):
+		return ReasonCredentialsRejected
+	case errors.As(err, &disc) && disc.FoundAt != "":
+		return ReasonASMisconfigured
+	case errors.Is(err, introspect.ErrNoIntrospectionEndpoint):
+		return ReasonASMisconfigured
+	}
+	return ReasonASUnreachable
 }
 
 // httpError makes every error Echo itself produces (404, 405, panics

@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/internal/clientip"
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
 	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
@@ -60,10 +61,13 @@ func AllAuthOutcomes() []AuthOutcome {
 // allocated per request and never pooled: the SDK may keep the request
 // context of a session's first request.
 type reqState struct {
-	ti   *auth.TokenInfo // the verified token's information; shared, read-only
-	auth AuthOutcome     // "" when not on the MCP endpoint
-	tool string          // the (first) tools/call of the body: tool name, clamped
-	op   string          // and its calculator operation, clamped
+	ti       *auth.TokenInfo   // the verified token's information; shared, read-only
+	auth     AuthOutcome       // "" when not on the MCP endpoint
+	msgs     []rpcpeek.Message // the JSON-RPC messages of a POST body (readBody)
+	required []string          // the scopes they need under the policy (readBody)
+	tool     string            // the (first) tools/call of the body: tool name, clamped
+	op       string            // and its calculator operation, clamped
+	proxied  proxyPeek         // proxy mode: what the gateway answers itself (readBody)
 }
 
 type stateKey struct{}
@@ -203,23 +207,24 @@ func (g *Gateway) record(c echo.Context, r *http.Request, route, id string, st *
 	g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
 }
 
-// clientAddr is the address load shedding attributes a request to: the
-// configured client-IP header (set by a trusted proxy, e.g. Fly-Client-IP)
-// when present and a valid IP, else the host of the connection's remote
-// address. X-Forwarded-For is never trusted by default: any client can
-// send it.
+// clientAddr is the client introspection admission attributes a request
+// to (introspect.WithClient): the configured client-IP header (set by a
+// trusted proxy, e.g. Fly-Client-IP) when present and a valid IP, else the
+// host of the connection's remote address; keyed by clientip.Key (an IPv6
+// address by its /64). X-Forwarded-For is never trusted by default: any
+// client can send it.
 func (g *Gateway) clientAddr(r *http.Request) string {
 	if g.cfg.ClientIPHeader != "" {
 		if v := strings.TrimSpace(r.Header.Get(g.cfg.ClientIPHeader)); v != "" {
 			if _, err := netip.ParseAddr(v); err == nil {
-				return v
+				return clientip.Key(v)
 			}
 		}
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+		return clientip.Key(host)
 	}
-	return r.RemoteAddr
+	return clientip.Key(r.RemoteAddr)
 }
 
 // toolCallMetrics is MCP server middleware counting tools/call requests by

@@ -378,12 +378,14 @@ func TestClientAddr(t *testing.T) {
 		want   string
 	}{
 		{"remote addr", "", nil, "192.0.2.1:1234", "192.0.2.1"},
-		{"remote ipv6", "", nil, "[2001:db8::1]:443", "2001:db8::1"},
+		{"remote ipv6 by /64", "", nil, "[2001:db8::1]:443", "2001:db8::/64"},
+		{"remote ipv6, same /64", "", nil, "[2001:db8::ffff:1]:443", "2001:db8::/64"},
+		{"remote ipv4-mapped", "", nil, "[::ffff:192.0.2.1]:443", "192.0.2.1"},
 		{"remote without port", "", nil, "192.0.2.9", "192.0.2.9"},
 		{"header not configured is ignored", "", map[string]string{"Fly-Client-IP": "198.51.100.7"}, "192.0.2.1:1", "192.0.2.1"},
 		{"X-Forwarded-For never trusted", "", map[string]string{"X-Forwarded-For": "198.51.100.7"}, "192.0.2.1:1", "192.0.2.1"},
 		{"configured header", "Fly-Client-IP", map[string]string{"Fly-Client-IP": "198.51.100.7"}, "192.0.2.1:1", "198.51.100.7"},
-		{"configured header ipv6", "Fly-Client-IP", map[string]string{"Fly-Client-IP": " 2001:db8::7 "}, "192.0.2.1:1", "2001:db8::7"},
+		{"configured header ipv6", "Fly-Client-IP", map[string]string{"Fly-Client-IP": " 2001:db8:0:7::7 "}, "192.0.2.1:1", "2001:db8:0:7::/64"},
 		{"configured header invalid", "Fly-Client-IP", map[string]string{"Fly-Client-IP": "not-an-ip"}, "192.0.2.1:1", "192.0.2.1"},
 		{"configured header list is invalid", "Fly-Client-IP", map[string]string{"Fly-Client-IP": "198.51.100.7, 10.0.0.1"}, "192.0.2.1:1", "192.0.2.1"},
 		{"configured header absent", "Fly-Client-IP", nil, "192.0.2.1:1", "192.0.2.1"},

@@ -83,3 +83,21 @@ func (g *Gateway) cors() echo.MiddlewareFunc {
 		MaxAge:        600,
 	})
 }
+
+// loopbackOnly answers only requests addressed to a loopback host, on
+// every route (Config.LoopbackOnly: development mode). Its embedded
+// authorization server mints a token for any user with any scope, so it
+// must be reached only from this machine: behind a tunnel or a reverse
+// proxy the listener is on loopback but the Host is public, and
+// DEV_AUTH_ALLOW_PUBLIC=true is the operator's explicit consent to that.
+func (g *Gateway) loopbackOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if loopback.HostPort(c.Request().Host) {
+			return next(c)
+		}
+		g.cfg.Logger.Warn("development mode: request for a non-loopback host refused; set DEV_AUTH_ALLOW_PUBLIC=true to serve it (a tunnel)")
+		prm.WriteError(c.Response(), http.StatusForbidden, nil, prm.ErrorBody{Error: "forbidden_host",
+			ErrorDescription: "development mode answers only requests addressed to localhost; the operator can set DEV_AUTH_ALLOW_PUBLIC=true to serve this host"})
+		return nil
+	}
+}

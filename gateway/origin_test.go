@@ -233,3 +233,60 @@ func TestCheckHostDNSRebinding(t *testing.T) {
 		t.Errorf("/healthz with foreign Host = %d, want 200", resp.StatusCode)
 	}
 }
+
+// A mounted server (the development authorization server) has the same
+// DNS-rebinding check as the MCP endpoint.
+func TestCheckHostOnMounts(t *testing.T) {
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	g, _ := newTestGateway(t, func(c *Config) {
+		c.Mounts = []Mount{{Prefixes: []string{"/dev-auth"}, Handler: mounted}}
+	})
+	srv := httptest.NewServer(g.Handler()) // listens on 127.0.0.1
+	defer srv.Close()
+	for _, tt := range []struct {
+		host, path string
+		want       int
+	}{
+		{"evil.example", "/dev-auth/token", 403},
+		{"evil.example", "/dev-auth", 403},
+		{"localhost:8080", "/dev-auth/token", http.StatusTeapot},
+		{"calc.example.com", "/dev-auth/authorize", http.StatusTeapot}, // the resource's host (a tunnel)
+	} {
+		r, _ := http.NewRequest(http.MethodGet, srv.URL+tt.path, nil)
+		r.Host = tt.host
+		resp, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("Host %q %s: %d, want %d", tt.host, tt.path, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+// LoopbackOnly (development mode without DEV_AUTH_ALLOW_PUBLIC) answers
+// only requests addressed to a loopback host, on every route, whatever
+// the listener: a tunnel on this machine keeps its public Host.
+func TestLoopbackOnly(t *testing.T) {
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	for _, on := range []bool{true, false} {
+		g, _ := newTestGateway(t, func(c *Config) {
+			c.Resource = "http://localhost:8080/mcp"
+			c.LoopbackOnly = on
+			c.Mounts = []Mount{{Prefixes: []string{"/dev-auth"}, Handler: mounted}}
+		})
+		for _, path := range []string{"/healthz", "/readyz", "/", "/.well-known/oauth-protected-resource/mcp", "/mcp", "/dev-auth/register", "/nope"} {
+			for _, host := range []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "tunnel.example.com", "tunnel.example.com:443", "localhost.evil.example"} {
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Host = host
+				rec := serve(g, r)
+				refused := rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), "forbidden_host")
+				wantRefused := on && !strings.HasPrefix(host, "localhost:") && !strings.HasPrefix(host, "127.") && !strings.HasPrefix(host, "[::1]")
+				if refused != wantRefused {
+					t.Errorf("LoopbackOnly=%v GET %s Host %s: %d %q, want refused=%v", on, path, host, rec.Code, rec.Body.String(), wantRefused)
+				}
+			}
+		}
+	}
+}

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 
@@ -37,6 +39,20 @@ func (g *Gateway) newProxy() (*proxy.Proxy, error) {
 	if pc.SessionIdleTimeout == 0 {
 		pc.SessionIdleTimeout = g.cfg.SessionTimeout
 	}
+	// The gateway's bounds are the proxy's (a negative one, no limit in
+	// the gateway, is the largest the proxy has).
+	bound := func(n *int, gw int) {
+		if *n == 0 {
+			*n = gw
+			if gw < 0 {
+				*n = math.MaxInt32
+			}
+		}
+	}
+	bound(&pc.MaxSessions, g.cfg.MaxSessions)
+	bound(&pc.MaxSessionsPerUser, g.cfg.MaxSessionsPerUser)
+	bound(&pc.MaxStreams, g.cfg.MaxStreams)
+	bound(&pc.MaxStreamsPerUser, g.cfg.MaxStreamsPerUser)
 	if pc.Logger == nil {
 		pc.Logger = g.cfg.Logger.With("component", "proxy")
 	}
@@ -55,13 +71,30 @@ func (g *Gateway) newProxy() (*proxy.Proxy, error) {
 // identity (the upstream learns it from the X-MCP-* headers, never from
 // the token). authenticate has run: without a verified token the request
 // does not get here, and if it did, it is refused (fail closed).
+//
+// As for the built-in server's streams (limits.go), a forwarded request
+// must not outlive the token it came with: it ends when the token expires
+// (an event stream may last for hours), or when EndStreams names the
+// token. The proxy bounds how many are open; here they are only known.
 func (g *Gateway) forward(c echo.Context) error {
 	r := c.Request()
 	st := stateFrom(r.Context())
 	if st == nil || st.ti == nil {
 		return echo.ErrInternalServerError
 	}
-	g.proxy.ServeHTTP(c.Response(), r.WithContext(proxy.WithIdentity(r.Context(), proxy.IdentityFromTokenInfo(st.ti))))
+	ctx, end := context.WithCancelCause(r.Context())
+	defer end(nil)
+	s := &openStream{user: userOf(st.ti), end: end}
+	if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
+		s.digest = sha256.Sum256([]byte(token))
+	}
+	g.streams.open(s) // the proxy's registry has no bounds: never refused
+	defer g.streams.close(s)
+	if !st.ti.Expiration.IsZero() {
+		stop := g.cfg.AfterFunc(st.ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
+		defer stop()
+	}
+	g.proxy.ServeHTTP(c.Response(), r.WithContext(proxy.WithIdentity(ctx, proxy.IdentityFromTokenInfo(st.ti))))
 	return nil
 }
 
@@ -92,17 +125,17 @@ func (g *Gateway) toolVisible(ctx context.Context, name string) bool {
 // §4.1: no answer). A batch is refused whole: its other members cannot be
 // forwarded without the refused one, and a server answers a batch as a
 // whole.
-func (g *Gateway) answerDenied(c echo.Context, bc bodyCheck) {
+func (g *Gateway) answerDenied(c echo.Context, pp *proxyPeek) {
 	w := c.Response()
 	switch {
-	case bc.batch:
-		prm.WriteError(w, http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "this batch holds a call this server refuses (" + bc.denied.Error() + "); send its requests one by one"})
-	case bc.deniedID == nil:
+	case pp.batch:
+		prm.WriteError(w, http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "this batch holds a call this server refuses (" + pp.denied.Error() + "); send its requests one by one"})
+	case pp.deniedID == nil:
 		w.WriteHeader(http.StatusAccepted)
-	case !validID(bc.deniedID):
+	case !validID(pp.deniedID):
 		prm.WriteError(w, http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request's id is neither a string nor a number"})
 	default:
-		writeRPC(w, bc.deniedID, nil, &rpcError{Code: codeInvalidParams, Message: bc.denied.Error()})
+		writeRPC(w, pp.deniedID, nil, &rpcError{Code: codeInvalidParams, Message: pp.denied.Error()})
 	}
 }
 
@@ -170,8 +203,8 @@ func toolScopeResult(missing []string) any {
 
 // countCalls counts the body's tools/calls with outcome (proxy mode: the
 // built-in server's middleware counts its own).
-func (g *Gateway) countCalls(bc bodyCheck, outcome string) {
-	for _, c := range bc.calls {
+func (g *Gateway) countCalls(st *reqState, outcome string) {
+	for _, c := range st.proxied.calls {
 		g.cfg.Metrics.ToolCall(c.tool, c.op, outcome)
 	}
 }

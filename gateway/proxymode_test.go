@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,8 +127,8 @@ func TestProxyModeNeedsServerOrUpstream(t *testing.T) {
 	}
 }
 
-// rpcAnswer decodes a JSON-RPC response the gateway wrote itself.
-func rpcAnswer(t *testing.T, rec *httptest.ResponseRecorder) (id json.RawMessage, code int, msg string, result map[string]any) {
+// gatewayAnswer decodes a JSON-RPC response the gateway wrote itself.
+func gatewayAnswer(t *testing.T, rec *httptest.ResponseRecorder) (id json.RawMessage, code int, msg string, result map[string]any) {
 	t.Helper()
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("HTTP %d %q: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
@@ -214,7 +215,7 @@ func TestProxyModeStepUp(t *testing.T) {
 					t.Errorf("a notification got a body: %s", rec.Body)
 				}
 			case tt.rpcID != "":
-				id, code, msg, result := rpcAnswer(t, rec)
+				id, code, msg, result := gatewayAnswer(t, rec)
 				if string(id) != tt.rpcID || code != tt.rpcCode {
 					t.Errorf("id %s code %d, want %s %d", id, code, tt.rpcID, tt.rpcCode)
 				}
@@ -544,5 +545,90 @@ func BenchmarkProxyModeCachedToken(b *testing.B) {
 		if rec.Code != 200 {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 		}
+	}
+}
+
+// TestProxyModeStreamEnds: a forwarded event stream ends when the token it
+// came with expires (the timer fired by hand), and when EndStreams names
+// that token (revocation), as the built-in server's streams do.
+func TestProxyModeStreamEnds(t *testing.T) {
+	up := newTeamUpstream(t, false)
+	now := time.Now()
+	ft := &fakeTimers{}
+	g := proxyGateway(t, up.URL, func(c *Config) {
+		c.Now = func() time.Time { return now }
+		c.AfterFunc = ft.AfterFunc
+		v := c.Verifier.(*fakeVerifier)
+		v.tokens["tok-soon"] = verdict{ti: &auth.TokenInfo{UserID: "soon", Expiration: now.Add(time.Minute)}}
+	})
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // a stream left open must not hang Close
+		srv.Close()
+	})
+	do := func(method, token, session, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	init := do(http.MethodPost, "tok-soon", "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	_, _ = io.Copy(io.Discard, init.Body)
+	init.Body.Close()
+	session := init.Header.Get("Mcp-Session-Id")
+	if init.StatusCode != 200 || session == "" {
+		t.Fatalf("initialize: %d, session %q", init.StatusCode, session)
+	}
+	done := do(http.MethodPost, "tok-soon", session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	done.Body.Close()
+
+	openStream := func() (*http.Response, chan struct{}) {
+		t.Helper()
+		resp := do(http.MethodGet, "tok-soon", session, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET stream: %d", resp.StatusCode)
+		}
+		ended := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, resp.Body); resp.Body.Close(); close(ended) }()
+		return resp, ended
+	}
+	_, ended := openStream()
+	ft.mu.Lock()
+	last := len(ft.f) - 1
+	ft.mu.Unlock()
+	d, fire, _ := ft.get(last)
+	if d != time.Minute { // exp - now, with no clock skew configured
+		t.Errorf("the stream's timer is %v", d)
+	}
+	select {
+	case <-ended:
+		t.Fatal("the stream ended before its token expired")
+	default:
+	}
+	fire()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its token")
+	}
+
+	_, ended = openStream()
+	if n := g.EndStreams(sha256.Sum256([]byte("tok-soon"))); n != 1 {
+		t.Errorf("EndStreams ended %d, want the open stream", n)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its revoked token")
 	}
 }

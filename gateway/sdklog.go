@@ -33,12 +33,17 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
 
-// NewMCPServer returns an MCP server for the gateway to front, with the
-// SDK's per-session logging quieted (see sdkLogger). Register its tools
-// (tools.Register, or your own) and pass it as Config.Server.
+// NewMCPServer returns an MCP server of tools for the gateway to front,
+// with the SDK's per-session logging quieted (see sdkLogger). Register its
+// tools (tools.Register, or your own) and pass it as Config.Server. It
+// serves tools only: it declares neither prompts, resources nor
+// completions, and answers their methods with JSON-RPC -32601 (see
+// toolsOnly); prompts or resources added to it are not served.
 func NewMCPServer(impl *mcp.Implementation, logger *slog.Logger) *mcp.Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return mcp.NewServer(impl, &mcp.ServerOptions{Logger: sdkLogger(logger)})
+	s := mcp.NewServer(impl, &mcp.ServerOptions{Logger: sdkLogger(logger)})
+	s.AddReceivingMiddleware(toolsOnly)
+	return s
 }

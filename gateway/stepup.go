@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -14,89 +12,54 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
-// stepUp answers a tools/call whose required scope the token lacks with
+// stepUp answers a tools/call whose required scopes the token lacks with
 // 403 insufficient_scope (RFC 6750 §3.1; MCP authorization "Scope Challenge
-// Handling") before the tool runs. It reads the body once, bounded, and
-// hands the same bytes on to the SDK or the upstream. The tool and
-// operation it finds are kept for the request log line. In
-// ScopeChallengeTool mode the built-in server's tools check the scope
-// themselves, so it does nothing there, and no tool is logged.
+// Handling") before the tool runs, from what readBody found. In
+// ScopeChallengeTool mode it does nothing for the built-in server (whose
+// policy middleware answers with an isError result instead).
 //
 // In proxy mode it is the only check: nothing behind the gateway knows
-// the policy. It runs in both challenge modes, and it refuses more,
-// because the upstream's JSON parser is not the SDK's:
-//   - a body the SDK would reject (rpcpeek.SyntaxError) is refused (400):
-//     another parser may accept it (Python reads NaN, a byte-order mark);
+// the policy. It runs in both challenge modes:
 //   - a tools/call the policy denies is answered by the gateway itself as
 //     an unknown tool (JSON-RPC -32602 with the request's id) and never
-//     forwarded; in a batch, which a server answers as a whole, it refuses
-//     the whole batch (400);
+//     forwarded; in a batch, which a server answers as a whole, the whole
+//     batch is refused (400);
 //   - in ScopeChallengeTool mode a call whose scopes the token lacks is
-//     answered with the isError result the built-in tools give.
+//     answered with the isError result the built-in server gives.
+//
+// (readBody has already refused, in proxy mode, a body the SDK would
+// reject: the upstream's parser may accept it.)
 func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 	proxied := g.proxy != nil
 	if g.cfg.ScopeChallenge != ScopeChallengeHTTP && !proxied {
 		return next
 	}
 	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Method != http.MethodPost || r.Body == nil {
-			return next(c)
+		st := stateFrom(c.Request().Context())
+		if st == nil {
+			// observe, the outermost middleware, always sets it: without
+			// it the messages are unknown, and the check fails closed.
+			return echo.ErrInternalServerError
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, g.cfg.MaxBodyBytes))
-		_ = r.Body.Close()
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				prm.WriteError(c.Response(), http.StatusRequestEntityTooLarge, nil, prm.ErrorBody{Error: "request_too_large", ErrorDescription: "the request body is larger than this server accepts"})
-				return nil
-			}
-			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request body could not be read"})
+		if proxied && st.proxied.denied != nil {
+			g.countCalls(st, "protocol_error")
+			g.answerDenied(c, &st.proxied)
 			return nil
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-
-		bc, err := checkBody(g.cfg.Policy, body, proxied)
-		st := stateFrom(r.Context())
-		if st != nil {
-			st.tool, st.op = bc.first.tool, bc.first.op
-		}
-		var syn *rpcpeek.SyntaxError
-		switch {
-		case err == nil:
-		case errors.As(err, &syn) && !proxied:
-			// The SDK rejects it: nothing runs.
-			return next(c)
-		default:
-			// Another JSON parser could read this body differently from
-			// the SDK (duplicate or case-variant keys, trailing data), or,
-			// in front of an upstream, read what the SDK rejects: what the
-			// policy checked might not be what runs.
-			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
-			return nil
-		}
-		if proxied && bc.denied != nil {
-			g.countCalls(bc, "protocol_error")
-			g.answerDenied(c, bc)
-			return nil
-		}
-		if len(bc.required) > 0 {
+		if len(st.required) > 0 {
 			var granted []string
-			if st != nil && st.ti != nil { // authenticate put it there
+			if st.ti != nil { // authenticate put it there
 				granted = st.ti.Scopes
 			}
-			if err := scopes.Check(granted, bc.required); err != nil {
+			if err := scopes.Check(granted, st.required); err != nil {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
-				if st != nil {
-					st.auth = AuthInsufficientScope
-				}
-				if g.cfg.ScopeChallenge == ScopeChallengeTool && !bc.batch && validID(bc.firstID) {
-					// Only in proxy mode: the built-in tools answer this
-					// themselves.
-					g.countCalls(bc, "tool_error")
-					writeRPC(c.Response(), bc.firstID, toolScopeResult(insufficient.Missing), nil)
+				st.auth = AuthInsufficientScope
+				if g.cfg.ScopeChallenge == ScopeChallengeTool && !st.proxied.batch && validID(st.proxied.firstID) {
+					// Only in proxy mode: the built-in server's policy
+					// middleware answers this itself.
+					g.countCalls(st, "tool_error")
+					writeRPC(c.Response(), st.proxied.firstID, toolScopeResult(insufficient.Missing), nil)
 					return nil
 				}
 				ch := g.challenge
@@ -108,46 +71,57 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if proxied {
-			g.countCalls(bc, "forwarded")
+			g.countCalls(st, "forwarded")
 		}
 		return next(c)
 	}
 }
 
-// peekedCall is what the request log and metrics say of a tools/call: its
+// peekedCall is what the request log says of a body: its first tools/call's
 // tool and the value of the argument the policy read, both as labels.
 type peekedCall struct{ tool, op string }
 
-// bodyCheck is what the step-up learns of a POST body.
-type bodyCheck struct {
-	// required are the scopes its tools/calls need, in order, without
-	// duplicates (none for calls the policy denies: no scope would help).
+// peeked is what a request body asks for, decided under the policy.
+type peeked struct {
+	msgs []rpcpeek.Message
+	// required is every scope the body's tools/calls need (one call, or
+	// each member of a batch, in order, without duplicates). A call the
+	// policy denies outright needs nothing here: no scope would help, so
+	// no 403 may invite a step-up; the server's policy middleware (or, in
+	// proxy mode, the step-up) answers it as an unknown tool.
 	required []string
-	// first is its first tools/call, for the log; firstID that call's
-	// raw JSON-RPC id.
-	first   peekedCall
-	firstID []byte
-	// calls are the labels of every tools/call, when asked for (the
-	// proxy's metrics; the built-in server counts its own).
-	calls []peekedCall
-	// denied is the first tools/call the policy refuses whatever the
-	// token's scopes, deniedID its raw JSON-RPC id.
-	denied   *scopes.DeniedError
-	deniedID []byte
-	batch    bool
+	first    peekedCall // the first tools/call, for the log
+	proxied  proxyPeek  // only in proxy mode
 }
 
-// checkBody reads body as the SDK will (rpcpeek) and decides its
-// tools/calls under policy. err is an *rpcpeek.SyntaxError when the SDK
-// rejects the body, an *rpcpeek.AmbiguityError when another parser could
-// read it differently; either way nothing else is filled in. perCall asks
-// for bc.calls.
-func checkBody(policy *scopes.Policy, body []byte, perCall bool) (bc bodyCheck, err error) {
+// proxyPeek is what proxy mode also needs of a body: what to answer in
+// the gateway's own name, and the labels of every call for the metrics
+// (the built-in server's middleware counts its own).
+type proxyPeek struct {
+	denied   *scopes.DeniedError // the first tools/call the policy refuses whatever the scopes
+	deniedID []byte              // its raw JSON-RPC id
+	firstID  []byte              // the first tools/call's raw id
+	batch    bool
+	calls    []peekedCall
+}
+
+// peekBody reads body exactly as the SDK will (rpcpeek) and decides its
+// tools/calls under policy. A body the SDK rejects (*rpcpeek.SyntaxError)
+// needs nothing here: nothing runs, unless proxied, where it is returned
+// as an error (the upstream's parser may read what the SDK rejects). Any
+// other error is an *rpcpeek.AmbiguityError: another parser could read
+// the body differently, and the gateway refuses it.
+func peekBody(policy *scopes.Policy, body []byte, proxied bool) (peeked, error) {
 	b, err := rpcpeek.Peek(body)
-	if err != nil {
-		return bodyCheck{}, err
+	var syn *rpcpeek.SyntaxError
+	if errors.As(err, &syn) && !proxied {
+		return peeked{}, nil
 	}
-	bc.batch = b.Batch
+	if err != nil {
+		return peeked{}, err
+	}
+	p := peeked{msgs: b.Messages}
+	p.proxied.batch = b.Batch
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		if m.Method != rpcpeek.MethodToolsCall {
@@ -160,39 +134,25 @@ func checkBody(policy *scopes.Policy, body []byte, perCall bool) (bc bodyCheck, 
 			return v, ok
 		})
 		if argErr != nil {
-			return bodyCheck{}, argErr
+			return peeked{}, argErr
 		}
 		call := peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
-		if bc.first.tool == "" {
-			bc.first, bc.firstID = call, m.ID
+		if p.first.tool == "" {
+			p.first, p.proxied.firstID = call, m.ID
 		}
-		if perCall {
-			bc.calls = append(bc.calls, call)
-		}
-		if r.Denied && bc.denied == nil {
-			// Check allocates the error only for a denied call.
-			var denied *scopes.DeniedError
-			if errors.As(r.Check(nil), &denied) {
-				bc.denied, bc.deniedID = denied, m.ID
+		if proxied {
+			p.proxied.calls = append(p.proxied.calls, call)
+			if r.Denied && p.proxied.denied == nil {
+				// Check allocates the error only for a denied call.
+				var denied *scopes.DeniedError
+				if errors.As(r.Check(nil), &denied) {
+					p.proxied.denied, p.proxied.deniedID = denied, m.ID
+				}
 			}
 		}
-		bc.required = r.AppendScopes(bc.required)
+		p.required = r.AppendScopes(p.required)
 	}
-	return bc, nil
-}
-
-// requiredScopes is checkBody as the built-in server's step-up reads it:
-// every scope the body's tools/calls need, its first tools/call for the
-// log, and an error only for an ambiguous body (a body the SDK rejects
-// needs nothing: nothing runs; a denied call needs nothing: the server's
-// policy middleware answers it as an unknown tool).
-func requiredScopes(policy *scopes.Policy, body []byte) (required []string, first peekedCall, err error) {
-	bc, err := checkBody(policy, body, false)
-	var syn *rpcpeek.SyntaxError
-	if errors.As(err, &syn) {
-		return nil, peekedCall{}, nil
-	}
-	return bc.required, bc.first, err
+	return p, nil
 }
 
 // argumentLabel is the log and metric label of the value of the argument

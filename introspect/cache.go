@@ -210,13 +210,16 @@ func (v *Verifier) lookup(d *[32]byte, now time.Time) (e *entry, fresh bool) {
 }
 
 // serveStale decides whether a stale accepted answer may stand in for a
-// failed re-introspection: only when the failure is an *UnavailableError
-// (never a verdict about the token, never a refusal of our credentials),
-// within Config.StaleIfError after the answer's fresh life, and strictly
-// before the token's exp.
+// failed re-introspection: only when the authorization server failed (an
+// *UnavailableError: unreachable, timeout, 5xx, an answer that is not
+// one), never for a verdict about the token, a refusal of our credentials,
+// or the gateway's own load shedding (ErrOverloaded): otherwise the holder
+// of a revoked token could outlive CACHE_MAX_TTL by keeping the
+// introspection slots full. Only within Config.StaleIfError after the
+// answer's fresh life, and strictly before the token's exp.
 func (v *Verifier) serveStale(e *entry, err error) (*auth.TokenInfo, bool) {
 	var ue *UnavailableError
-	if e == nil || e.info == nil || !errors.As(err, &ue) {
+	if e == nil || e.info == nil || !errors.As(err, &ue) || errors.Is(err, ErrOverloaded) {
 		return nil, false
 	}
 	now := v.cfg.Now()

@@ -31,6 +31,9 @@ const (
 	DefaultMaxResponseBytes = 64 << 10
 	// DefaultMaxConcurrency is the default Config.MaxConcurrency.
 	DefaultMaxConcurrency = 64
+	// DefaultKnownTokens is the default Config.KnownTokens: about 10 MB
+	// when full.
+	DefaultKnownTokens = 100_000
 )
 
 // Config configures a Verifier. The zero value of each duration and size
@@ -99,19 +102,35 @@ type Config struct {
 	StaleIfError time.Duration
 	// MaxConcurrency bounds the introspection calls in flight (requests
 	// waiting on another request's call for the same token do not count).
-	// When all are busy a new cache miss waits briefly (half of Timeout,
-	// 2s at most), then fails with an *UnavailableError wrapping
-	// ErrOverloaded. Default DefaultMaxConcurrency.
+	// A quarter of the slots (rounded up, when there are at least 2) is
+	// kept for known tokens: recently accepted ones whose answer aged out
+	// of the cache, re-checked for revocation; and a freed slot goes to a
+	// waiting known token first. When no slot is free a cache miss waits
+	// briefly (half of Timeout, 2s at most), then fails with an
+	// *UnavailableError wrapping ErrOverloaded. Default
+	// DefaultMaxConcurrency.
 	MaxConcurrency int
-	// ClientRate and ClientBurst limit cache misses (unknown tokens) per
-	// client address, as set on the request context with WithClient; past
-	// the limit Verify returns *RateLimitError without calling the
-	// authorization server. Cache hits are never limited. Zero ClientRate
-	// (default) means unlimited; a zero ClientBurst with a positive rate
-	// means max(1, ceil(ClientRate)).
-	ClientRate  rate.Limit
-	ClientBurst int
-
+	// ClientConcurrency bounds the unknown tokens (cache misses that are
+	// not known tokens) one client, as named by WithClient, may have in
+	// flight: waiting for a slot or being introspected. Past it, within
+	// the same brief wait, an *UnavailableError wrapping ErrOverloaded, so
+	// that one client cannot fill a hanging authorization server. Default
+	// half of MaxConcurrency (at least 1).
+	ClientConcurrency int
+	// RefusalRate and RefusalBurst limit, per client named by WithClient,
+	// the tokens the authorization server refuses (inactive, rejected,
+	// wrong audience, issuer or type, not yet valid): each refusal of an
+	// unknown token takes one from the client's bucket, and while it is
+	// empty the client's unknown tokens get *RateLimitError without a
+	// call. New valid tokens, known tokens and cache hits are never
+	// charged or limited. Zero RefusalRate (default) means unlimited; a
+	// zero RefusalBurst with a positive rate means max(1, ceil(RefusalRate)).
+	RefusalRate  rate.Limit
+	RefusalBurst int
+	// KnownTokens bounds how many recently accepted tokens are remembered
+	// (64 bits of digest and the exp, about 100 bytes each), least
+	// recently accepted forgotten first. Default DefaultKnownTokens.
+	KnownTokens int
 	// Validation selects how tokens are validated (TOKEN_VALIDATION):
 	// ValidationAuto (default when empty), ValidationJWT or
 	// ValidationIntrospection. See validate.go.
@@ -217,8 +236,9 @@ func (c *Config) validate() error {
 		v    float64
 	}{
 		{"CacheMaxBytes", float64(c.CacheMaxBytes)}, {"MaxResponseBytes", float64(c.MaxResponseBytes)},
-		{"MaxConcurrency", float64(c.MaxConcurrency)}, {"ClientRate", float64(c.ClientRate)},
-		{"ClientBurst", float64(c.ClientBurst)},
+		{"MaxConcurrency", float64(c.MaxConcurrency)}, {"ClientConcurrency", float64(c.ClientConcurrency)},
+		{"RefusalRate", float64(c.RefusalRate)}, {"RefusalBurst", float64(c.RefusalBurst)},
+		{"KnownTokens", float64(c.KnownTokens)},
 	} {
 		if n.v < 0 {
 			add("%s must not be negative", n.name)
@@ -258,8 +278,14 @@ func (c *Config) applyDefaults() {
 	if c.MaxConcurrency == 0 {
 		c.MaxConcurrency = DefaultMaxConcurrency
 	}
-	if c.ClientRate > 0 && c.ClientBurst == 0 {
-		c.ClientBurst = max(1, int(math.Ceil(float64(c.ClientRate))))
+	if c.ClientConcurrency == 0 {
+		c.ClientConcurrency = max(1, c.MaxConcurrency/2)
+	}
+	if c.RefusalRate > 0 && c.RefusalBurst == 0 {
+		c.RefusalBurst = max(1, int(math.Ceil(float64(c.RefusalRate))))
+	}
+	if c.KnownTokens == 0 {
+		c.KnownTokens = DefaultKnownTokens
 	}
 	if c.Validation == "" {
 		c.Validation = ValidationAuto

@@ -42,6 +42,11 @@ func (m *ServerMetadata) Claims(v any) error {
 	return json.Unmarshal(m.raw, v)
 }
 
+// ErrNoIntrospectionEndpoint is wrapped by Discover's error when the
+// issuer's metadata was found but names no introspection endpoint the
+// verifier may use.
+var ErrNoIntrospectionEndpoint = errors.New("no usable introspection_endpoint")
+
 // DiscoveryError says why no usable metadata was found for an issuer, with
 // enough detail for the configuration doctor to suggest a fix.
 type DiscoveryError struct {
@@ -194,10 +199,10 @@ func (v *Verifier) Discover(ctx context.Context) error {
 		}
 		if v.local.introspects && v.Endpoint() == "" {
 			if md.IntrospectionEndpoint == "" {
-				return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint", v.cfg.Issuer)
+				return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint: %w", v.cfg.Issuer, ErrNoIntrospectionEndpoint)
 			}
 			if _, err := urlrule.Server(md.IntrospectionEndpoint); err != nil {
-				return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w", err)
+				return nil, fmt.Errorf("introspect: discovery: introspection_endpoint: %w (%w)", err, ErrNoIntrospectionEndpoint)
 			}
 			if m := md.IntrospectionEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, v.cfg.AuthMethod) {
 				v.log.Warn("authorization server does not list our introspection auth method",

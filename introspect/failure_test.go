@@ -203,9 +203,9 @@ func TestNeverCached(t *testing.T) {
 	}{
 		{"unavailable", func(v *Verifier) {}, nil, func(err error) bool { var e *UnavailableError; return errors.As(err, &e) }},
 		{"client auth", func(v *Verifier) {}, func(c *Config) { c.ClientSecret = "wrong" }, func(err error) bool { var e *ClientAuthError; return errors.As(err, &e) }},
-		{"overloaded", func(v *Verifier) { v.sem <- struct{}{}; v.shedWait = time.Millisecond },
+		{"overloaded", func(v *Verifier) { v.fillSlots(1); v.shedWait = time.Millisecond },
 			func(c *Config) { c.MaxConcurrency = 1 }, func(err error) bool { return errors.Is(err, ErrOverloaded) }},
-		{"rate limited", func(v *Verifier) {}, func(c *Config) { c.ClientRate = 1e-9; c.ClientBurst = 1 },
+		{"rate limited", func(v *Verifier) {}, func(c *Config) { c.RefusalRate = 1e-9; c.RefusalBurst = 1 },
 			func(err error) bool { var e *RateLimitError; return errors.As(err, &e) }},
 	}
 	for _, tt := range tests {
@@ -222,7 +222,7 @@ func TestNeverCached(t *testing.T) {
 			v, _ := newTestVerifier(t, srv, mods...)
 			ctx := WithClient(t.Context(), "192.0.2.1")
 			if tt.name == "rate limited" {
-				_, _ = v.Verify(ctx, "spend-the-burst")
+				_, _ = v.Verify(ctx, "spend-the-burst") // refused: empties the bucket
 			}
 			tt.setup(v)
 			_, err := v.Verify(ctx, tok)

@@ -74,3 +74,13 @@ func holdAnswers(srv *introspecttest.Server) (release chan struct{}) {
 	})
 	return release
 }
+
+// fillSlots takes n introspection slots (known lane: any free slot), as n
+// calls in flight would; release them with v.release.
+func (v *Verifier) fillSlots(n int) {
+	for range n {
+		if !v.slots.tryAcquire(laneKnown) {
+			panic("fillSlots: no free slot")
+		}
+	}
+}

@@ -46,14 +46,20 @@ type ShedReason string
 
 // The reasons for shedding.
 const (
-	// ShedConcurrency: every Config.MaxConcurrency slot stayed busy.
+	// ShedConcurrency: no Config.MaxConcurrency slot came free in time.
 	ShedConcurrency ShedReason = "concurrency"
-	// ShedRate: the client sent more unknown tokens than Config.ClientRate.
+	// ShedClientConcurrency: the client already had
+	// Config.ClientConcurrency unknown tokens in flight.
+	ShedClientConcurrency ShedReason = "client_concurrency"
+	// ShedRate: the client's refused tokens emptied its bucket
+	// (Config.RefusalRate).
 	ShedRate ShedReason = "rate"
 )
 
 // AllShedReasons lists every ShedReason in a stable order.
-func AllShedReasons() []ShedReason { return []ShedReason{ShedConcurrency, ShedRate} }
+func AllShedReasons() []ShedReason {
+	return []ShedReason{ShedConcurrency, ShedClientConcurrency, ShedRate}
+}
 
 // Observer receives what the verifier does, for metrics. Implementations
 // must be safe for concurrent use and cheap: CacheHit is on the hot path.

@@ -163,7 +163,7 @@ func TestAutoWithCredentials(t *testing.T) {
 // the client's rate of unknown tokens.
 func TestJWTNotRateLimited(t *testing.T) {
 	as := newJWTAS(t)
-	v, _, _ := newJWTVerifier(t, as, true, func(c *Config) { c.ClientRate = 1; c.ClientBurst = 1; c.MaxConcurrency = 1 })
+	v, _, _ := newJWTVerifier(t, as, true, func(c *Config) { c.RefusalRate = 1; c.RefusalBurst = 1; c.ClientConcurrency = 1; c.MaxConcurrency = 1 })
 	release := holdAnswers(as.Server)
 	defer close(release)
 	ctx := WithClient(t.Context(), "192.0.2.1")

@@ -74,10 +74,11 @@ type Verifier struct {
 	authFailure atomic.Pointer[ClientAuthError] // set on 401/403/invalid_client, cleared by a 200
 
 	obs      Observer
-	local    local           // the JWT side (validate.go)
-	sem      chan struct{}   // MaxConcurrency introspection slots
-	shedWait time.Duration   // how long a miss waits for a slot
-	limiters *clientLimiters // nil: no per-client rate limit
+	local    local         // the JWT side (validate.go)
+	slots    *slots        // MaxConcurrency introspection slots, in two lanes
+	shedWait time.Duration // how long a miss waits for a slot
+	seen     *knownTokens  // tokens accepted recently (admission.go)
+	clients  *clients      // per-client admission of unknown tokens
 
 	// stop is cancelled by Close, aborting shared introspections in
 	// flight; inflight counts them so Close can wait for them.
@@ -111,15 +112,14 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		known:   newInterner(cfg.KnownScopes, cfg.Audiences),
 		log:     cfg.Logger,
 		obs:     cfg.Observer,
-		sem:     make(chan struct{}, cfg.MaxConcurrency),
+		slots:   newSlots(cfg.MaxConcurrency),
+		seen:    newKnownTokens(cfg.KnownTokens),
+		clients: newClients(cfg.RefusalRate, cfg.RefusalBurst, cfg.ClientConcurrency, maxClients),
 		// Queueing for a slot may use half the time budget, so that a
 		// call that gets one still has time to be answered.
 		shedWait: min(defaultShedWait, cfg.Timeout/2),
 	}
 	v.stop, v.stopNow = context.WithCancel(context.Background())
-	if cfg.ClientRate > 0 {
-		v.limiters = newClientLimiters(cfg.ClientRate, cfg.ClientBurst, maxClientLimiters)
-	}
 	if cfg.HTTPClient != nil {
 		// A shallow copy so we can refuse redirects without changing the
 		// caller's client.
@@ -186,10 +186,10 @@ func (v *Verifier) Close() {
 // Errors: *accesstoken.InvalidError (unwraps to auth.ErrInvalidToken),
 // *UnavailableError (also when shed for load: it then wraps ErrOverloaded;
 // and, when a JWT must be verified locally, when the issuer's metadata or
-// JWKS cannot be fetched),
-// *ClientAuthError, *RateLimitError (too many cache misses from the client
-// named by WithClient); if ctx ends while waiting, an *UnavailableError
-// wrapping ctx's cause.
+// JWKS cannot be fetched), *ClientAuthError, *RateLimitError (the client
+// named by WithClient sent too many tokens the authorization server
+// refused); if ctx ends while waiting, an *UnavailableError wrapping ctx's
+// cause.
 func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, error) {
 	if token == "" {
 		return nil, &accesstoken.InvalidError{Reason: accesstoken.ReasonMalformed, Detail: "empty token"}
@@ -227,17 +227,16 @@ func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte
 		}
 	}
 	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
-		// The client's rate counts introspection calls it causes, so it
-		// is charged here, once per shared call, not once per waiter: a
-		// burst of requests with one new token costs one. A token we
-		// already know to be good (a stale answer) is not an unknown
-		// token and is not charged.
-		if stale == nil {
-			if err := v.allowClient(ctx); err != nil {
-				return nil, err
-			}
+		// Admission (admission.go) is decided and settled here, once per
+		// shared call, not once per waiter: a burst of requests with one
+		// new token costs its client one place and at most one refusal.
+		actx, settle, err := v.admit(ctx, &digest, stale)
+		if err != nil {
+			return nil, err
 		}
-		return v.introspectAndStore(ctx, token, &digest)
+		info, err := v.introspectAndStore(actx, token, &digest)
+		settle(info, err)
+		return info, err
 	})
 	if v.beforeWait != nil {
 		v.beforeWait()
