@@ -54,7 +54,11 @@ func (g *Gateway) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
 			return nil
 		}
-		st.msgs, st.required, st.tool, st.op, st.proxied = p.msgs, p.required, p.first.tool, p.first.op, p.proxied
+		st.msgs, st.required, st.tool, st.op = p.msgs, p.required, p.first.tool, p.first.op
+		if g.proxy != nil {
+			pp := p.proxied // a copy: only proxy mode pays for it
+			st.proxied = &pp
+		}
 		return next(c)
 	}
 }

@@ -67,7 +67,7 @@ type reqState struct {
 	required []string          // the scopes they need under the policy (readBody)
 	tool     string            // the (first) tools/call of the body: tool name, clamped
 	op       string            // and its calculator operation, clamped
-	proxied  proxyPeek         // proxy mode: what the gateway answers itself (readBody)
+	proxied  *proxyPeek        // proxy mode only: what the gateway answers itself (readBody)
 }
 
 type stateKey struct{}

@@ -203,8 +203,8 @@ func toolScopeResult(missing []string) any {
 
 // countCalls counts the body's tools/calls with outcome (proxy mode: the
 // built-in server's middleware counts its own).
-func (g *Gateway) countCalls(st *reqState, outcome string) {
-	for _, c := range st.proxied.calls {
+func (g *Gateway) countCalls(pp *proxyPeek, outcome string) {
+	for _, c := range pp.calls {
 		g.cfg.Metrics.ToolCall(c.tool, c.op, outcome)
 	}
 }

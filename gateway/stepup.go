@@ -41,9 +41,15 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 			// it the messages are unknown, and the check fails closed.
 			return echo.ErrInternalServerError
 		}
-		if proxied && st.proxied.denied != nil {
-			g.countCalls(st, "protocol_error")
-			g.answerDenied(c, &st.proxied)
+		pp := st.proxied
+		if proxied && pp == nil {
+			// readBody fills it for every POST in proxy mode; a GET or
+			// DELETE has no body and nothing to decide here.
+			pp = &proxyPeek{}
+		}
+		if pp != nil && pp.denied != nil {
+			g.countCalls(pp, "protocol_error")
+			g.answerDenied(c, pp)
 			return nil
 		}
 		if len(st.required) > 0 {
@@ -55,11 +61,11 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 				var insufficient *scopes.InsufficientScopeError
 				errors.As(err, &insufficient)
 				st.auth = AuthInsufficientScope
-				if g.cfg.ScopeChallenge == ScopeChallengeTool && !st.proxied.batch && validID(st.proxied.firstID) {
+				if g.cfg.ScopeChallenge == ScopeChallengeTool && pp != nil && !pp.batch && validID(pp.firstID) {
 					// Only in proxy mode: the built-in server's policy
 					// middleware answers this itself.
-					g.countCalls(st, "tool_error")
-					writeRPC(c.Response(), st.proxied.firstID, toolScopeResult(insufficient.Missing), nil)
+					g.countCalls(pp, "tool_error")
+					writeRPC(c.Response(), pp.firstID, toolScopeResult(insufficient.Missing), nil)
 					return nil
 				}
 				ch := g.challenge
@@ -70,8 +76,8 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 				return nil
 			}
 		}
-		if proxied {
-			g.countCalls(st, "forwarded")
+		if pp != nil {
+			g.countCalls(pp, "forwarded")
 		}
 		return next(c)
 	}
