@@ -3,7 +3,8 @@
 // metadata, with tokens of an external authorization server validated by
 // RFC 7662 introspection or, for JWT access tokens (RFC 9068), locally
 // against the issuer's JWKS (TOKEN_VALIDATION). With no AUTH_ISSUER_URL it runs in development
-// mode, with an embedded authorization server on the same listener.
+// mode, with an embedded authorization server on the same listener. With UPSTREAM_URL it serves
+// no tools of its own and forwards each authorized request to that MCP server (proxy mode).
 //
 // Configuration is by environment variables only; see .env.example.
 package main

@@ -6,7 +6,8 @@
 // transport spec, DNS-rebinding and CSRF defence), then the bearer token
 // (RFC 6750 §2.1, refused outright when malformed, before any network call),
 // then introspection (RFC 7662, cached), then the scope the JSON-RPC request
-// needs (RFC 6750 §3.1 insufficient_scope), and only then the Go MCP SDK.
+// needs (RFC 6750 §3.1 insufficient_scope), and only then the Go MCP SDK,
+// or in proxy mode (Config.Upstream) the upstream MCP server (proxymode.go).
 package gateway
 
 import (
