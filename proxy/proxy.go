@@ -344,6 +344,7 @@ type request struct {
 	reserved  bool     // holds a session reservation (initialize)
 	newID     string   // a session bound by this request's answer
 	toolsList []string // ids of tools/list requests whose answers are rewritten
+	body      []byte   // the POST body the proxy read; nil when it streams through unread
 	stream    bool     // holds a stream slot for an SSE answer to POST
 	timer     *time.Timer
 }
@@ -457,13 +458,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}()
 		}
-		br := &bodyReader{body: body}
-		br.Reset(body)
-		r.Body = br
+		st.body = body
+		r.Body = inMemory(body)
 		r.ContentLength = int64(len(body))
 		// The transport may resend a request it wrote nothing of on a
 		// reused connection the upstream had just closed.
-		r.GetBody = br.reopen
+		r.GetBody = func() (io.ReadCloser, error) { return inMemory(body), nil }
 	}
 
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -474,19 +474,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(st))
 }
 
-// bodyReader is a request body the proxy has read, handed on.
-type bodyReader struct {
-	bytes.Reader
-	body []byte
-}
-
-func (*bodyReader) Close() error { return nil }
-
-func (b *bodyReader) reopen() (io.ReadCloser, error) {
-	n := &bodyReader{body: b.body}
-	n.Reset(b.body)
-	return n, nil
-}
+// inMemory is a request body the proxy has read, handed on. It is exactly
+// io.NopCloser(*bytes.Reader), a body net/http knows never blocks: the
+// transport then writes the upstream request's headers and body in one
+// write, where any other reader makes it flush the headers first (one
+// more system call and packet per request).
+func inMemory(body []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }
 
 // readBody reads a POST body, bounded by MaxBodyBytes.
 func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -533,6 +526,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 	filterRequestHeaders(pr.Out.Header)
 	p.setIdentity(pr.Out.Header, st.caller)
+	if len(st.body) > 0 {
+		// ReverseProxy wraps the outbound body so that closing it cannot
+		// close the client's; a body the proxy has read needs no such care,
+		// and unwrapped, net/http sees it is in memory (inMemory).
+		pr.Out.Body = inMemory(st.body)
+	}
 }
 
 // Close ends the sessions the proxy still holds at the upstream (DELETE,

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -879,5 +880,44 @@ func TestTwoSessionIDs(t *testing.T) {
 	fr := front(t, newProxy(t, up.URL, Config{}))
 	if resp := post(t, fr.URL, "alice-token", "", initializeBody, nil); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("HTTP %d, want 502", resp.StatusCode)
+	}
+}
+
+// countingConn counts the writes of a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestOneWritePerForwardedPOST: the upstream request's headers and body
+// leave in one write (one packet on loopback), not the headers first: the
+// body handed to the transport is one net/http knows is in memory.
+func TestOneWritePerForwardedPOST(t *testing.T) {
+	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
+	var writes atomic.Int32
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: c, writes: &writes}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	fr := front(t, newProxy(t, up.URL, Config{Transport: tr}))
+	for i := range 3 {
+		before := writes.Load()
+		resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d", resp.StatusCode)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d: %d writes to the upstream, want 1", i, n)
+		}
 	}
 }
