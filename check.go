@@ -210,6 +210,9 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	// 7. Protected resource metadata.
 	checkPRM(r, cfg, declared)
 
+	// 7b. Redis, the admin API and Shared Signals (check_shared.go).
+	checkShared(ctx, r, cfg)
+
 	// 8. A real token, if the operator gave one.
 	if tok, _ := lookup(checkTokenEnv); strings.TrimSpace(tok) != "" && v != nil {
 		checkToken(ctx, r, v, cfg, strings.TrimSpace(tok))

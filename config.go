@@ -98,6 +98,8 @@ type env struct {
 
 	DevAuthAllowPublic string `envconfig:"DEV_AUTH_ALLOW_PUBLIC" default:"false"`
 	DevAuthTokenTTL    string `envconfig:"DEV_AUTH_TOKEN_TTL" default:"10m"`
+
+	SharedEnv // config_shared.go
 }
 
 // config is the validated configuration.
@@ -173,6 +175,8 @@ type config struct {
 
 	DevAuthAllowPublic bool
 	DevAuthTokenTTL    time.Duration
+
+	sharedConfig // config_shared.go
 }
 
 // configError lists every configuration problem; main exits with status 2.
@@ -599,6 +603,7 @@ func (e env) validate() (*config, error) {
 			p.addf("MCP_RESOURCE_URL is required when HOST is not loopback: it is the public URL clients use and the audience tokens must carry")
 		}
 	}
+	e.SharedEnv.validate(&p, c)
 	if len(p) > 0 {
 		return nil, &configError{problems: p}
 	}

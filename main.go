@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 		AuthOutcomes: labelValues(gateway.AllAuthOutcomes()),
 		Tools:        cfg.Policy.Tools(),
 		Operations:   argumentValues(cfg.Policy),
+		Shared:       sharedMetricLabels(),
 	})
 	var mounts []gateway.Mount
 	if cfg.DevMode {
@@ -114,6 +115,9 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 			AllowLoopbackClientIDs: !cfg.DevAuthAllowPublic,
 			AccessTokenTTL:         cfg.DevAuthTokenTTL,
 			Logger:                 logger.With("component", "devauth"),
+
+			IntrospectionClientID:     cfg.DevAuthIntrospectionClientID,
+			IntrospectionClientSecret: cfg.DevAuthIntrospectionSecret,
 		})
 		if err != nil {
 			return fmt.Errorf("development authorization server: %w", err)
@@ -123,7 +127,17 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 		mounts = append(mounts, gateway.Mount{Prefixes: das.Paths(), Handler: das.Handler()})
 	}
 
+	// The shared tier, revocations, admin API and Shared Signals
+	// (sharedtier.go). Closed after the verifier, whose writes use it.
+	shared, err := newSharedTier(ctx, cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	defer shared.Close()
+	mounts = append(mounts, shared.mounts()...)
+
 	ic := cfg.introspectConfig()
+	ic.Shared = shared.verifierTier()
 	ic.KnownScopes = append(cfg.Policy.Scopes(), cfg.Policy.Described()...)
 	ic.Observer = m
 	ic.Logger = logger.With("component", "introspect")
@@ -157,6 +171,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	if err != nil {
 		return &configError{problems: []string{err.Error()}}
 	}
+	shared.attach(gw) // a revocation ends the streams it names
 
 	srv := httpserver.New(gw.Handler(), logger)
 	serveErr := make(chan error, 2)
@@ -172,6 +187,7 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 		defer mln.Close()
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
+		shared.routeAdmin(mux, logger)
 		metricsSrv = httpserver.New(mux, logger)
 		go func() { serveErr <- metricsSrv.Serve(mln) }()
 		logger.Info("metrics listening", "addr", mln.Addr().String())

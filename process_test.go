@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +26,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	// go-redis logs through one process-wide logger: set it once, before
+	// any test's Store exists (run sets it only the first time).
+	setRedisLogger(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
 }
 

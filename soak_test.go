@@ -11,6 +11,12 @@ package main
 // A garbage flood (distinct random tokens, as fast as it can) comes from
 // the very address of the honest workers for the whole run.
 //
+// With -soak.redis, two gateways share one real Redis (sharedcache/redistest)
+// that is killed and restarted every -soak.redisflap, and revoked tokens are
+// also revoked through one gateway's admin API: a token revoked there must be
+// refused by both within a second (within CACHE_MAX_TTL when Redis could not
+// take the revocation).
+//
 // It fails on any false accept (a 200 for a token that was invalid,
 // expired or revoked for longer than CACHE_MAX_TTL, or for garbage), on any
 // 5xx other than 503, on goroutine or heap growth, and when the honest
@@ -34,6 +40,7 @@ import (
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect/introspecttest"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache/redistest"
 )
 
 var (
@@ -41,20 +48,23 @@ var (
 	soakFlap     = flag.Duration("soak.flap", 20*time.Second, "the authorization server goes down or up this often")
 	soakWorkers  = flag.Int("soak.workers", 16, "concurrent clients")
 	soakFlood    = flag.Int("soak.flood", 4, "concurrent garbage senders, from the honest workers' address")
+	soakRedis    = flag.Bool("soak.redis", false, "two gateways sharing a flapping Redis, with admin revocations")
+	soakRedisFlp = flag.Duration("soak.redisflap", 7*time.Second, "Redis is killed or restarted this often (-soak.redis)")
 )
 
 type soakToken struct {
 	token   string
-	kind    string    // valid, invalid, expiring, revoked
-	exp     time.Time // for expiring tokens
-	revoked time.Time // for revoked tokens, once revoked
+	kind    string        // valid, invalid, expiring, revoked
+	exp     time.Time     // for expiring tokens
+	revoked time.Time     // for revoked tokens, once revoked
+	bound   time.Duration // how late after revoked a 200 is still right
 	mu      sync.Mutex
 }
 
 func TestSoak(t *testing.T) {
 	const cacheTTL = 5 * time.Second
 	as := introspecttest.New(t)
-	g := startGateway(t, map[string]string{
+	vars := map[string]string{
 		"AUTH_ISSUER_URL":             as.URL,
 		"INTROSPECTION_CLIENT_ID":     as.ClientID,
 		"INTROSPECTION_CLIENT_SECRET": as.ClientSecret,
@@ -63,8 +73,33 @@ func TestSoak(t *testing.T) {
 		"CLOCK_SKEW":                  "0s",
 		"INTROSPECTION_TIMEOUT":       "1s",
 		"LOG_LEVEL":                   "error",
-	})
-	waitReady(t, g)
+	}
+	var (
+		redisSrv *redistest.Server
+		admins   []string
+		targets  []*gatewayUnderTest
+	)
+	if *soakRedis {
+		redisSrv = redistest.Start(t)
+		vars["REDIS_URL"] = redisSrv.URL()
+		vars["CACHE_KEY_SECRET"] = "soak-cache-key-secret-0123456789"
+		vars["ADMIN_TOKEN"] = testAdminToken
+		vars["MCP_RESOURCE_URL"] = sharedResource
+		for range 2 {
+			port := freePort(t)
+			vars["METRICS_PORT"] = fmt.Sprint(port)
+			gw := startGateway(t, vars)
+			waitReady(t, gw)
+			targets = append(targets, gw)
+			admins = append(admins, fmt.Sprintf("http://127.0.0.1:%d", port))
+		}
+	} else {
+		gw := startGateway(t, vars)
+		waitReady(t, gw)
+		targets = append(targets, gw)
+	}
+	g := targets[0]
+	target := func() string { return targets[rand.IntN(len(targets))].MCP() }
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *soakWorkers + *soakFlood}, Timeout: 10 * time.Second}
 	var (
@@ -94,8 +129,10 @@ func TestSoak(t *testing.T) {
 		if tk.kind != "valid" {
 			continue
 		}
-		if status, _, err := send(context.Background(), client, g.MCP(), tk.token, nil); err != nil || status != 200 {
-			t.Fatalf("warming up a valid token: %d %v", status, err)
+		for _, gw := range targets {
+			if status, _, err := send(context.Background(), client, gw.MCP(), tk.token, nil); err != nil || status != 200 {
+				t.Fatalf("warming up a valid token: %d %v", status, err)
+			}
 		}
 	}
 
@@ -202,7 +239,7 @@ func TestSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				status, _, err := send(ctx, client, g.MCP(), randomToken(), nil)
+				status, _, err := send(ctx, client, target(), randomToken(), nil)
 				if err != nil {
 					if ctx.Err() == nil {
 						fail("flood transport error: %v", err)
@@ -218,6 +255,35 @@ func TestSoak(t *testing.T) {
 					bad5xx.Add(1)
 					fail("garbage token: status %d", status)
 				}
+			}
+		}()
+	}
+	// Redis flaps (-soak.redis).
+	if redisSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(*soakRedisFlp)
+			defer tick.Stop()
+			up := true
+			for {
+				select {
+				case <-ctx.Done():
+					if !up {
+						_ = redisSrv.Start()
+					}
+					return
+				case <-tick.C:
+				}
+				if up {
+					redisSrv.Kill()
+				} else if err := redisSrv.Start(); err != nil {
+					fail("restarting Redis: %v", err)
+				}
+				up = !up
+				statusMu.Lock()
+				statuses[fmt.Sprintf("(redis %s)", map[bool]string{true: "restarts", false: "kills"}[up])]++
+				statusMu.Unlock()
 			}
 		}()
 	}
@@ -245,7 +311,23 @@ func TestSoak(t *testing.T) {
 						tk.mu.Lock()
 						as.Revoke(tk.token)
 						tk.revoked = time.Now()
+						tk.bound = cacheTTL
 						tk.mu.Unlock()
+						if len(admins) == 0 {
+							return
+						}
+						// Revoked at one gateway's admin API too: both
+						// must refuse it within a second once Redis took
+						// it, within CACHE_MAX_TTL otherwise.
+						status := adminRevokeStatus(admins[rand.IntN(len(admins))], tk.token)
+						tk.mu.Lock()
+						if status == http.StatusOK {
+							tk.revoked, tk.bound = time.Now(), time.Second
+						}
+						tk.mu.Unlock()
+						statusMu.Lock()
+						statuses[fmt.Sprintf("(admin revoke %d)", status)]++
+						statusMu.Unlock()
 					}
 				}()
 			}
@@ -263,7 +345,7 @@ func TestSoak(t *testing.T) {
 			for ctx.Err() == nil {
 				tk := pick()
 				body := fmt.Sprintf(callAdd, "add")
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.MCP(), strings.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target(), strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+tk.token)
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Accept", "application/json, text/event-stream")
@@ -304,11 +386,11 @@ func TestSoak(t *testing.T) {
 					}
 				case "revoked":
 					tk.mu.Lock()
-					r := tk.revoked
+					r, bound := tk.revoked, tk.bound
 					tk.mu.Unlock()
-					if !r.IsZero() && sent.After(r.Add(cacheTTL+time.Second)) {
+					if !r.IsZero() && sent.After(r.Add(bound+time.Second)) {
 						falseAccepts.Add(1)
-						fail("revoked token accepted %v after revocation (CACHE_MAX_TTL %v)", sent.Sub(r), cacheTTL)
+						fail("revoked token accepted %v after revocation (allowed: %v)", sent.Sub(r), bound)
 					}
 				}
 			}
@@ -331,7 +413,7 @@ func TestSoak(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	t.Logf("soak: %v, %d workers, AS flapping every %v", *soakDuration, *soakWorkers, *soakFlap)
+	t.Logf("soak: %v, %d workers, AS flapping every %v, %d gateway(s), Redis flapping every %v: %v", *soakDuration, *soakWorkers, *soakFlap, len(targets), *soakRedisFlp, *soakRedis)
 	t.Logf("requests served: %d", served.Load())
 	for _, k := range keys {
 		t.Logf("  %-20s %d", k, statuses[k])
@@ -360,4 +442,18 @@ func TestSoak(t *testing.T) {
 	if endHeap > startHeap*2+16<<20 {
 		t.Errorf("heap grew from %d to %d bytes", startHeap, endHeap)
 	}
+}
+
+// adminRevokeStatus revokes token through an admin API and returns the
+// status (0 on a transport error).
+func adminRevokeStatus(adminURL, token string) int {
+	req, _ := http.NewRequest(http.MethodPost, adminURL+"/admin/revoke", strings.NewReader(`{"token":"`+token+`"}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
 // TestMain lets this test binary be the bench's child servers as well: the
@@ -63,7 +64,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("target %q: %s", r.Target, r.Measured)
 		}
 	}
-	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "8a", "8b", "8c"} {
+	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "9a", "9b", "9c"} {
 		if _, ok := got[id]; !ok {
 			t.Errorf("no row %s in the table", id)
 		}
@@ -72,6 +73,23 @@ func TestQuickRun(t *testing.T) {
 	// tiny quick run its count says little; the full run enforces it.
 	if r := got["1c"]; r.Verdict != met {
 		t.Logf("1c %s: %s", r.Target, r.Measured)
+	}
+	// Target 8 needs redis-server. Its count (8c) is only logged here: it
+	// is exact only while Redis answers within REDIS_TIMEOUT (50 ms),
+	// which a race-instrumented run on a busy machine does not promise
+	// (a late Redis call is skipped and the machine introspects alone, by
+	// design); the full run enforces it.
+	if r, ok := got["8c"]; ok && r.Verdict != met {
+		t.Logf("8c %s: %s", r.Target, r.Measured)
+	}
+	if r, ok := got["8"]; ok {
+		t.Logf("8 %s: %s", r.Target, r.Measured)
+	} else {
+		for _, id := range []string{"8a", "8b", "8c"} {
+			if _, ok := got[id]; !ok {
+				t.Errorf("no row %s in the table", id)
+			}
+		}
 	}
 	for _, id := range []string{"3a", "3b", "4c", "4'c"} {
 		if r, ok := got[id]; ok && r.Verdict != met {
@@ -118,6 +136,7 @@ func TestDefaultsMatchEnvExample(t *testing.T) {
 		"CACHE_MAX_BYTES":               strconv.FormatInt(defCacheMaxBytes, 10),
 		"MAX_BODY_BYTES":                strconv.FormatInt(defMaxBodyBytes, 10),
 		"INTROSPECTION_MAX_CONCURRENCY": strconv.Itoa(introspect.DefaultMaxConcurrency),
+		"REDIS_TIMEOUT":                 sharedcache.DefaultTimeout.String(),
 	} {
 		got, ok := env[key]
 		if !ok {

@@ -34,7 +34,7 @@ type fillResult struct {
 // cache then holds. With count, every token is verified again and those
 // that need no introspection are counted as cached.
 func (b *bench) fill(ctx context.Context, maxBytes int64, n int, ns string, count bool) (fillResult, error) {
-	v, err := newVerifier(ctx, b.as.URL, b.gw.URL, maxBytes, benchLogger(), nil, true)
+	v, err := newVerifier(ctx, b.as.URL, b.gw.URL, maxBytes, benchLogger(), nil, true, introspect.SharedTier{})
 	if err != nil {
 		return fillResult{}, err
 	}

@@ -97,6 +97,7 @@ type serveOptions struct {
 	Issuer     string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
 	Resource   string // gateway: MCP_RESOURCE_URL
 	Upstream   string // gatewayproxy: UPSTREAM_URL
+	Redis      string // gateway: REDIS_URL ("" none)
 	CPUProfile string
 }
 
@@ -106,6 +107,7 @@ const (
 	envIssuer     = "BENCH_SERVE_ISSUER"
 	envResource   = "BENCH_SERVE_RESOURCE"
 	envUpstream   = "BENCH_SERVE_UPSTREAM"
+	envRedis      = "BENCH_SERVE_REDIS"
 	envCPUProfile = "BENCH_SERVE_CPUPROFILE"
 )
 
@@ -131,7 +133,7 @@ func (s serveOptions) env() []string {
 	gogc, memlimit := gcSettings()
 	return append(os.Environ(), "GOGC="+gogc, "GOMEMLIMIT="+memlimit,
 		envServe+"="+s.Kind, envAddr+"="+s.Addr, envIssuer+"="+s.Issuer,
-		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envCPUProfile+"="+s.CPUProfile)
+		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile)
 }
 
 // serveChildIfAsked serves, and then exits the process, when this process
@@ -142,7 +144,7 @@ func serveChildIfAsked() {
 		return
 	}
 	so := serveOptions{Kind: kind, Addr: os.Getenv(envAddr), Issuer: os.Getenv(envIssuer),
-		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), CPUProfile: os.Getenv(envCPUProfile)}
+		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile)}
 	if err := serve(so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench child (%s): %v\n", kind, err)
 		os.Exit(1)
@@ -259,7 +261,11 @@ func serve(so serveOptions) error {
 		}
 	case "gateway", "gatewayjwt":
 		var v *introspect.Verifier
-		srv, v, err = gatewayServer(ctx, so.Resource, so.Issuer, prodLogger(), so.Kind == "gateway")
+		var closeShared func()
+		srv, v, closeShared, err = gatewayServer(ctx, so.Resource, so.Issuer, so.Redis, prodLogger(), so.Kind == "gateway")
+		if closeShared != nil {
+			defer closeShared() // after the verifier's Close
+		}
 		if v != nil {
 			defer v.Close()
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/bench/loadgen"
 )
 
-// --- target 8: proxy overhead (issue 13) ----------------------------------
+// --- target 9: proxy overhead (issue 13) ----------------------------------
 
 // proxyOverhead measures proxy mode against the upstream it fronts, called
 // directly, in the same run: the upstream is the baseline child (a Go SDK
@@ -27,11 +27,11 @@ import (
 // process with CPU of its own (its own machine or container): the judged
 // rows run it on CPUs other than its upstream's, which on a two-CPU
 // machine are the load generator's (so it competes with the load
-// generator, not with the upstream). Row 8c runs it beside its upstream,
+// generator, not with the upstream). Row 9c runs it beside its upstream,
 // on the same CPUs, as a sidecar sharing a CPU quota: throughput is then
 // split between the two processes, and the row reports what that costs.
 func (b *bench) proxyOverhead(ctx context.Context) error {
-	fmt.Fprintf(b.out, "[8] proxy overhead: tools/call calculator add, upstream called directly vs through the gateway in proxy mode (on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABAB\n",
+	fmt.Fprintf(b.out, "[9] proxy overhead: tools/call calculator add, upstream called directly vs through the gateway in proxy mode (on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABAB\n",
 		cpuList(b.plan.Driver), cpuList(b.plan.Server), b.o.Conns, b.o.Duration, b.o.Rounds)
 	src := loadgen.Static(b.token())
 	clients := map[string]*http.Client{}
@@ -98,7 +98,7 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 	}
 	ratios := perRound(direct, proxied, throughput)
 	ratio := medianF(ratios)
-	b.add(row{ID: "8a", Target: "proxy throughput (through the gateway in proxy mode / upstream directly)",
+	b.add(row{ID: "9a", Target: "proxy throughput (through the gateway in proxy mode / upstream directly)",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
 			ratio, listF(ratios, "%.2f"), slices.Max(rpsOf(proxied)), slices.Max(rpsOf(direct)), errs),
 		Goal: ">= 0.90", Verdict: verdict(ratio >= 0.90 && errs == 0), Enforced: b.enforceTiming()})
@@ -107,19 +107,19 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 	if rate < 1 {
 		return fmt.Errorf("direct throughput too low to set a rate: %v", rpsOf(direct))
 	}
-	fmt.Fprintf(b.out, "[8b] proxy latency at a fixed load: %.0f req/s (half the direct median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
+	fmt.Fprintf(b.out, "[9b] proxy latency at a fixed load: %.0f req/s (half the direct median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
 	direct, proxied, errs, err = rounds("proxy", b.gwProxy.URL, rate)
 	if err != nil {
 		return err
 	}
 	d50, d99 := perRound(direct, proxied, pDiff(50)), perRound(direct, proxied, pDiff(99))
 	p50, p99 := medianF(d50), medianF(d99)
-	b.add(row{ID: "8b", Target: fmt.Sprintf("proxy latency added at %.0f req/s (p50, p99)", rate),
+	b.add(row{ID: "9b", Target: fmt.Sprintf("proxy latency added at %.0f req/s (p50, p99)", rate),
 		Measured: fmt.Sprintf("p50 median %+.3fms of rounds [%s]; p99 median %+.3fms of rounds [%s]; direct p50 %s p99 %s; errors %d",
 			p50, listF(d50, "%+.2f"), p99, listF(d99, "%+.2f"), ms(direct[0].Percentile(50)), ms(direct[0].Percentile(99)), errs),
 		Goal: "p50 <= +0.2ms, p99 <= +1ms", Verdict: verdict(p50 <= 0.2 && p99 <= 1 && errs == 0), Enforced: b.enforceTiming()})
 
-	fmt.Fprintf(b.out, "[8c] proxy as a sidecar: the gateway in proxy mode on the upstream's CPU %s, closed loop, %d round(s)\n", cpuList(b.plan.Server), b.o.Rounds)
+	fmt.Fprintf(b.out, "[9c] proxy as a sidecar: the gateway in proxy mode on the upstream's CPU %s, closed loop, %d round(s)\n", cpuList(b.plan.Server), b.o.Rounds)
 	direct, proxied, errs, err = rounds("sidecar", b.sidecar.URL, 0)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 		}
 		return (1/p.RPS() - 1/d.RPS()) * 1e6 * float64(len(b.plan.Server))
 	})
-	b.add(row{ID: "8c", Target: "proxy as a sidecar on its upstream's CPU: throughput (proxy / direct)",
+	b.add(row{ID: "9c", Target: "proxy as a sidecar on its upstream's CPU: throughput (proxy / direct)",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]: the gateway costs about %.0fµs of CPU per call, the upstream %.0fµs; errors %d",
 			medianF(ratios), listF(ratios, "%.2f"), medianF(perReq), 1e6*float64(len(b.plan.Server))/medianF(rpsOf(direct)), errs),
 		Goal: "(report: a sidecar shares its upstream's CPU)", Verdict: info})

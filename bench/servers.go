@@ -67,7 +67,7 @@ func listenLoopback() (net.Listener, int, error) {
 // now, and the bench sends valid ones. The per-client cap on unknown
 // tokens in flight is the default (half of MaxConcurrency: 32, the
 // bench's -conns). Metrics are on, as in production.
-func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer, introspection bool) (*introspect.Verifier, error) {
+func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int64, logger *slog.Logger, obs introspect.Observer, introspection bool, shared introspect.SharedTier) (*introspect.Verifier, error) {
 	if cacheMaxBytes == 0 {
 		cacheMaxBytes = defCacheMaxBytes
 	}
@@ -93,6 +93,7 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 		JWTAlgorithms:        jwtaccess.DefaultAlgorithms,
 		Observer:             obs,
 		Logger:               logger.With("component", "introspect"),
+		Shared:               shared,
 	})
 }
 
@@ -102,20 +103,31 @@ func newVerifier(ctx context.Context, issuer, resource string, cacheMaxBytes int
 // whether it has introspection credentials (without them it accepts JWTs
 // only). It returns once discovery is done (and, for JWTs, the JWKS is
 // fetched), as main.go's /readyz would.
-func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Logger, introspection bool) (*http.Server, *introspect.Verifier, error) {
+//
+// redisURL, when set, is its REDIS_URL: the shared tier and revocations
+// wired as main.go wires them (sharedTier); closeShared releases them
+// after the verifier.
+func gatewayServer(ctx context.Context, resource, issuer, redisURL string, logger *slog.Logger, introspection bool) (_ *http.Server, _ *introspect.Verifier, closeShared func(), _ error) {
 	m := metrics.New(metrics.Labels{
 		AuthOutcomes: labels(gateway.AllAuthOutcomes()),
 		Tools:        tools.Policy().Tools(),
 		Operations:   tools.Operations(),
+		Shared:       sharedMetricLabels(),
 	})
-	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, introspection)
+	tier, closeShared, err := sharedTier(ctx, redisURL, logger, m)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, introspection, tier)
+	if err != nil {
+		closeShared()
+		return nil, nil, nil, err
 	}
 	server, err := calculatorServer(logger)
 	if err != nil {
 		v.Close()
-		return nil, nil, err
+		closeShared()
+		return nil, nil, nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
 		Resource:             resource,
@@ -137,13 +149,15 @@ func gatewayServer(ctx context.Context, resource, issuer string, logger *slog.Lo
 	})
 	if err != nil {
 		v.Close()
-		return nil, nil, err
+		closeShared()
+		return nil, nil, nil, err
 	}
 	if err := v.Ready(ctx); err != nil {
 		v.Close()
-		return nil, nil, err
+		closeShared()
+		return nil, nil, nil, err
 	}
-	return httpserver.New(gw.Handler(), logger), v, nil
+	return httpserver.New(gw.Handler(), logger), v, closeShared, nil
 }
 
 // upstreamAuthorization is what the proxy-mode gateway sends the upstream
@@ -164,7 +178,7 @@ func gatewayProxyServer(ctx context.Context, resource, issuer, upstream string, 
 		Tools:        policy.Tools(),
 		Operations:   tools.Operations(),
 	})
-	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, true)
+	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, true, introspect.SharedTier{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -98,6 +98,7 @@ type streamLimiter struct {
 type openStream struct {
 	user   userKey
 	digest [32]byte
+	ti     *auth.TokenInfo // the verified token's information, for EndStreamsWhere
 	end    context.CancelCauseFunc
 }
 
@@ -145,6 +146,25 @@ func (l *streamLimiter) endToken(d [32]byte) int {
 		end(ErrTokenRevoked)
 	}
 	return len(ends)
+}
+
+// endWhere ends every open stream match says yes to. match runs without
+// the lock: it may take time (a keyed hash per stream).
+func (l *streamLimiter) endWhere(match func(digest [32]byte, ti *auth.TokenInfo) bool) int {
+	l.mu.Lock()
+	open := make([]*openStream, 0, len(l.live))
+	for s := range l.live {
+		open = append(open, s)
+	}
+	l.mu.Unlock()
+	n := 0
+	for _, s := range open {
+		if match(s.digest, s.ti) {
+			s.end(ErrTokenRevoked)
+			n++
+		}
+	}
+	return n
 }
 
 func (l *streamLimiter) count(user userKey) (total, mine int) {
@@ -263,7 +283,7 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx, end := context.WithCancelCause(r.Context())
 		defer end(nil)
-		s := &openStream{user: userOf(st.ti), end: end}
+		s := &openStream{user: userOf(st.ti), ti: st.ti, end: end}
 		if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
 			s.digest = sha256.Sum256([]byte(token))
 		}
@@ -290,6 +310,15 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 // client sees its event stream close, and reconnects with a token that
 // is still good, or none.
 func (g *Gateway) EndStreams(tokenDigest [32]byte) int { return g.streams.endToken(tokenDigest) }
+
+// EndStreamsWhere ends every open stream whose token (its SHA-256 digest)
+// and verified TokenInfo match says yes to, and returns how many it ended:
+// the hook for revocations that name a subject, a client or an email
+// rather than one token. match must be quick and must treat the TokenInfo
+// as read-only.
+func (g *Gateway) EndStreamsWhere(match func(tokenDigest [32]byte, ti *auth.TokenInfo) bool) int {
+	return g.streams.endWhere(match)
+}
 
 // overLimit answers a request a limit refused: 503 when the server is
 // full, 429 when the user holds their own bound; both with Retry-After.

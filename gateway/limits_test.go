@@ -465,3 +465,30 @@ func TestEndStreams(t *testing.T) {
 	close(h.release)
 	<-done
 }
+
+// TestEndStreamsWhere is the hook for revocations of a subject or a
+// client: the streams whose token information matches end, the others stay.
+func TestEndStreamsWhere(t *testing.T) {
+	g, _ := newTestGateway(t, func(c *Config) { c.Stateless = false })
+	h := newStreamHarness(g, defaultTokens())
+	done := make(chan int, 2)
+	h.hold(t, tokAdd, done)
+	h.hold(t, tokUserB, done)
+	user := defaultTokens()[tokUserB].ti.UserID
+	n := g.EndStreamsWhere(func(d [32]byte, ti *auth.TokenInfo) bool { return ti != nil && ti.UserID == user })
+	if n != 1 {
+		t.Fatalf("EndStreamsWhere = %d, want 1", n)
+	}
+	if cause := <-h.ended; !errors.Is(cause, ErrTokenRevoked) {
+		t.Errorf("stream ended with %v, want ErrTokenRevoked", cause)
+	}
+	<-done
+	if total, _ := g.streams.count(userKey{}); total != 1 {
+		t.Errorf("%d streams open, want 1 (the other user's)", total)
+	}
+	if n := g.EndStreamsWhere(func([32]byte, *auth.TokenInfo) bool { return false }); n != 0 {
+		t.Errorf("EndStreamsWhere matching nothing = %d", n)
+	}
+	close(h.release)
+	<-done
+}

@@ -84,7 +84,7 @@ func (g *Gateway) forward(c echo.Context) error {
 	}
 	ctx, end := context.WithCancelCause(r.Context())
 	defer end(nil)
-	s := &openStream{user: userOf(st.ti), end: end}
+	s := &openStream{user: userOf(st.ti), ti: st.ti, end: end}
 	if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
 		s.digest = sha256.Sum256([]byte(token))
 	}

@@ -631,4 +631,15 @@ func TestProxyModeStreamEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stream outlived its revoked token")
 	}
+
+	// A revocation that names the subject (the shared tier's, or SSF's).
+	_, ended = openStream()
+	if n := g.EndStreamsWhere(func(_ [32]byte, ti *auth.TokenInfo) bool { return ti != nil && ti.UserID == "soon" }); n != 1 {
+		t.Errorf("EndStreamsWhere ended %d, want the open stream", n)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its revoked subject")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
 // entry is one cached introspection verdict. It holds the SHA-256 digest of
@@ -39,6 +40,12 @@ type entry struct {
 	// exp and nbf are re-checked on every hit (they depend on "now"); zero
 	// when the answer had no such claim.
 	exp, nbf time.Time
+	// verifiedAt is when the verification behind this answer started:
+	// revocations are judged against it (revocation.go). id is the token's
+	// keyed identity, for token revocations; hasID says it is set.
+	verifiedAt time.Time
+	id         sharedcache.ID
+	hasID      bool
 }
 
 // result turns a cached entry into Verify's return values. It is the whole
@@ -157,6 +164,10 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
+	if e.verifiedAt.IsZero() {
+		e.verifiedAt = now
+	}
+	v.identify(e)
 	e.until = now.Add(ttl)
 	e.staleUntil = e.until
 	if e.info != nil && v.cfg.StaleIfError > 0 {

@@ -153,6 +153,11 @@ type Config struct {
 	// (JWT_INTROSPECT=true), so that a revoked JWT is refused within
 	// CacheMaxTTL. Needs ClientID and ClientSecret.
 	JWTIntrospect bool
+
+	// Shared is the cache tier shared with other machines (Redis) and the
+	// revocations cached answers are checked against (shared.go). The
+	// zero value: neither.
+	Shared SharedTier
 }
 
 // validate reports every problem of c at once.
@@ -243,6 +248,9 @@ func (c *Config) validate() error {
 		if n.v < 0 {
 			add("%s must not be negative", n.name)
 		}
+	}
+	if err := c.Shared.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

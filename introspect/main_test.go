@@ -39,6 +39,14 @@ func (o *countingObserver) JWKSFetch(outcome jwtaccess.FetchOutcome, _ time.Dura
 	o.mu.Unlock()
 }
 
+// jwksOutcomes returns the JWKS fetch outcomes so far (the key set's
+// background retries append to them concurrently).
+func (o *countingObserver) jwksOutcomes() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.jwks...)
+}
+
 func (o *countingObserver) Validation(v Validator, accepted bool) {
 	r := "refused"
 	if accepted {

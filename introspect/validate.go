@@ -261,6 +261,11 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		e.nbf = iat
 	}
 	e.info = tokenInfo(cl, v.known)
+	// Revocations (revocation.go): a JWT issued before one that applies
+	// is asked about, or refused when nobody can be asked.
+	if err, ask := v.jwtRevoked(e, cl, now); err != nil || ask {
+		return nil, err, !ask
+	}
 	// A JWT's verdict is cached like an introspection answer (at most
 	// CacheMaxTTL, never past exp), without waiting for ristretto to
 	// apply the Set: a lost or late Set costs one more local verification,
@@ -279,6 +284,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 // storeAsync is store without waiting for ristretto to apply the Set.
 func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
 	e.until, e.staleUntil = now.Add(ttl), now.Add(ttl)
+	v.identify(e)
 	v.cacheMu.RLock()
 	defer v.cacheMu.RUnlock()
 	if !v.cacheClosed {

@@ -217,8 +217,8 @@ func TestJWKSUnavailable(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Errorf("JWT with the JWKS down: %v, want *UnavailableError", err)
 	}
-	if len(obs.jwks) == 0 || obs.jwks[0] != "status" {
-		t.Errorf("JWKS outcomes %v", obs.jwks)
+	if got := obs.jwksOutcomes(); len(got) == 0 || got[0] != "status" {
+		t.Errorf("JWKS outcomes %v", got)
 	}
 }
 

@@ -75,6 +75,7 @@ type Verifier struct {
 
 	obs      Observer
 	local    local         // the JWT side (validate.go)
+	tier     *tier         // the shared tier and revocations (shared.go); nil: none
 	slots    *slots        // MaxConcurrency introspection slots, in two lanes
 	shedWait time.Duration // how long a miss waits for a slot
 	seen     *knownTokens  // tokens accepted recently (admission.go)
@@ -120,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		shedWait: min(defaultShedWait, cfg.Timeout/2),
 	}
 	v.stop, v.stopNow = context.WithCancel(context.Background())
+	v.tier = newTier(&v.cfg)
 	if cfg.HTTPClient != nil {
 		// A shallow copy so we can refuse redirects without changing the
 		// caller's client.
@@ -203,6 +205,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*auth.TokenInfo, e
 	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := v.cfg.Now()
 	e, fresh := v.lookup(&digest, now)
+	if e != nil && v.revokedEntry(e, TierLocal) {
+		e, fresh = nil, false
+	}
 	if fresh {
 		v.obs.CacheHit()
 		return e.result(now, v.cfg.ClockSkew)
@@ -226,7 +231,14 @@ func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte
 			return info, err
 		}
 	}
-	ch := v.calls.DoChan(string(digest[:]), func() (any, error) {
+	ch := v.calls.DoChan(v.flightKey(&digest), func() (res any, err error) {
+		// The shared tier (shared.go): another machine's verdict, or its
+		// lock and then its answer; this machine's verdict is shared.
+		sh := v.sharedBefore(ctx, &digest)
+		if sh != nil && sh.done {
+			return sh.info, sh.err
+		}
+		defer func() { sh.sharedAfter(res, err) }()
 		// Admission (admission.go) is decided and settled here, once per
 		// shared call, not once per waiter: a burst of requests with one
 		// new token costs its client one place and at most one refusal.
@@ -268,6 +280,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 	if err := v.acquire(ctx); err != nil {
 		return nil, err
 	}
+	started := v.cfg.Now() // what revocations are judged against
 	c, err := v.introspect(ctx, token)
 	v.release()
 	now := v.cfg.Now()
@@ -282,7 +295,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, err
 	}
 
-	e := &entry{digest: *digest, exp: accesstoken.Time(c.Exp, c.HasExp), nbf: accesstoken.Time(c.Nbf, c.HasNbf)}
+	e := &entry{digest: *digest, exp: accesstoken.Time(c.Exp, c.HasExp), nbf: accesstoken.Time(c.Nbf, c.HasNbf), verifiedAt: started}
 	if st := v.checker.Static(c); st != nil {
 		e.err = st
 		v.storeRefusal(e, now)

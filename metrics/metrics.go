@@ -52,6 +52,8 @@ type Labels struct {
 	// {operation}: the tools the policy names, and the values of the
 	// argument a tool's scopes depend on (the calculator's operations).
 	Tools, Operations []string
+	// Shared are the label values of the shared tier's metrics (shared.go).
+	Shared SharedLabels
 }
 
 // toolOutcomes are the values of tool_calls_total{outcome}: "forwarded"
@@ -103,6 +105,8 @@ type Metrics struct {
 
 	routesMu sync.RWMutex
 	routes   map[string]struct{}
+
+	shared *sharedMetrics // shared.go
 }
 
 var _ introspect.Observer = (*Metrics)(nil)
@@ -196,6 +200,8 @@ func New(labels Labels) *Metrics {
 	for _, o := range m.jwksOutcomes {
 		m.jwksFetches.WithLabelValues(o)
 	}
+	m.shared = newSharedMetrics(labels.Shared)
+	m.registry.MustRegister(m.shared.collectors()...)
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -38,6 +38,12 @@ type bus struct {
 	// both channels), for tests that must not publish before a Store
 	// listens.
 	subscriptions atomic.Int64
+	// losses counts the events that may have lost revocation messages
+	// (start, a resubscription, the circuit opening or closing); covered
+	// is the count a completed read of the records started after. They
+	// are equal when every record was delivered since the last loss (see
+	// Store.RevocationsSynced).
+	losses, covered atomic.Uint64
 
 	mu       sync.Mutex
 	handlers map[uint64]func(Revocation)
@@ -46,15 +52,34 @@ type bus struct {
 }
 
 func newBus(s *Store) *bus {
-	return &bus{
+	b := &bus{
 		s:        s,
 		reload:   make(chan struct{}, 1),
 		handlers: map[uint64]func(Revocation){},
 		waiters:  map[ID]map[chan struct{}]struct{}{},
 	}
+	b.lost() // nothing is known before the first read
+	return b
 }
 
+// lost records an event that may have lost revocation messages.
+func (b *bus) lost() { b.losses.Add(1) }
+
+// cover records that every record published before the n-th loss has been
+// delivered.
+func (b *bus) cover(n uint64) {
+	for {
+		c := b.covered.Load()
+		if c >= n || b.covered.CompareAndSwap(c, n) {
+			return
+		}
+	}
+}
+
+func (b *bus) synced() bool { return b.covered.Load() == b.losses.Load() }
+
 func (b *bus) requestReload() {
+	b.lost()
 	select {
 	case b.reload <- struct{}{}:
 	default: // one is already pending
@@ -171,6 +196,7 @@ func (b *bus) run() {
 	defer retry.Stop()
 	backoff := reloadRetryMin
 	reload := func() {
+		losses := b.losses.Load() // the records read now cover these
 		ctx, cancel := context.WithTimeout(s.stop, s.bulkTimeout())
 		defer cancel()
 		rs, err := s.Revocations(ctx)
@@ -185,6 +211,7 @@ func (b *bus) run() {
 		for _, r := range rs {
 			b.deliver(r)
 		}
+		b.cover(losses)
 	}
 
 	for {
@@ -202,6 +229,7 @@ func (b *bus) run() {
 				}
 				if m.Kind == "subscribe" && m.Channel == revokeChan {
 					s.log.Debug("shared cache: subscribed to revocations")
+					b.lost()
 					reload()
 				}
 			case *redis.Message:

@@ -166,6 +166,13 @@ func (c *Config) applyDefaults() {
 	c.KeySecret = append([]byte(nil), c.KeySecret...)
 }
 
+// CheckURL reports what is wrong with a REDIS_URL, as New would, without
+// repeating the URL (it may carry a password).
+func CheckURL(raw string) error {
+	_, err := redisOptions(raw)
+	return err
+}
+
 // redisOptions parses a REDIS_URL with go-redis's own parser (so every
 // documented form works: user, password, /db, ?db=, rediss://). Errors never
 // quote the URL: it carries the password, and url.Parse's error would

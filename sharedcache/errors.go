@@ -39,7 +39,7 @@ func (e *InvalidError) Error() string { return "sharedcache: " + e.Reason }
 // READONLY replica, a script error) is an error but proves Redis answers
 // quickly, so it does not. A cancellation by the caller (parent context
 // done, not our Timeout) is neither.
-func failure(parent context.Context, err error) (outcome string, tripping bool) {
+func failure(parent context.Context, err error) (outcome Outcome, tripping bool) {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return "", false
 	}

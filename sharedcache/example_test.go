@@ -32,7 +32,7 @@ func Example() {
 	introspect := func() ([]byte, time.Duration, error) { return []byte(`{"sub":"alice"}`), time.Minute, nil }
 	d := sha256.Sum256([]byte("the bearer token"))
 
-	if hit, ok := store.Get(ctx, d); ok && !revoked.Revoked(store.ID(d), "alice", "client", hit.StoredAt) {
+	if hit, ok := store.Get(ctx, d); ok && !revoked.Revoked(store.ID(d), sharedcache.Principal{Sub: "alice", ClientID: "client"}, hit.StoredAt) {
 		_ = hit.Value // decode, re-check exp/nbf/aud/scopes, keep in process
 		return
 	}

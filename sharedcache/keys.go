@@ -37,18 +37,59 @@ func DeriveKeySecret(secret string) ([]byte, error) {
 	return hkdf.Key(sha256.New, []byte(secret), nil, hkdfInfo, 32)
 }
 
-// keyer computes IDs and key names. HMAC states are pooled: building one
-// costs two SHA-256 blocks and an allocation, on every call otherwise.
+// macInfo separates the key that authenticates stored values from the
+// key that names them.
+const macInfo = "mcp-gateway sharedcache value mac v1"
+
+// keyer computes IDs, key names and value MACs. HMAC states are pooled:
+// building one costs two SHA-256 blocks and an allocation, on every call
+// otherwise.
 type keyer struct {
-	prefix string
-	pool   sync.Pool // of hash.Hash (HMAC-SHA256 keyed with the secret)
+	prefix  string
+	pool    sync.Pool // of hash.Hash (HMAC-SHA256 keyed with the secret)
+	macPool sync.Pool // of hash.Hash (HMAC-SHA256 keyed with the MAC key)
 }
 
 func newKeyer(secret []byte, prefix string) *keyer {
 	k := &keyer{prefix: prefix}
 	k.pool.New = func() any { return hmac.New(sha256.New, secret) }
+	// The MAC key is HMAC(secret, macInfo): a PRF output independent of
+	// the ID key, so a value's MAC says nothing about any ID and back.
+	kh := hmac.New(sha256.New, secret)
+	kh.Write([]byte(macInfo))
+	macKey := kh.Sum(nil)
+	k.macPool.New = func() any { return hmac.New(sha256.New, macKey) }
 	return k
 }
+
+// mac appends HMAC(macKey, id || header || v) to dst.
+func (k *keyer) mac(dst []byte, id *ID, header, v []byte) []byte {
+	h := k.macPool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(id[:])
+	h.Write(header)
+	h.Write(v)
+	dst = h.Sum(dst)
+	k.macPool.Put(h)
+	return dst
+}
+
+// IDs computes IDs (and nothing else) without a Store: a gateway without
+// Redis still names token revocations by ID, so that its admin API, its
+// verifier and a later Store agree. It is safe for concurrent use.
+type IDs struct{ k *keyer }
+
+// NewIDs returns an IDs for secret (Config.KeySecret; at least 16 bytes).
+func NewIDs(secret []byte) (*IDs, error) {
+	if len(secret) < minKeySecret {
+		return nil, &InvalidError{Reason: "key secret must be at least 16 bytes"}
+	}
+	return &IDs{k: newKeyer(append([]byte(nil), secret...), "")}, nil
+}
+
+// ID is the keyed identity of a token digest, as Store.ID computes it
+// with the same secret.
+func (i *IDs) ID(digest [32]byte) ID { return i.k.id(&digest) }
 
 func (k *keyer) id(digest *[32]byte) ID {
 	h := k.pool.Get().(hash.Hash)

@@ -140,7 +140,7 @@ func (l *Lease) Fill(ctx context.Context, value []byte, ttl time.Duration) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	err := fillScript.Run(cctx, s.rdb, []string{s.keys.value(&l.id), s.keys.lock(&l.id)},
-		l.token, encodeValue(s.cfg.Now(), value), ttl.Milliseconds(), s.keys.filledChan(), l.id.String()).Err()
+		l.token, s.keys.seal(&l.id, s.cfg.Now(), value), ttl.Milliseconds(), s.keys.filledChan(), l.id.String()).Err()
 	cancel()
 	if s.end(ctx, OpFill, start, err, OutcomeOK) == OutcomeOK {
 		l.done.Store(true)
@@ -198,7 +198,7 @@ func (s *Store) Await(ctx context.Context, digest [32]byte, maxWait time.Duratio
 	defer timer.Stop()
 	keys := []string{s.keys.value(&id), s.keys.lock(&id)}
 	for {
-		h, found, pending, err := s.peek(wctx, keys)
+		h, found, pending, err := s.peek(wctx, &id, keys)
 		switch {
 		case err != nil:
 			if wctx.Err() != nil { // maxWait or the caller ended it, not Redis
@@ -236,7 +236,7 @@ func (s *Store) Await(ctx context.Context, digest [32]byte, maxWait time.Duratio
 
 // peek reads the value and the lock in one MGET: found is a usable value;
 // pending says the lock is still held (worth waiting).
-func (s *Store) peek(ctx context.Context, keys []string) (h Hit, found, pending bool, err error) {
+func (s *Store) peek(ctx context.Context, id *ID, keys []string) (h Hit, found, pending bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	vals, err := s.rdb.MGet(cctx, keys...).Result()
 	cancel()
@@ -247,7 +247,7 @@ func (s *Store) peek(ctx context.Context, keys []string) (h Hit, found, pending 
 		return Hit{}, false, false, errors.New("MGET answered " + strconv.Itoa(len(vals)) + " values for 2 keys")
 	}
 	if v, ok := vals[0].(string); ok {
-		if h, ok := decodeValue([]byte(v), s.cfg.MaxValueBytes); ok {
+		if h, ok := s.keys.open(id, []byte(v), s.cfg.MaxValueBytes); ok {
 			return h, true, false, nil
 		}
 	}

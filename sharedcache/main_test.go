@@ -37,9 +37,9 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{calls: map[string]int{}} }
 
-func (r *recorder) Call(op, outcome string, _ time.Duration) {
+func (r *recorder) Call(op Op, outcome Outcome, _ time.Duration) {
 	r.mu.Lock()
-	r.calls[op+"/"+outcome]++
+	r.calls[string(op)+"/"+string(outcome)]++
 	r.mu.Unlock()
 }
 
@@ -50,10 +50,10 @@ func (r *recorder) Circuit(open bool) {
 	r.open.Store(open)
 }
 
-func (r *recorder) count(op, outcome string) int {
+func (r *recorder) count(op Op, outcome Outcome) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.calls[op+"/"+outcome]
+	return r.calls[string(op)+"/"+string(outcome)]
 }
 
 func (r *recorder) circuitEvents() []bool {

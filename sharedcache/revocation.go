@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -23,7 +24,15 @@ const (
 	// KindClientID revokes every token issued to an OAuth client
 	// ("client_id"): a compromised client.
 	KindClientID = "client_id"
+	// KindEmail revokes every token whose "email" claim is this address
+	// (compared case-insensitively): an OpenID Shared Signals event that
+	// names its subject by email (RFC 9493 §3.2.2).
+	KindEmail = "email"
 )
+
+// AllKinds lists every revocation kind in a stable order (a metric's label
+// set).
+func AllKinds() []string { return []string{KindToken, KindSub, KindClientID, KindEmail} }
 
 // Bounds on a revocation record, checked on Revoke and on every record read
 // from Redis (whoever else can write there must not make us parse or keep
@@ -43,6 +52,29 @@ type Revocation struct {
 	At    time.Time `json:"at"`
 }
 
+// Validate reports what is wrong with r (an *InvalidError), by the rules
+// Revoke, Subscribe and RevocationSet apply: a caller can refuse a bad
+// revocation before applying it anywhere.
+func (r Revocation) Validate() error { return r.validate() }
+
+// Matches reports whether r names the token with this ID or who it is
+// about (an email case-insensitively), whatever the times: for things that
+// carry no verification time, such as an open stream, which a revocation
+// ends.
+func (r Revocation) Matches(id ID, who Principal) bool {
+	switch r.Kind {
+	case KindToken:
+		return r.Value == id.String()
+	case KindSub:
+		return who.Sub != "" && r.Value == who.Sub
+	case KindClientID:
+		return who.ClientID != "" && r.Value == who.ClientID
+	case KindEmail:
+		return who.Email != "" && strings.EqualFold(r.Value, who.Email)
+	}
+	return false
+}
+
 // validate checks a revocation before it is sent or after it is read.
 func (r *Revocation) validate() error {
 	switch r.Kind {
@@ -55,12 +87,12 @@ func (r *Revocation) validate() error {
 				return &InvalidError{Reason: "token revocation value must be lowercase hex"}
 			}
 		}
-	case KindSub, KindClientID:
+	case KindSub, KindClientID, KindEmail:
 		if r.Value == "" || len(r.Value) > maxRevocationValue || !utf8.ValidString(r.Value) {
 			return &InvalidError{Reason: r.Kind + " revocation value must be 1 to 1024 bytes of UTF-8"}
 		}
 	default:
-		return &InvalidError{Reason: "revocation kind must be token, sub or client_id"}
+		return &InvalidError{Reason: "revocation kind must be token, sub, client_id or email"}
 	}
 	if r.At.IsZero() {
 		return &InvalidError{Reason: "revocation time is missing"}
@@ -153,7 +185,7 @@ func (s *Store) Revoke(ctx context.Context, r Revocation, ttl time.Duration) err
 		s.keys.revokeChan(), s.cfg.MaxRevocations).Err()
 	cancel()
 	if s.end(ctx, OpRevoke, start, err, OutcomeOK) != OutcomeOK {
-		return &UnavailableError{Op: OpRevoke, Err: err}
+		return &UnavailableError{Op: string(OpRevoke), Err: err}
 	}
 	return nil
 }
@@ -179,7 +211,7 @@ func (s *Store) Revocations(ctx context.Context) ([]Revocation, error) {
 	}).Result()
 	cancel()
 	if s.end(ctx, OpRevocations, start, err, OutcomeOK) != OutcomeOK {
-		return nil, &UnavailableError{Op: OpRevocations, Err: err}
+		return nil, &UnavailableError{Op: string(OpRevocations), Err: err}
 	}
 	out := make([]Revocation, 0, len(members))
 	for _, m := range members {
@@ -195,14 +227,14 @@ func (s *Store) Revocations(ctx context.Context) ([]Revocation, error) {
 
 // unavailable is the error for a call that must report why it did not go
 // to Redis, or nil when it may.
-func (s *Store) unavailable(op string) error {
+func (s *Store) unavailable(op Op) error {
 	switch {
 	case s.closed.Load():
 		s.obs.Call(op, OutcomeSkipped, 0)
-		return &UnavailableError{Op: op, Err: ErrClosed}
+		return &UnavailableError{Op: string(op), Err: ErrClosed}
 	case !s.br.allow():
 		s.obs.Call(op, OutcomeSkipped, 0)
-		return &UnavailableError{Op: op, Err: ErrCircuitOpen}
+		return &UnavailableError{Op: string(op), Err: ErrCircuitOpen}
 	}
 	return nil
 }

@@ -159,7 +159,8 @@ func TestRevokeValidates(t *testing.T) {
 		r    Revocation
 		ttl  time.Duration
 	}{
-		{"unknown kind", Revocation{Kind: "email", Value: "a@b"}, time.Minute},
+		{"unknown kind", Revocation{Kind: "phone_number", Value: "+15555550100"}, time.Minute},
+		{"empty email", Revocation{Kind: KindEmail}, time.Minute},
 		{"empty sub", Revocation{Kind: KindSub}, time.Minute},
 		{"long sub", Revocation{Kind: KindSub, Value: strings.Repeat("x", 1025)}, time.Minute},
 		{"not utf-8", Revocation{Kind: KindClientID, Value: "\xff"}, time.Minute},
@@ -242,5 +243,33 @@ func TestResubscribeRereadsRecords(t *testing.T) {
 	}
 	if ev := rec.circuitEvents(); len(ev) != 0 {
 		t.Fatalf("circuit changed (%v): the test must exercise the resubscription alone", ev)
+	}
+}
+
+// RevocationsSynced is false until the records are read, and again from a
+// failure that may have lost messages until they are read again.
+func TestRevocationsSynced(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := newStore(t, srv.URL(), func(c *Config) { c.Timeout = 100 * time.Millisecond })
+	if s.RevocationsSynced() && s.bus.subscriptions.Load() == 0 {
+		t.Fatal("synced before anything was read")
+	}
+	eventually(t, 5*time.Second, "first read of the records", s.RevocationsSynced)
+
+	srv.Kill()
+	eventually(t, 5*time.Second, "circuit to open", func() bool {
+		s.Get(context.Background(), digest("x"))
+		return !s.Healthy()
+	})
+	if s.RevocationsSynced() {
+		t.Fatal("still synced while Redis is down")
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "records read again after Redis came back", s.RevocationsSynced)
+	s.Close()
+	if s.RevocationsSynced() {
+		t.Fatal("synced after Close")
 	}
 }

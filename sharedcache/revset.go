@@ -1,6 +1,7 @@
 package sharedcache
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,13 +35,21 @@ type RevocationSet struct {
 	max int
 	now func() time.Time
 
-	n  atomic.Int64 // number of records, read without the lock
-	mu sync.RWMutex
+	n   atomic.Int64  // number of records, read without the lock
+	gen atomic.Uint64 // records added (replays excluded), see Generation
+	mu  sync.RWMutex
 	// Tokens are keyed by ID so that a hit needs no hex encoding;
 	// subjects and clients by their string.
 	tokens  map[ID]revEntry
 	subs    map[string]revEntry
 	clients map[string]revEntry
+	emails  map[string]revEntry // keyed by the lowercased address
+}
+
+// Principal names who a cached answer is about: its "sub", "client_id"
+// and "email" claims. An empty field matches nothing.
+type Principal struct {
+	Sub, ClientID, Email string
 }
 
 // revEntry is one record: the At it came with (to recognise a replay of
@@ -62,15 +71,20 @@ func NewRevocationSet(ttl time.Duration, max int, now func() time.Time) *Revocat
 	return &RevocationSet{
 		ttl: ttl, max: max, now: now,
 		tokens: map[ID]revEntry{}, subs: map[string]revEntry{}, clients: map[string]revEntry{},
+		emails: map[string]revEntry{},
 	}
 }
 
 // Add records r. A record already known with the same or a later At is a
 // replay (Subscribe re-reads records after every reconnection) and changes
 // nothing; an invalid record is ignored.
-func (rs *RevocationSet) Add(r Revocation) {
+func (rs *RevocationSet) Add(r Revocation) { rs.Apply(r) }
+
+// Apply is Add, and reports whether r was new: false for a replay or an
+// invalid record.
+func (rs *RevocationSet) Apply(r Revocation) bool {
 	if r.validate() != nil {
-		return
+		return false
 	}
 	now := rs.now()
 	at := r.At
@@ -83,42 +97,59 @@ func (rs *RevocationSet) Add(r Revocation) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	var added bool
 	switch r.Kind {
 	case KindToken:
 		id, _ := r.tokenID()
-		if old, ok := rs.tokens[id]; ok && !at.After(old.at) {
-			return
+		if old, ok := rs.tokens[id]; !ok || at.After(old.at) {
+			rs.makeRoom(now)
+			rs.tokens[id] = revEntry{at: at, effective: eff}
+			added = true
 		}
-		rs.makeRoom(now)
-		rs.tokens[id] = revEntry{at: at, effective: eff}
 	case KindSub:
-		addTo(rs, rs.subs, r.Value, at, eff, now)
+		added = addTo(rs, rs.subs, r.Value, at, eff, now)
 	case KindClientID:
-		addTo(rs, rs.clients, r.Value, at, eff, now)
+		added = addTo(rs, rs.clients, r.Value, at, eff, now)
+	case KindEmail:
+		// Email addresses have no canonical form (RFC 9493 §3.2.2);
+		// folding case can only revoke more, which costs an
+		// introspection, never a false accept.
+		added = addTo(rs, rs.emails, strings.ToLower(r.Value), at, eff, now)
 	}
-	rs.n.Store(int64(len(rs.tokens) + len(rs.subs) + len(rs.clients)))
+	if added {
+		rs.gen.Add(1)
+	}
+	rs.n.Store(int64(rs.size()))
+	return added
 }
 
-func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) {
+func (rs *RevocationSet) size() int {
+	return len(rs.tokens) + len(rs.subs) + len(rs.clients) + len(rs.emails)
+}
+
+func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) bool {
 	if old, ok := m[k]; ok && !at.After(old.at) {
-		return
+		return false
 	}
 	rs.makeRoom(now)
 	m[k] = revEntry{at: at, effective: eff}
+	return true
 }
 
 // makeRoom, with the lock held, drops expired records when the set is
 // full, and then the record with the oldest effective time if it is still
 // full.
 func (rs *RevocationSet) makeRoom(now time.Time) {
-	if len(rs.tokens)+len(rs.subs)+len(rs.clients) < rs.max {
+	if rs.size() < rs.max {
 		return
 	}
 	cutoff := now.Add(-rs.ttl)
-	deleteFunc(rs.tokens, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	deleteFunc(rs.subs, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	deleteFunc(rs.clients, func(e revEntry) bool { return !e.effective.After(cutoff) })
-	if len(rs.tokens)+len(rs.subs)+len(rs.clients) < rs.max {
+	expired := func(e revEntry) bool { return !e.effective.After(cutoff) }
+	deleteFunc(rs.tokens, expired)
+	deleteFunc(rs.subs, expired)
+	deleteFunc(rs.clients, expired)
+	deleteFunc(rs.emails, expired)
+	if rs.size() < rs.max {
 		return
 	}
 	var oldest time.Time
@@ -137,6 +168,9 @@ func (rs *RevocationSet) makeRoom(now time.Time) {
 	for k, e := range rs.clients {
 		consider(e, func() { delete(rs.clients, k) })
 	}
+	for k, e := range rs.emails {
+		consider(e, func() { delete(rs.emails, k) })
+	}
 	if drop != nil {
 		drop()
 	}
@@ -150,10 +184,9 @@ func deleteFunc[K comparable](m map[K]revEntry, del func(revEntry) bool) {
 	}
 }
 
-// Revoked reports whether an answer for the token with this ID, subject
-// and client, verified at verifiedAt, must not be used. An empty sub or
-// clientID matches nothing.
-func (rs *RevocationSet) Revoked(id ID, sub, clientID string, verifiedAt time.Time) bool {
+// Revoked reports whether an answer for the token with this ID, about
+// who, verified at verifiedAt, must not be used.
+func (rs *RevocationSet) Revoked(id ID, who Principal, verifiedAt time.Time) bool {
 	if rs.n.Load() == 0 {
 		return false
 	}
@@ -166,18 +199,30 @@ func (rs *RevocationSet) Revoked(id ID, sub, clientID string, verifiedAt time.Ti
 	if e, ok := rs.tokens[id]; applies(e, ok) {
 		return true
 	}
-	if sub != "" {
-		if e, ok := rs.subs[sub]; applies(e, ok) {
+	if who.Sub != "" {
+		if e, ok := rs.subs[who.Sub]; applies(e, ok) {
 			return true
 		}
 	}
-	if clientID != "" {
-		if e, ok := rs.clients[clientID]; applies(e, ok) {
+	if who.ClientID != "" {
+		if e, ok := rs.clients[who.ClientID]; applies(e, ok) {
+			return true
+		}
+	}
+	if who.Email != "" && len(rs.emails) > 0 {
+		if e, ok := rs.emails[strings.ToLower(who.Email)]; applies(e, ok) {
 			return true
 		}
 	}
 	return false
 }
+
+// Generation counts the records added so far (replays of known records
+// excluded). A caller that coalesces work, such as the verifier's
+// per-token introspection, keys it by generation, so that a request made
+// after a revocation never shares the answer of a call that started
+// before it.
+func (rs *RevocationSet) Generation() uint64 { return rs.gen.Load() }
 
 // Len is the number of records held (expired ones included until they are
 // dropped), for metrics and tests.

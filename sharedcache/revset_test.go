@@ -15,6 +15,7 @@ func TestRevocationSet(t *testing.T) {
 		id         ID
 		sub, cid   string
 		verifiedAt time.Time
+		email      string
 		want       bool
 	}
 	for _, tt := range []struct {
@@ -27,7 +28,7 @@ func TestRevocationSet(t *testing.T) {
 			name: "empty set revokes nothing",
 			now:  t0,
 			checks: []check{
-				{id, "alice", "app", t0.Add(-time.Hour), false},
+				{id, "alice", "app", t0.Add(-time.Hour), "", false},
 			},
 		},
 		{
@@ -35,10 +36,10 @@ func TestRevocationSet(t *testing.T) {
 			add:  []Revocation{{Kind: KindToken, Value: id.String(), At: t0}},
 			now:  t0,
 			checks: []check{
-				{id, "", "", t0.Add(-time.Second), true},
-				{id, "", "", t0, true}, // verified at the very instant: refused
-				{id, "", "", t0.Add(time.Millisecond), false},
-				{other, "", "", t0.Add(-time.Second), false},
+				{id, "", "", t0.Add(-time.Second), "", true},
+				{id, "", "", t0, "", true}, // verified at the very instant: refused
+				{id, "", "", t0.Add(time.Millisecond), "", false},
+				{other, "", "", t0.Add(-time.Second), "", false},
 			},
 		},
 		{
@@ -49,11 +50,11 @@ func TestRevocationSet(t *testing.T) {
 			},
 			now: t0,
 			checks: []check{
-				{other, "alice", "good", t0.Add(-time.Second), true},
-				{other, "bob", "evil", t0.Add(-time.Second), true},
-				{other, "bob", "good", t0.Add(-time.Second), false},
-				{other, "", "", t0.Add(-time.Second), false}, // empty names match nothing
-				{other, "alice", "", t0.Add(time.Second), false},
+				{other, "alice", "good", t0.Add(-time.Second), "", true},
+				{other, "bob", "evil", t0.Add(-time.Second), "", true},
+				{other, "bob", "good", t0.Add(-time.Second), "", false},
+				{other, "", "", t0.Add(-time.Second), "", false}, // empty names match nothing
+				{other, "alice", "", t0.Add(time.Second), "", false},
 			},
 		},
 		{
@@ -61,8 +62,8 @@ func TestRevocationSet(t *testing.T) {
 			add:  []Revocation{{Kind: KindSub, Value: "alice", At: t0}},
 			now:  t0.Add(10 * time.Second),
 			checks: []check{
-				{id, "alice", "", t0.Add(5 * time.Second), true},
-				{id, "alice", "", t0.Add(11 * time.Second), false},
+				{id, "alice", "", t0.Add(5 * time.Second), "", true},
+				{id, "alice", "", t0.Add(11 * time.Second), "", false},
 			},
 		},
 		{
@@ -70,20 +71,33 @@ func TestRevocationSet(t *testing.T) {
 			add:  []Revocation{{Kind: KindSub, Value: "alice", At: t0.Add(24 * time.Hour)}},
 			now:  t0,
 			checks: []check{
-				{id, "alice", "", t0.Add(-time.Second), true},
-				{id, "alice", "", t0.Add(time.Second), false},
+				{id, "alice", "", t0.Add(-time.Second), "", true},
+				{id, "alice", "", t0.Add(time.Second), "", false},
+			},
+		},
+		{
+			name: "email, compared case-insensitively",
+			add:  []Revocation{{Kind: KindEmail, Value: "Alice@Example.COM", At: t0}},
+			now:  t0,
+			checks: []check{
+				{other, "", "", t0.Add(-time.Second), "alice@example.com", true},
+				{other, "", "", t0.Add(-time.Second), "ALICE@example.com", true},
+				{other, "alice@example.com", "", t0.Add(-time.Second), "", false}, // a sub is not an email
+				{other, "", "", t0.Add(-time.Second), "bob@example.com", false},
+				{other, "", "", t0.Add(time.Second), "alice@example.com", false},
 			},
 		},
 		{
 			name: "invalid records ignored",
 			add: []Revocation{
-				{Kind: "email", Value: "a@b", At: t0},
+				{Kind: "phone", Value: "+1555", At: t0},
+				{Kind: KindEmail, Value: "", At: t0},
 				{Kind: KindToken, Value: "not-hex", At: t0},
 				{Kind: KindSub, Value: "alice"}, // no At
 			},
 			now: t0,
 			checks: []check{
-				{id, "alice", "", t0.Add(-time.Second), false},
+				{id, "alice", "", t0.Add(-time.Second), "", false},
 			},
 		},
 	} {
@@ -94,8 +108,8 @@ func TestRevocationSet(t *testing.T) {
 				rs.Add(r)
 			}
 			for _, c := range tt.checks {
-				if got := rs.Revoked(c.id, c.sub, c.cid, c.verifiedAt); got != c.want {
-					t.Errorf("Revoked(%.8s, %q, %q, %v) = %v, want %v", c.id, c.sub, c.cid, c.verifiedAt.Sub(t0), got, c.want)
+				if got := rs.Revoked(c.id, Principal{Sub: c.sub, ClientID: c.cid, Email: c.email}, c.verifiedAt); got != c.want {
+					t.Errorf("Revoked(%.8s, %q, %q, %q, %v) = %v, want %v", c.id, c.sub, c.cid, c.email, c.verifiedAt.Sub(t0), got, c.want)
 				}
 			}
 		})
@@ -114,15 +128,22 @@ func TestRevocationSetReplayIsIdempotent(t *testing.T) {
 	tr := Revocation{Kind: KindToken, Value: id.String(), At: t0}
 	rs.Add(r)
 	rs.Add(tr)
+	if rs.Generation() != 2 {
+		t.Fatalf("Generation = %d after two records, want 2", rs.Generation())
+	}
 	clock.add(10 * time.Second)
-	rs.Add(r) // replayed after a reconnection
-	rs.Add(tr)
-	if rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) || rs.Revoked(id, "", "", t0.Add(5*time.Second)) {
+	if rs.Apply(r) || rs.Apply(tr) { // replayed after a reconnection
+		t.Fatal("Apply says a replay was new")
+	}
+	if rs.Generation() != 2 {
+		t.Fatalf("Generation = %d after replays, want 2", rs.Generation())
+	}
+	if rs.Revoked(ID{}, Principal{Sub: "alice"}, t0.Add(5*time.Second)) || rs.Revoked(id, Principal{}, t0.Add(5*time.Second)) {
 		t.Fatal("a replay moved the revocation forward")
 	}
 	// A newer revocation of the same subject does move it.
 	rs.Add(Revocation{Kind: KindSub, Value: "alice", At: t0.Add(10 * time.Second)})
-	if !rs.Revoked(ID{}, "alice", "", t0.Add(5*time.Second)) {
+	if !rs.Revoked(ID{}, Principal{Sub: "alice"}, t0.Add(5*time.Second)) {
 		t.Fatal("a newer revocation was ignored")
 	}
 }
@@ -135,7 +156,7 @@ func TestRevocationSetBounds(t *testing.T) {
 	rs := NewRevocationSet(time.Minute, 10, clock.now)
 	rs.Add(Revocation{Kind: KindSub, Value: "first", At: t0})
 	clock.add(2 * time.Minute)
-	if rs.Revoked(ID{}, "first", "", t0.Add(-time.Second)) {
+	if rs.Revoked(ID{}, Principal{Sub: "first"}, t0.Add(-time.Second)) {
 		t.Fatal("record still applies after its ttl")
 	}
 	for i := range 25 {
@@ -145,10 +166,10 @@ func TestRevocationSetBounds(t *testing.T) {
 	if rs.Len() > 10 {
 		t.Fatalf("set holds %d records, max 10", rs.Len())
 	}
-	if !rs.Revoked(ID{}, "", "c24", t0) {
+	if !rs.Revoked(ID{}, Principal{ClientID: "c24"}, t0) {
 		t.Fatal("the newest record was dropped")
 	}
-	if rs.Revoked(ID{}, "", "c0", t0) {
+	if rs.Revoked(ID{}, Principal{ClientID: "c0"}, t0) {
 		t.Fatal("the oldest record was kept past max")
 	}
 }
@@ -186,20 +207,26 @@ func FuzzDecodeRevocation(f *testing.F) {
 }
 
 func FuzzDecodeValue(f *testing.F) {
-	f.Add(encodeValue(time.Unix(1700000000, 0), []byte(`{"sub":"a"}`)))
+	k := newKeyer(testSecret, DefaultPrefix)
+	id := ID{1}
+	f.Add(k.seal(&id, time.Unix(1700000000, 0), []byte(`{"sub":"a"}`)))
 	f.Add([]byte{})
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 1, 'x'})
+	f.Add(make([]byte, headerLen))
+	f.Add(append([]byte{valueFormat, 0x80, 0, 0, 0, 0, 0, 0, 1}, make([]byte, macLen+1)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, ok := decodeValue(b, 64)
+		h, ok := k.open(&id, b, 64)
 		if !ok {
 			return
 		}
 		if len(h.Value) > 64 || h.StoredAt.UnixNano() <= 0 {
 			t.Fatalf("accepted %d bytes stored at %v", len(h.Value), h.StoredAt)
 		}
-		if got := encodeValue(h.StoredAt, h.Value); string(got) != string(b) {
+		if got := k.seal(&id, h.StoredAt, h.Value); string(got) != string(b) {
 			t.Fatalf("round trip changed the value")
+		}
+		other := ID{2}
+		if _, ok := k.open(&other, b, 64); ok {
+			t.Fatalf("a value opens under another ID")
 		}
 	})
 }
@@ -220,4 +247,28 @@ func FuzzWakePayload(f *testing.F) {
 			t.Fatalf("payload %q woke=%v", payload, woken)
 		}
 	})
+}
+
+func TestRevocationMatches(t *testing.T) {
+	id, other := ID{1}, ID{2}
+	who := Principal{Sub: "alice", ClientID: "app", Email: "Alice@Example.com"}
+	for _, tc := range []struct {
+		r    Revocation
+		want bool
+	}{
+		{Revocation{Kind: KindToken, Value: id.String()}, true},
+		{Revocation{Kind: KindToken, Value: other.String()}, false},
+		{Revocation{Kind: KindSub, Value: "alice"}, true},
+		{Revocation{Kind: KindSub, Value: "bob"}, false},
+		{Revocation{Kind: KindClientID, Value: "app"}, true},
+		{Revocation{Kind: KindEmail, Value: "alice@example.COM"}, true},
+		{Revocation{Kind: "phone", Value: "alice"}, false},
+	} {
+		if got := tc.r.Matches(id, who); got != tc.want {
+			t.Errorf("%+v.Matches = %v, want %v", tc.r, got, tc.want)
+		}
+	}
+	if (Revocation{Kind: KindSub, Value: ""}).Matches(id, Principal{}) {
+		t.Error("an empty subject matched")
+	}
 }

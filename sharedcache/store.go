@@ -117,6 +117,9 @@ func (s *Store) openNow() {
 
 func (s *Store) circuitChanged(open bool) {
 	s.obs.Circuit(open)
+	// Messages may be lost while Redis fails: until the records are read
+	// again, this machine may not know every revocation.
+	s.bus.lost()
 	if open {
 		s.log.Warn("shared cache: Redis unavailable; skipping it and probing in the background",
 			"url", redactedURL(s.cfg.URL))
@@ -152,7 +155,7 @@ func (s *Store) probeOnce(ctx context.Context) error {
 const connectTimeout = time.Second
 
 // begin says whether op may go to Redis, reporting a skipped call if not.
-func (s *Store) begin(op string) bool {
+func (s *Store) begin(op Op) bool {
 	if s.closed.Load() || !s.br.allow() {
 		s.obs.Call(op, OutcomeSkipped, 0)
 		return false
@@ -163,7 +166,7 @@ func (s *Store) begin(op string) bool {
 // end classifies err for op (started at start), feeds the circuit and the
 // Observer, and returns the outcome. okOutcome is reported when err is nil
 // or redis.Nil.
-func (s *Store) end(parent context.Context, op string, start time.Time, err error, okOutcome string) string {
+func (s *Store) end(parent context.Context, op Op, start time.Time, err error, okOutcome Outcome) Outcome {
 	outcome, tripping := failure(parent, err)
 	switch {
 	case outcome == "":
@@ -193,8 +196,19 @@ func (s *Store) ID(digest [32]byte) ID { return s.keys.id(&digest) }
 // down, slow or closed, or the value being malformed or too large, is a
 // miss (and is reported to the Observer). It returns within Timeout.
 func (s *Store) Get(ctx context.Context, digest [32]byte) (Hit, bool) {
+	h, ok, _ := s.Fetch(ctx, digest)
+	return h, ok
+}
+
+// Fetch is Get that also says why nothing was found: err is an
+// *UnavailableError when Redis could not be asked or did not answer in
+// time (circuit open, closed, timeout, connection failure), nil for a
+// plain miss or a value that was not ours. A caller on a request's path
+// uses it to skip its further Redis calls for that request: a failing
+// Redis then costs the request one Timeout at most.
+func (s *Store) Fetch(ctx context.Context, digest [32]byte) (Hit, bool, error) {
 	if !s.begin(OpGet) {
-		return Hit{}, false
+		return Hit{}, false, s.skipped(OpGet)
 	}
 	id := s.keys.id(&digest)
 	start := time.Now()
@@ -202,16 +216,26 @@ func (s *Store) Get(ctx context.Context, digest [32]byte) (Hit, bool) {
 	b, err := s.rdb.Get(cctx, s.keys.value(&id)).Bytes()
 	cancel()
 	if err != nil {
-		s.end(ctx, OpGet, start, err, OutcomeMiss)
-		return Hit{}, false
+		if s.end(ctx, OpGet, start, err, OutcomeMiss) == OutcomeMiss {
+			return Hit{}, false, nil
+		}
+		return Hit{}, false, &UnavailableError{Op: string(OpGet), Err: err}
 	}
-	h, ok := decodeValue(b, s.cfg.MaxValueBytes)
+	h, ok := s.keys.open(&id, b, s.cfg.MaxValueBytes)
 	if !ok {
 		s.end(ctx, OpGet, start, nil, OutcomeInvalid)
-		return Hit{}, false
+		return Hit{}, false, nil
 	}
 	s.end(ctx, OpGet, start, nil, OutcomeHit)
-	return h, true
+	return h, true, nil
+}
+
+// skipped is the error of a call not attempted (begin said no).
+func (s *Store) skipped(op Op) error {
+	if s.closed.Load() {
+		return &UnavailableError{Op: string(op), Err: ErrClosed}
+	}
+	return &UnavailableError{Op: string(op), Err: ErrCircuitOpen}
 }
 
 // Set stores value for digest for ttl, stamped with Config.Now (see
@@ -236,10 +260,20 @@ func (s *Store) Set(ctx context.Context, digest [32]byte, value []byte, ttl time
 	id := s.keys.id(&digest)
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	err := s.rdb.Set(cctx, s.keys.value(&id), encodeValue(s.cfg.Now(), value), ttl).Err()
+	err := s.rdb.Set(cctx, s.keys.value(&id), s.keys.seal(&id, s.cfg.Now(), value), ttl).Err()
 	cancel()
 	s.end(ctx, OpSet, start, err, OutcomeOK)
 }
+
+// RevocationsSynced reports whether this machine has every revocation
+// record Redis holds: false from New until the first read of the records,
+// and again from any event that may have lost a message (a resubscription
+// after a lost connection, the circuit opening or closing) until they are
+// read again. A caller that judges values read from Redis against
+// revocations (the verifier) does not use them while it is false: a
+// machine that restarted or was partitioned must not take a value verified
+// before a revocation it has not heard of yet.
+func (s *Store) RevocationsSynced() bool { return !s.closed.Load() && s.bus.synced() }
 
 // Healthy reports whether Redis is in use: false while the circuit is open
 // (Redis failed repeatedly and is being probed) or after Close. For logs,
@@ -253,7 +287,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.ping(ctx, s.cfg.Timeo
 
 func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
 	if s.closed.Load() {
-		return &UnavailableError{Op: OpPing, Err: ErrClosed}
+		return &UnavailableError{Op: string(OpPing), Err: ErrClosed}
 	}
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -266,7 +300,7 @@ func (s *Store) ping(ctx context.Context, timeout time.Duration) error {
 	if err == nil {
 		err = errors.New("no answer")
 	}
-	return &UnavailableError{Op: OpPing, Err: err}
+	return &UnavailableError{Op: string(OpPing), Err: err}
 }
 
 // Close stops the background goroutines (probe, subscriber), closes the

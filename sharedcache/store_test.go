@@ -137,28 +137,50 @@ func TestGetSetTTL(t *testing.T) {
 }
 
 // Whatever else can write to the Redis must not hand the verifier a value
-// it did not store: foreign or oversized values are misses.
+// it did not store: foreign, forged, moved or oversized values are misses.
 func TestGetRefusesForeignValues(t *testing.T) {
 	srv := redistest.Start(t)
 	s, rec := newStore(t, srv.URL(), func(c *Config) { c.MaxValueBytes = 64 })
 	raw := rawClient(t, srv.Addr)
 	ctx := context.Background()
-	for i, v := range [][]byte{
-		[]byte("plain text"),
-		{},
-		encodeValue(time.Now(), bytes.Repeat([]byte("x"), 65)),
-		append([]byte{2}, encodeValue(time.Now(), []byte("v"))[1:]...), // unknown format
-		encodeValue(time.Unix(0, 0), []byte("v")),                      // no time
+	other := newKeyer([]byte("another-secret-of-32-bytes-long!"), DefaultPrefix)
+	for i, tc := range []struct {
+		name string
+		v    func(id ID) []byte
+	}{
+		{"plain text", func(ID) []byte { return []byte("plain text") }},
+		{"empty", func(ID) []byte { return []byte{} }},
+		{"oversized", func(id ID) []byte { return s.keys.seal(&id, time.Now(), bytes.Repeat([]byte("x"), 65)) }},
+		{"unknown format", func(id ID) []byte {
+			return append([]byte{valueFormat + 1}, s.keys.seal(&id, time.Now(), []byte("v"))[1:]...)
+		}},
+		{"no time", func(id ID) []byte { return s.keys.seal(&id, time.Unix(0, 0), []byte("v")) }},
+		// Forgeries by someone who can write to Redis but lacks the secret.
+		{"forged claims", func(id ID) []byte {
+			b := s.keys.seal(&id, time.Now(), []byte(`{"scope":"op"}`))
+			b[len(b)-3] ^= 1
+			return b
+		}},
+		{"moved from another key", func(ID) []byte {
+			donor := s.ID(digest("someone-else"))
+			return s.keys.seal(&donor, time.Now(), []byte("v"))
+		}},
+		{"re-dated", func(id ID) []byte {
+			b := s.keys.seal(&id, time.Unix(1700000000, 0), []byte("v"))
+			b[3] ^= 1
+			return b
+		}},
+		{"another secret", func(id ID) []byte { return other.seal(&id, time.Now(), []byte("v")) }},
 	} {
 		d := digest("foreign" + string(rune('a'+i)))
 		id := s.ID(d)
-		raw.Set(ctx, s.keys.value(&id), v, time.Minute)
+		raw.Set(ctx, s.keys.value(&id), tc.v(id), time.Minute)
 		if h, ok := s.Get(ctx, d); ok {
-			t.Errorf("value %d accepted: %q", i, h.Value)
+			t.Errorf("%s: accepted: %q", tc.name, h.Value)
 		}
 	}
-	if rec.count(OpGet, OutcomeInvalid) != 5 {
-		t.Errorf("invalid values observed %d times, want 5", rec.count(OpGet, OutcomeInvalid))
+	if rec.count(OpGet, OutcomeInvalid) != 9 {
+		t.Errorf("invalid values observed %d times, want 9", rec.count(OpGet, OutcomeInvalid))
 	}
 }
 
@@ -282,4 +304,43 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Fetch tells a miss from an unavailable Redis, so that a request pays for
+// a failing Redis once; IDs computes the same IDs as a Store without one.
+func TestFetchAndIDs(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := newStore(t, srv.URL(), func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	ctx := context.Background()
+	d := digest("fetch")
+	if _, ok, err := s.Fetch(ctx, d); ok || err != nil {
+		t.Fatalf("Fetch of an absent key = %v %v, want a plain miss", ok, err)
+	}
+	s.Set(ctx, d, []byte("v"), time.Minute)
+	if h, ok, err := s.Fetch(ctx, d); !ok || err != nil || string(h.Value) != "v" {
+		t.Fatalf("Fetch = %q %v %v", h.Value, ok, err)
+	}
+	ids, err := NewIDs(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids.ID(d) != s.ID(d) {
+		t.Fatal("IDs and Store disagree on an ID")
+	}
+	if _, err := NewIDs([]byte("short")); err == nil {
+		t.Fatal("NewIDs accepted a short secret")
+	}
+
+	srv.Kill()
+	var ue *UnavailableError
+	if _, ok, err := s.Fetch(ctx, d); ok || !errors.As(err, &ue) {
+		t.Fatalf("Fetch with Redis down = %v %v, want *UnavailableError", ok, err)
+	}
+	eventually(t, 5*time.Second, "circuit to open", func() bool {
+		_, _, _ = s.Fetch(ctx, d)
+		return !s.Healthy()
+	})
+	if _, _, err := s.Fetch(ctx, d); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Fetch with the circuit open = %v, want ErrCircuitOpen", err)
+	}
 }

@@ -69,6 +69,27 @@ const (
 	ReasonRevocationErr Reason = "revocation_failed" // OnRevocation returned an error
 )
 
+// AllReasons lists every Reason in a stable order: the label set of a
+// metric of refused pushes.
+func AllReasons() []Reason {
+	return []Reason{ReasonMethod, ReasonContentType, ReasonTooLarge, ReasonAuthorization, ReasonMalformed,
+		ReasonEncrypted, ReasonAlgorithm, ReasonCritical, ReasonType, ReasonUnknownKey, ReasonSignature,
+		ReasonIssuer, ReasonAudience, ReasonIssuedAt, ReasonStale, ReasonFuture, ReasonExpired, ReasonJTI,
+		ReasonReplay, ReasonSubClaim, ReasonEvents, ReasonSubject, ReasonKeysUnavail, ReasonReplayFull,
+		ReasonRevocationErr, ReasonAbandoned}
+}
+
+// ReasonAbandoned: the push was given up before it was answered (its
+// request's context ended). Only reported to Observer.
+const ReasonAbandoned Reason = "abandoned"
+
+// Observer receives the outcome of every push ServeHTTP answers, for
+// metrics. reason is "" for an accepted SET (202), else why it was refused
+// or not processed. It must be safe for concurrent use and cheap.
+type Observer interface {
+	Push(reason Reason)
+}
+
 // RefusedError means the SET (or the push request carrying it) was examined
 // and is not acceptable; sending it again will not change that. Nothing was
 // revoked and its jti was not recorded. ServeHTTP answers it with the RFC

@@ -38,10 +38,18 @@ const ContentType = "application/secevent+jwt"
 //     OnRevocation failed). Nothing was recorded; the transmitter should
 //     deliver it again.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	reason := r.serve(w, req)
+	if o := r.cfg.Observer; o != nil {
+		o.Push(reason)
+	}
+}
+
+// serve is ServeHTTP; it returns "" for an accepted SET, else why not.
+func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) Reason {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		r.refuse(w, http.StatusMethodNotAllowed, refused(CodeInvalidRequest, ReasonMethod, "SETs are delivered with POST (RFC 8935 §2.1)"))
-		return
+		return ReasonMethod
 	}
 	if want := r.cfg.AuthorizationHeader; want != "" {
 		got := req.Header.Get("Authorization")
@@ -49,22 +57,22 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			scheme, _, _ := strings.Cut(want, " ")
 			w.Header().Set("WWW-Authenticate", scheme)
 			r.refuse(w, http.StatusUnauthorized, refused(CodeAuthenticationFailed, ReasonAuthorization, "the request does not carry the Authorization header this receiver was configured with"))
-			return
+			return ReasonAuthorization
 		}
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != ContentType {
 		r.refuse(w, http.StatusUnsupportedMediaType, refused(CodeInvalidRequest, ReasonContentType, "the Content-Type must be "+ContentType+" (RFC 8935 §2.1)"))
-		return
+		return ReasonContentType
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			r.refuse(w, http.StatusRequestEntityTooLarge, refused(CodeInvalidRequest, ReasonTooLarge, "the SET is larger than this receiver accepts"))
-			return
+			return ReasonTooLarge
 		}
 		r.refuse(w, http.StatusBadRequest, refused(CodeInvalidRequest, ReasonMalformed, "the request body could not be read"))
-		return
+		return ReasonMalformed
 	}
 	_, err = r.Receive(req.Context(), body)
 	var ref *RefusedError
@@ -73,15 +81,19 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case err == nil:
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusAccepted)
+		return ""
 	case errors.As(err, &ref):
 		r.refuse(w, http.StatusBadRequest, ref)
+		return ref.Reason
 	case errors.As(err, &un):
 		w.Header().Set("Retry-After", retryAfter(un.RetryAfter))
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusServiceUnavailable)
+		return un.Reason
 	default: // the push was abandoned (the request's context ended)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
+		return ReasonAbandoned
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mcp-gateway/mcp-gateway/ssf"
@@ -83,7 +85,8 @@ func wantErrorBody(t *testing.T, a pushAnswer, status int, code ssf.Code) {
 }
 
 func TestPushAccepted(t *testing.T) {
-	f, endpoint := pushFixture(t, nil)
+	obs := &pushObserver{}
+	f, endpoint := pushFixture(t, func(c *ssf.Config) { c.Observer = obs })
 	a := push(t, endpoint, f.tr.MustSign(t, f.claims(ssf.EventSessionRevoked, ssftest.IssSub("https://idp.example.com/", "u1"))), "")
 	if a.status != http.StatusAccepted || len(a.body) != 0 {
 		t.Fatalf("status %d body %q, want 202 and no body (RFC 8935 §2.2)", a.status, a.body)
@@ -97,6 +100,9 @@ func TestPushAccepted(t *testing.T) {
 	req.Header.Set("Content-Type", "Application/SecEvent+JWT; charset=utf-8")
 	if a := do(t, req); a.status != http.StatusAccepted {
 		t.Fatalf("status %d body %s", a.status, a.body)
+	}
+	if got := obs.all(); !slices.Equal(got, []ssf.Reason{"", ""}) {
+		t.Fatalf("observed %q, want two accepted pushes", got)
 	}
 }
 
@@ -196,7 +202,13 @@ func TestPushRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, endpoint := pushFixture(t, tt.mod)
+			obs := &pushObserver{}
+			f, endpoint := pushFixture(t, func(c *ssf.Config) {
+				if tt.mod != nil {
+					tt.mod(c)
+				}
+				c.Observer = obs
+			})
 			req := tt.req(t, f, endpoint)
 			var sent string
 			if req.GetBody != nil {
@@ -215,8 +227,29 @@ func TestPushRefusals(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, a)
 			}
+			if got := obs.all(); len(got) != 1 || got[0] == "" || !slices.Contains(ssf.AllReasons(), got[0]) {
+				t.Fatalf("observed %q, want one reason of AllReasons", got)
+			}
 		})
 	}
+}
+
+// pushObserver records the outcome of every push.
+type pushObserver struct {
+	mu      sync.Mutex
+	reasons []ssf.Reason
+}
+
+func (o *pushObserver) Push(r ssf.Reason) {
+	o.mu.Lock()
+	o.reasons = append(o.reasons, r)
+	o.mu.Unlock()
+}
+
+func (o *pushObserver) all() []ssf.Reason {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.reasons)
 }
 
 func TestPushAuthorizationAccepted(t *testing.T) {

@@ -108,6 +108,8 @@ type Config struct {
 	ReplayCapacity int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Observer receives the outcome of every push (default: none).
+	Observer Observer
 	// Logger receives one line per refused SET and per event acknowledged
 	// without a revocation (default: discard). Nothing of a SET is logged
 	// but its jti and event types.
