@@ -132,6 +132,11 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	r.ok("tool policy: %s; tools named: %s; scopes needed: %s", cfg.PolicySource, orNone(cfg.Policy.Tools()), orNone(cfg.Policy.Scopes()))
 	checkTracing(ctx, r, cfg) // check_tracing.go
 
+	// 1b. Proxy mode: the upstream MCP server.
+	if cfg.UpstreamURL != "" {
+		checkUpstream(ctx, r, cfg)
+	}
+
 	// 2. Development mode.
 	if cfg.DevMode {
 		r.warn("development mode: AUTH_ISSUER_URL is unset, so the embedded development authorization server issues and introspects tokens; there is nothing external to check")
@@ -433,7 +438,7 @@ func checkToken(ctx context.Context, r *report, v *introspect.Verifier, cfg *con
 			}
 		}
 		if len(missing) > 0 {
-			r.warn("CHECK_TOKEN lacks the scope(s) %s: calculator operations needing them get 403 insufficient_scope (the client then asks for them)", strings.Join(missing, " "))
+			r.warn("CHECK_TOKEN lacks the scope(s) %s: calls needing them get 403 insufficient_scope (the client then asks for them)", strings.Join(missing, " "))
 		}
 	case errors.As(in.Err, &invalid):
 		r.fail("CHECK_TOKEN: the gateway would refuse this token: %v (%s)", in.Err, how)

@@ -24,6 +24,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -38,13 +39,18 @@ type env struct {
 	Host string `envconfig:"HOST"`
 
 	ResourceURL           string `envconfig:"MCP_RESOURCE_URL"`
-	ResourceName          string `envconfig:"RESOURCE_NAME" default:"Calculator"`
+	ResourceName          string `envconfig:"RESOURCE_NAME"`
 	ResourceDocumentation string `envconfig:"RESOURCE_DOCUMENTATION"`
 	ScopesSupported       string `envconfig:"SCOPES_SUPPORTED"`
 
 	Policy     string `envconfig:"POLICY"`
 	PolicyFile string `envconfig:"POLICY_FILE"`
 	ToolsList  string `envconfig:"TOOLS_LIST" default:"all"`
+
+	UpstreamURL           string `envconfig:"UPSTREAM_URL"`
+	UpstreamAllowHTTP     string `envconfig:"UPSTREAM_ALLOW_HTTP" default:"false"`
+	UpstreamAuthorization string `envconfig:"UPSTREAM_AUTHORIZATION"`
+	UpstreamTimeout       string `envconfig:"UPSTREAM_TIMEOUT" default:"60s"`
 
 	IssuerURL               string `envconfig:"AUTH_ISSUER_URL"`
 	IntrospectionURL        string `envconfig:"INTROSPECTION_URL"`
@@ -115,6 +121,13 @@ type config struct {
 	Policy       *scopes.Policy
 	PolicySource string
 	ToolsList    string
+
+	// UpstreamURL set: proxy mode, in front of that MCP server, with no
+	// tools of the gateway's own.
+	UpstreamURL           string
+	UpstreamAllowHTTP     bool
+	UpstreamAuthorization string // a secret: never logged, never in an error
+	UpstreamTimeout       time.Duration
 
 	DevMode                 bool
 	IssuerURL               string
@@ -315,10 +328,20 @@ func (p *problems) url(name, v string, identifier bool) {
 	}
 }
 
+// Where the policy came from when none is declared (config.PolicySource).
+const (
+	policyBuiltIn = "built-in"
+	// policyNone: proxy mode without POLICY or POLICY_FILE; every tool of
+	// the upstream needs only a valid token.
+	policyNone = "none (UPSTREAM_URL without POLICY: every tool needs only a valid token)"
+)
+
 // policy reads the declared tool policy from POLICY (inline YAML or JSON)
-// or POLICY_FILE (a path), or returns the built-in tools' policy. Every
-// problem of a malformed policy is listed, with its line.
-func (p *problems) policy(inline, file string) (*scopes.Policy, string) {
+// or POLICY_FILE (a path), or returns the default: the built-in tools'
+// policy, or in proxy mode scopes.AnyValidToken (the upstream's tools are
+// none of the gateway's business until a policy says so). Every problem
+// of a malformed policy is listed, with its line.
+func (p *problems) policy(inline, file string, proxied bool) (*scopes.Policy, string) {
 	var doc []byte
 	var name string
 	switch {
@@ -340,8 +363,10 @@ func (p *problems) policy(inline, file string) (*scopes.Policy, string) {
 			p.addf("POLICY_FILE=%q cannot be read: %v", file, err)
 			return tools.Policy(), ""
 		}
+	case proxied:
+		return scopes.AnyValidToken(), policyNone
 	default:
-		return tools.Policy(), "built-in"
+		return tools.Policy(), policyBuiltIn
 	}
 	policy, err := scopes.ParsePolicy(doc)
 	var pe *scopes.PolicyError
@@ -431,7 +456,35 @@ func (e env) validate() (*config, error) {
 		p.addf("JWT_ALGORITHMS=%q: %v", e.JWTAlgorithms, strings.TrimPrefix(err.Error(), "jwtaccess: "))
 	}
 
-	c.Policy, c.PolicySource = p.policy(e.Policy, e.PolicyFile)
+	c.UpstreamURL = strings.TrimSpace(e.UpstreamURL)
+	c.UpstreamAllowHTTP = p.boolean("UPSTREAM_ALLOW_HTTP", e.UpstreamAllowHTTP)
+	c.UpstreamAuthorization = e.UpstreamAuthorization
+	c.UpstreamTimeout = p.duration("UPSTREAM_TIMEOUT", e.UpstreamTimeout, 100*time.Millisecond)
+	if c.UpstreamURL != "" {
+		pc := c.proxyConfig()
+		pc.Timeout = max(pc.Timeout, time.Millisecond) // reported above if too short
+		if err := pc.Validate(); err != nil {
+			for _, prob := range splitJoined(err) {
+				p.addf("%s", strings.TrimPrefix(prob.Error(), "proxy: "))
+			}
+		}
+	} else {
+		// Settings that would be ignored are refused (as in development
+		// mode): whoever set them meant something by them.
+		if c.UpstreamAuthorization != "" {
+			p.addf("UPSTREAM_AUTHORIZATION is set but UPSTREAM_URL is not: it is the credential the gateway sends to an upstream MCP server in proxy mode")
+		}
+		if c.UpstreamAllowHTTP {
+			p.addf("UPSTREAM_ALLOW_HTTP=true is set but UPSTREAM_URL is not")
+		}
+	}
+	c.Policy, c.PolicySource = p.policy(e.Policy, e.PolicyFile, c.UpstreamURL != "")
+	if c.ResourceName == "" {
+		c.ResourceName = "Calculator"
+		if c.UpstreamURL != "" {
+			c.ResourceName = "MCP server"
+		}
+	}
 	if strings.TrimSpace(e.ScopesSupported) == "" {
 		// The scopes the policy needs (RFC 9728 scopes_supported).
 		c.ScopesSupported = c.Policy.Scopes()
@@ -601,6 +654,31 @@ func (c *config) gatewayConfig() gateway.Config {
 		// host unless the operator opened it (a tunnel).
 		LoopbackOnly: c.DevMode && !c.DevAuthAllowPublic,
 	}
+}
+
+// proxyConfig is proxy mode's configuration (UPSTREAM_URL set); the
+// gateway adds the tools/list filter, the logger and the metrics.
+func (c *config) proxyConfig() proxy.Config {
+	return proxy.Config{
+		Upstream:           c.UpstreamURL,
+		AllowHTTP:          c.UpstreamAllowHTTP,
+		Authorization:      c.UpstreamAuthorization,
+		Timeout:            c.UpstreamTimeout,
+		MaxSessions:        c.MaxSessions,
+		MaxSessionsPerUser: c.MaxUserSess,
+		MaxStreams:         c.MaxStreams,
+		MaxStreamsPerUser:  c.MaxUserStreams,
+		SessionIdleTimeout: c.SessionTimeout,
+		MaxBodyBytes:       c.MaxBodyBytes,
+	}
+}
+
+// splitJoined returns the errors an errors.Join made, or err alone.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // introspectConfig is the token verifier's configuration.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runtimeVars are read by the Go runtime, not the gateway; .env.example
@@ -80,6 +82,61 @@ func TestReadEnv(t *testing.T) {
 	e = readEnv(envOf(map[string]string{"SCOPES_SUPPORTED": ""}))
 	if e.ScopesSupported != "" {
 		t.Errorf("an empty SCOPES_SUPPORTED became %q, want it kept empty", e.ScopesSupported)
+	}
+}
+
+// TestProxyModeConfig: UPSTREAM_URL selects proxy mode, whose defaults
+// differ (no policy: any valid token; no scopes; its own resource name),
+// and every problem of the upstream settings is reported at once, never
+// quoting UPSTREAM_AUTHORIZATION.
+func TestProxyModeConfig(t *testing.T) {
+	c, err := loadConfig(envOf(map[string]string{"UPSTREAM_URL": "http://127.0.0.1:3001/mcp", "UPSTREAM_AUTHORIZATION": "Bearer s3cret-value"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PolicySource != policyNone || c.Policy.Requirement("anything", nil).Denied || len(c.ScopesSupported) != 0 || c.ResourceName != "MCP server" {
+		t.Errorf("proxy defaults: policy %q, scopes %q, name %q", c.PolicySource, c.ScopesSupported, c.ResourceName)
+	}
+	pc := c.proxyConfig()
+	if pc.Upstream != "http://127.0.0.1:3001/mcp" || pc.Authorization != "Bearer s3cret-value" || pc.Timeout != 60*time.Second ||
+		pc.MaxSessions != 1000 || pc.MaxSessionsPerUser != 20 || pc.MaxStreams != 1000 || pc.MaxStreamsPerUser != 20 ||
+		pc.SessionIdleTimeout != 30*time.Minute || pc.MaxBodyBytes != 1<<20 {
+		t.Errorf("proxyConfig = %+v", pc)
+	}
+	if c, err := loadConfig(envOf(nil)); err != nil || c.PolicySource != policyBuiltIn || c.ResourceName != "Calculator" {
+		t.Errorf("built-in defaults: %v %+v", err, c)
+	}
+
+	for _, tt := range []struct {
+		name string
+		vars map[string]string
+		want []string
+	}{
+		{"http to a remote host", map[string]string{"UPSTREAM_URL": "http://mcp.example.com/mcp"}, []string{"UPSTREAM_ALLOW_HTTP=true"}},
+		{"credentials in the URL", map[string]string{"UPSTREAM_URL": "https://u:pw@mcp.example.com/mcp"}, []string{"user information"}},
+		{"bad header value", map[string]string{"UPSTREAM_URL": "https://mcp.example.com/mcp", "UPSTREAM_AUTHORIZATION": "Bearer s3cret\r\nX: 1"}, []string{"UPSTREAM_AUTHORIZATION is not a valid header value"}},
+		{"settings without URL", map[string]string{"UPSTREAM_AUTHORIZATION": "Bearer s3cret", "UPSTREAM_ALLOW_HTTP": "true"}, []string{"UPSTREAM_AUTHORIZATION is set but UPSTREAM_URL is not", "UPSTREAM_ALLOW_HTTP=true is set"}},
+		{"bad numbers", map[string]string{"UPSTREAM_URL": "https://mcp.example.com/mcp", "UPSTREAM_TIMEOUT": "10ms", "MCP_MAX_SESSIONS_PER_USER": "0", "UPSTREAM_ALLOW_HTTP": "maybe"},
+			[]string{"UPSTREAM_TIMEOUT=10ms must be at least 100ms", "MCP_MAX_SESSIONS_PER_USER=0", "UPSTREAM_ALLOW_HTTP=\"maybe\""}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(envOf(tt.vars))
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("loadConfig = %v, want a configuration error", err)
+			}
+			if len(ce.problems) != len(tt.want) {
+				t.Errorf("%d problems, want %d: %q", len(ce.problems), len(tt.want), ce.problems)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "pw@") {
+				t.Errorf("a secret in the error: %v", err)
+			}
+		})
 	}
 }
 

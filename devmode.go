@@ -32,14 +32,14 @@ func printBanner(w io.Writer, cfg *config) {
  Mint a token by hand:  %s/
 
  Connect a client (docs/clients.md has every recipe step by step):
-   claude mcp add --transport http calculator %s
+   claude mcp add --transport http %s %s
    npx -y mcp-remote %s
    npx -y @modelcontextprotocol/inspector@2.12.0   (Node 22.19+: Add Servers,
      + Add manually, streamable-http, the URL above, then the switch)
  Claude's connectors accept only https:// URLs: see docs/clients.md for a
  tunnel with DEV_AUTH_ALLOW_PUBLIC=true.
 %s
-`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, cfg.ResourceURL, cfg.ResourceURL, line)
+`, line, cfg.ResourceURL, cfg.IssuerURL, cfg.IssuerURL, claudeName(cfg), cfg.ResourceURL, cfg.ResourceURL, line)
 }
 
 // warnPublicDevMode repeats, every interval until ctx ends, that a
@@ -62,4 +62,12 @@ func warnPublicDevMode(ctx context.Context, logger *slog.Logger, host string, in
 			warn()
 		}
 	}
+}
+
+// claudeName is the server name suggested for `claude mcp add`.
+func claudeName(cfg *config) string {
+	if cfg.UpstreamURL != "" {
+		return "gateway"
+	}
+	return "calculator"
 }

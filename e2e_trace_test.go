@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
@@ -316,5 +317,79 @@ func TestToolSpansStateful(t *testing.T) {
 	}
 	if len(parents) != 2 || parents["add"] == parents["multiply"] {
 		t.Errorf("tool spans' parents %v: want one request span each%s", parents, spanNames(spans))
+	}
+}
+
+// In proxy mode every upstream request carries a traceparent of the
+// request's trace whose parent is the gateway's own upstream span (a
+// child of the request span): never the client's traceparent as it came.
+func TestTracesProxyMode(t *testing.T) {
+	rcv := tracingtest.New(t)
+	up := newGoUpstream(t)
+	as, g := externalAS(t, map[string]string{
+		"UPSTREAM_URL":                up.URL + "/mcp",
+		"POLICY":                      goUpstreamPolicy,
+		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.Endpoint(),
+	})
+	tok := as.Issue("frank", []string{"math:add"}, g.Resource, time.Hour)
+	client := mcp.NewClient(&mcp.Implementation{Name: "traced", Version: "1"}, nil)
+	cs, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: g.MCP(), MaxRetries: -1,
+		HTTPClient: &http.Client{Transport: forgingTransport{token: tok, forged: http.Header{"Traceparent": {clientParent}}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "sum", Arguments: map[string]any{"a": 2, "b": 3}}); err != nil || res.IsError {
+		t.Fatalf("sum: %v %+v", err, res)
+	}
+	_ = cs.Close()
+	g.Stop(t)
+
+	spans := rcv.Spans()
+	byID := map[string]tracingtest.Span{}
+	for _, s := range spans {
+		byID[s.SpanID] = s
+	}
+	var sawCall bool
+	forwarded := 0
+	for _, r := range up.requests() {
+		if r.Header.Values("X-Mcp-Scopes") == nil {
+			// The gateway's own: a readiness check, no client's request.
+			continue
+		}
+		forwarded++
+		tp := r.Header.Values("Traceparent")
+		if len(tp) != 1 || tp[0] == clientParent {
+			t.Errorf("%s upstream request: traceparent %q, want the gateway's own", r.Method, tp)
+			continue
+		}
+		parts := strings.Split(tp[0], "-")
+		if len(parts) != 4 || parts[1] != clientTraceID {
+			t.Errorf("upstream traceparent %q is not in the client's trace %s", tp[0], clientTraceID)
+			continue
+		}
+		upSpan, ok := byID[parts[2]]
+		if !ok || upSpan.Kind != tracepb.Span_SPAN_KIND_CLIENT {
+			t.Errorf("the upstream's parent %s is not an exported client span of the gateway: %s", parts[2], spanNames(spans))
+			continue
+		}
+		reqSpan, ok := byID[upSpan.ParentSpanID]
+		if !ok || reqSpan.Kind != tracepb.Span_SPAN_KIND_SERVER || reqSpan.ParentSpanID != clientSpanID {
+			t.Errorf("upstream span %s: parent %+v is not the request span under the client's", upSpan.Name, reqSpan)
+		}
+		if strings.Contains(r.Body, `"tools/call"`) {
+			sawCall = true
+			if upSpan.Attributes["http.response.status_code"] != int64(200) || reqSpan.Attributes["gen_ai.tool.name"] != "sum" || reqSpan.Attributes["mcp_gateway.auth"] != "ok" {
+				t.Errorf("tools/call: upstream span %v, request span %v", upSpan.Attributes, reqSpan.Attributes)
+			}
+		}
+	}
+	if !sawCall || forwarded < 3 {
+		t.Errorf("the upstream saw %d forwarded requests, tools/call among them: %v", forwarded, sawCall)
+	}
+	raw := rcv.Raw()
+	for _, secret := range []string{tok, "frank", "test-client"} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the exported spans hold %q", secret)
+		}
 	}
 }

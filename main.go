@@ -3,7 +3,8 @@
 // metadata, with tokens of an external authorization server validated by
 // RFC 7662 introspection or, for JWT access tokens (RFC 9068), locally
 // against the issuer's JWKS (TOKEN_VALIDATION). With no AUTH_ISSUER_URL it runs in development
-// mode, with an embedded authorization server on the same listener.
+// mode, with an embedded authorization server on the same listener. With UPSTREAM_URL it serves
+// no tools of its own and forwards each authorized request to that MCP server (proxy mode).
 //
 // Configuration is by environment variables only; see .env.example.
 package main
@@ -33,6 +34,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/tracing"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
@@ -120,10 +122,16 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 		if err != nil {
 			return err
 		}
+		// A policy that needs no scope (proxy mode without POLICY) offers
+		// none: consent then only signs the user in.
+		offered := cfg.ScopesSupported
+		if offered == nil {
+			offered = []string{}
+		}
 		das, err := devauth.New(devauth.Config{
 			Issuer:   issuer,
 			Resource: cfg.ResourceURL,
-			Scopes:   cfg.ScopesSupported,
+			Scopes:   offered,
 			Describe: cfg.Policy.Describe,
 			// A client id URL on loopback is a client on this machine;
 			// behind a public tunnel it could be anyone's.
@@ -163,14 +171,23 @@ func run(ctx context.Context, args []string, lookup LookupEnv, stdout, stderr io
 	}
 	defer verifier.Close()
 
-	server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
-	if err := tools.Register(server, cfg.Policy); err != nil {
-		return err
-	}
-
 	gwCfg := cfg.gatewayConfig()
+	if cfg.UpstreamURL != "" {
+		// Proxy mode: no tools of the gateway's own.
+		pc := cfg.proxyConfig()
+		gwCfg.Upstream = &pc
+		logger.Info("proxy mode", "upstream", proxy.Redacted(cfg.UpstreamURL), "upstream_authorization", cfg.UpstreamAuthorization != "")
+		if cfg.PolicySource == policyNone {
+			logger.Warn("proxy mode without POLICY or POLICY_FILE: every tool of the upstream needs only a valid token, and the upstream alone decides what each user may do; declare a policy (README.md, \"Per-tool policy\")")
+		}
+	} else {
+		server := gateway.NewMCPServer(&mcp.Implementation{Name: "mcp-gateway-calculator", Title: cfg.ResourceName, Version: "1.0.0"}, logger)
+		if err := tools.Register(server, cfg.Policy); err != nil {
+			return err
+		}
+		gwCfg.Server = server
+	}
 	gwCfg.Verifier = verifier
-	gwCfg.Server = server
 	gwCfg.Logger = logger
 	gwCfg.Mounts = mounts
 	gwCfg.Metrics = m

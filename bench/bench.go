@@ -47,6 +47,8 @@ type bench struct {
 	sdkFloor *child // the cache-hostile floor of a gateway on the SDK
 	jwtAS    *fakeJWTIssuer
 	gwJWT    *child // the gateway with AUTH_ISSUER_URL alone: JWTs verified locally
+	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on the driver's CPUs
+	sidecar  *child // the same on the server CPUs, beside its upstream
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
@@ -103,11 +105,28 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 			return nil, err
 		}
 	}
+	// Proxy mode in front of the baseline, which is a Go SDK server child
+	// called directly in the same run. They serve the gateway's resource
+	// (so that the fake AS's tokens are for it) on addresses of their own.
+	// One runs on CPUs other than its upstream's (the load generator's:
+	// with two CPUs there are no others), as a proxy on a machine of its
+	// own; the other beside its upstream, as a sidecar sharing its CPU.
+	proxySO := serveOptions{Kind: "gatewayproxy", Issuer: b.as.URL, Resource: resource, Upstream: b.baseline.URL}
+	apart := b.plan
+	apart.Server = b.plan.Driver
+	profiled := proxySO
+	profiled.CPUProfile = o.CPUProfileProxy
+	if b.gwProxy, err = startChild(ctx, "gateway (proxy mode)", apart, profiled); err != nil {
+		return nil, err
+	}
+	if b.sidecar, err = startChild(ctx, "gateway (proxy mode, sidecar)", b.plan, proxySO); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
+	for _, c := range []*child{b.gwProxy, b.sidecar, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)

@@ -51,6 +51,7 @@ type options struct {
 
 	CPUProfile         string
 	CPUProfileBaseline string
+	CPUProfileProxy    string
 	Verbose            bool
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.BenchTime, "benchtime", "1s", "go test -benchtime for target 2")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway child, from its start to its end")
 	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the baseline child, from its start to its end")
+	flag.StringVar(&o.CPUProfileProxy, "cpuprofile-proxy", "", "write a CPU profile of the proxy-mode gateway child of target 9 (9a, 9b), from its start to its end")
 	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
 	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")
 	flag.BoolVar(&o.Verbose, "v", true, "print each phase's result as it finishes")
@@ -134,6 +136,7 @@ func run(ctx context.Context, o options, out io.Writer) (ok bool, rows []row, er
 		{"6", "cold start", b.coldStart},
 		{"8", "several machines", b.sharedTier},
 		{"7", "JWT cache-hostile", b.jwtHostile},
+		{"9", "proxy overhead", b.proxyOverhead},
 	}
 	only := map[string]bool{}
 	for _, id := range strings.Split(o.Only, ",") {

@@ -92,10 +92,11 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind       string // "baseline", "gateway", "gatewayjwt", "null" or "sdkfloor"
+	Kind       string // "baseline", "gateway", "gatewayjwt", "gatewayproxy", "null" or "sdkfloor"
 	Addr       string // listen address; startChild picks one if empty
 	Issuer     string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
 	Resource   string // gateway: MCP_RESOURCE_URL
+	Upstream   string // gatewayproxy: UPSTREAM_URL
 	Redis      string // gateway: REDIS_URL ("" none)
 	CPUProfile string
 }
@@ -105,6 +106,7 @@ const (
 	envAddr       = "BENCH_SERVE_ADDR"
 	envIssuer     = "BENCH_SERVE_ISSUER"
 	envResource   = "BENCH_SERVE_RESOURCE"
+	envUpstream   = "BENCH_SERVE_UPSTREAM"
 	envRedis      = "BENCH_SERVE_REDIS"
 	envCPUProfile = "BENCH_SERVE_CPUPROFILE"
 )
@@ -131,7 +133,7 @@ func (s serveOptions) env() []string {
 	gogc, memlimit := gcSettings()
 	return append(os.Environ(), "GOGC="+gogc, "GOMEMLIMIT="+memlimit,
 		envServe+"="+s.Kind, envAddr+"="+s.Addr, envIssuer+"="+s.Issuer,
-		envResource+"="+s.Resource, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile)
+		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile)
 }
 
 // serveChildIfAsked serves, and then exits the process, when this process
@@ -142,7 +144,7 @@ func serveChildIfAsked() {
 		return
 	}
 	so := serveOptions{Kind: kind, Addr: os.Getenv(envAddr), Issuer: os.Getenv(envIssuer),
-		Resource: os.Getenv(envResource), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile)}
+		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile)}
 	if err := serve(so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench child (%s): %v\n", kind, err)
 		os.Exit(1)
@@ -251,6 +253,12 @@ func serve(so serveOptions) error {
 		srv = nullServer(so.Issuer)
 	case "sdkfloor":
 		srv, err = sdkFloorServer(so.Issuer, prodLogger())
+	case "gatewayproxy":
+		var closeAll func()
+		srv, closeAll, err = gatewayProxyServer(ctx, so.Resource, so.Issuer, so.Upstream, prodLogger())
+		if closeAll != nil {
+			defer closeAll()
+		}
 	case "gateway", "gatewayjwt":
 		var v *introspect.Verifier
 		var closeShared func()
@@ -262,7 +270,7 @@ func serve(so serveOptions) error {
 			defer v.Close()
 		}
 	default:
-		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, null or sdkfloor", envServe, so.Kind)
+		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, gatewayproxy, null or sdkfloor", envServe, so.Kind)
 	}
 	if err != nil {
 		ln.Close()

@@ -18,6 +18,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/tools"
 )
 
@@ -157,6 +158,64 @@ func gatewayServer(ctx context.Context, resource, issuer, redisURL string, logge
 		return nil, nil, nil, err
 	}
 	return httpserver.New(gw.Handler(), logger), v, closeShared, nil
+}
+
+// upstreamAuthorization is what the proxy-mode gateway sends the upstream
+// (UPSTREAM_AUTHORIZATION); the baseline, its upstream, accepts any bearer
+// token.
+const upstreamAuthorization = "Bearer bench-upstream-credential"
+
+// gatewayProxyServer is the gateway wired as main.go wires it in proxy
+// mode (UPSTREAM_URL set, AUTH_ISSUER_URL with introspection, defaults from
+// .env.example, the built-in tools' policy declared, as POLICY would), in
+// front of upstream: the baseline server, a Go SDK server that needs a
+// bearer token (UPSTREAM_AUTHORIZATION). It returns once discovery is
+// done and the upstream answers, as /readyz would.
+func gatewayProxyServer(ctx context.Context, resource, issuer, upstream string, logger *slog.Logger) (*http.Server, func(), error) {
+	policy := tools.Policy()
+	m := metrics.New(metrics.Labels{
+		AuthOutcomes: labels(gateway.AllAuthOutcomes()),
+		Tools:        policy.Tools(),
+		Operations:   tools.Operations(),
+	})
+	v, err := newVerifier(ctx, issuer, resource, 0, logger, m, true, introspect.SharedTier{})
+	if err != nil {
+		return nil, nil, err
+	}
+	gw, err := gateway.New(gateway.Config{
+		Resource:             resource,
+		AuthorizationServers: []string{issuer},
+		ScopesSupported:      policy.Scopes(),
+		ResourceName:         "MCP server",
+		SessionTimeout:       defSessionTimeout,
+		ScopeChallenge:       gateway.ScopeChallengeHTTP,
+		MaxBodyBytes:         defMaxBodyBytes,
+		ClockSkew:            defClockSkew,
+		Verifier:             v,
+		Upstream: &proxy.Config{
+			Upstream:           upstream,
+			Authorization:      upstreamAuthorization,
+			Timeout:            proxy.DefaultTimeout,
+			MaxSessions:        1000,
+			MaxSessionsPerUser: 20,
+			MaxStreams:         1000,
+			MaxStreamsPerUser:  20,
+		},
+		Policy:       policy,
+		Logger:       logger,
+		Metrics:      m,
+		ServeMetrics: true,
+	})
+	if err != nil {
+		v.Close()
+		return nil, nil, err
+	}
+	closeAll := func() { gw.Close(); v.Close() }
+	if err := v.Ready(ctx); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return httpserver.New(gw.Handler(), logger), closeAll, nil
 }
 
 // baselineServer is the baseline: the Go SDK's Streamable HTTP handler

@@ -284,7 +284,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request is answered: it cannot be answered twice.
 	s.pending.Remove(id)
-	if action == "deny" || len(granted) == 0 {
+	if action == "deny" || (len(granted) == 0 && len(p.scopes) > 0) {
 		s.mu.Unlock()
 		desc := "the user denied the request"
 		if action == "approve" {

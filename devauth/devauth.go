@@ -64,7 +64,9 @@ type Config struct {
 	// Scopes are the scopes offered on consent and listed in the metadata
 	// (the gateway passes its tool policy's). A request for a parent scope
 	// such as "op" that is not itself offered asks for every offered scope
-	// it covers. Required.
+	// it covers. Required; an empty, non-nil list offers none: consent then
+	// only says who the user is, and tokens carry no scope (a proxy whose
+	// policy needs none).
 	Scopes []string
 	// Describe says, for people, what a scope allows, on the consent page
 	// (the gateway passes its tool policy's Describe). nil, or "", shows
@@ -190,8 +192,8 @@ func New(cfg Config) (*Server, error) {
 	case res.Scheme != "http" && res.Scheme != "https", res.Host == "", res.Fragment != "":
 		bad("Resource %q must be an absolute http or https URL without a fragment", cfg.Resource)
 	}
-	if len(cfg.Scopes) == 0 {
-		bad("Scopes must not be empty")
+	if cfg.Scopes == nil {
+		bad("Scopes is required (an empty list offers none)")
 	}
 	for _, sc := range cfg.Scopes {
 		if !scopes.ValidToken(sc) {

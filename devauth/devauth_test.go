@@ -29,7 +29,7 @@ func TestNewValidation(t *testing.T) {
 		{"issuer query", func(c *Config) { c.Issuer += "?x=1" }, []string{"query"}},
 		{"resource fragment", func(c *Config) { c.Resource += "#f" }, []string{"Resource"}},
 		{"bad scope", func(c *Config) { c.Scopes = []string{"ok", `bad"scope`} }, []string{"invalid scope"}},
-		{"empty scopes", func(c *Config) { c.Scopes = []string{} }, []string{"Scopes must not be empty"}},
+		{"no scopes offered", func(c *Config) { c.Scopes = []string{} }, nil},
 		{"negative", func(c *Config) { c.AccessTokenTTL = -1; c.MaxTokens = -1 }, []string{"AccessTokenTTL", "MaxTokens"}},
 		{"bad example", func(c *Config) { c.ExampleArguments = "{" }, []string{"ExampleArguments"}},
 	}
@@ -966,5 +966,37 @@ func TestConcurrentGrants(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestNoScopesOffered: a server configured with no scopes (a proxy whose
+// policy needs none) still signs users in: consent names the user only,
+// and the token carries no scope. With scopes offered, approving none is
+// still a refusal.
+func TestNoScopesOffered(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Scopes = []string{} })
+	_, tok := h.grant("alice", []string{})
+	at, _ := tok["access_token"].(string)
+	in := h.introspect(at)
+	if in["active"] != true || in["sub"] != "alice" || (in["scope"] != nil && in["scope"] != "") {
+		t.Errorf("introspection %v, want alice active with no scope", in)
+	}
+	if _, err := h.srv.MintToken("bob", nil); err != nil {
+		t.Errorf("MintToken with no scopes: %v", err)
+	}
+	_, page := h.get(h.url("/"))
+	csrf := hiddenRE.FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("no csrf on the token page:\n%s", page)
+	}
+	if resp, body := h.postForm("/", url.Values{"csrf": {csrf[2]}, "user": {"carol"}}, nil); resp.StatusCode != http.StatusOK || regexpToken.FindStringSubmatch(body) == nil {
+		t.Errorf("the token page mints nothing without scopes: %d\n%s", resp.StatusCode, body)
+	}
+
+	withScopes := newHarness(t, nil)
+	redirect := "http://127.0.0.1:9999/callback"
+	f := withScopes.openConsent(authzRequest{clientID: withScopes.register(redirect), redirectURI: redirect, verifier: "v-0123456789-0123456789-0123456789-0123456789", state: "s"})
+	if _, q := withScopes.answer(f, "approve", "alice", []string{}); q.Get("error") != "access_denied" {
+		t.Errorf("approving no scope of those offered: %v", q)
 	}
 }

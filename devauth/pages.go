@@ -253,7 +253,7 @@ func (s *Server) handleTokenPage(w http.ResponseWriter, r *http.Request) {
 		case !ValidUser(data.User):
 			data.Error = "Enter a user name of 1 to 64 letters, digits or . _ @ + -"
 			status = http.StatusBadRequest
-		case len(chosen) == 0:
+		case len(chosen) == 0 && len(s.offered) > 0:
 			data.Error = "Choose at least one scope."
 			status = http.StatusBadRequest
 		default:

@@ -22,7 +22,9 @@ import (
 // case-variant keys, data after the message) is refused with 400 before
 // anything reads it: what the policy checks must be what runs. It runs
 // after authentication: nobody without a valid token makes the gateway
-// read a body.
+// read a body. In proxy mode a body the SDK would reject is refused too:
+// the upstream's parser may accept it, and the policy would not have
+// checked what it runs.
 func (g *Gateway) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -47,12 +49,16 @@ func (g *Gateway) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if st == nil {
 			return next(c)
 		}
-		p, err := peekBody(g.cfg.Policy, body)
+		p, err := peekBody(g.cfg.Policy, body, g.proxy != nil)
 		if err != nil {
 			prm.WriteError(c.Response(), http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: err.Error()})
 			return nil
 		}
 		st.msgs, st.required, st.tool, st.op = p.msgs, p.required, p.first.tool, p.first.op
+		if g.proxy != nil {
+			pp := p.proxied // a copy: only proxy mode pays for it
+			st.proxied = &pp
+		}
 		return next(c)
 	}
 }

@@ -6,7 +6,8 @@
 // transport spec, DNS-rebinding and CSRF defence), then the bearer token
 // (RFC 6750 §2.1, refused outright when malformed, before any network call),
 // then introspection (RFC 7662, cached), then the scope the JSON-RPC request
-// needs (RFC 6750 §3.1 insufficient_scope), and only then the Go MCP SDK.
+// needs (RFC 6750 §3.1 insufficient_scope), and only then the Go MCP SDK,
+// or in proxy mode (Config.Upstream) the upstream MCP server (proxymode.go).
 package gateway
 
 import (
@@ -29,6 +30,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/prm"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -133,8 +135,20 @@ type Config struct {
 	Verifier Verifier
 	// Server is the MCP server behind the gateway, with its tools already
 	// registered (tools.Register for the built-in ones). Its tools read the
-	// caller from req.Extra.TokenInfo.
+	// caller from req.Extra.TokenInfo. Exactly one of Server and Upstream
+	// is set.
 	Server *mcp.Server
+	// Upstream, in proxy mode (UPSTREAM_URL), is the upstream MCP server
+	// every authorized MCP request is forwarded to: the gateway then
+	// serves no tools of its own. The gateway builds the proxy and sets
+	// what it owns: FilterTool (tools/list as the Policy and ToolsList
+	// say; a filter set here must also let a tool through), and, where
+	// left zero, MaxBodyBytes, SessionIdleTimeout (SessionTimeout), the
+	// session and stream bounds (MaxSessions, MaxSessionsPerUser,
+	// MaxStreams, MaxStreamsPerUser), Logger and Observer (Metrics).
+	// Stateless and JSONResponse do not apply: the upstream decides its
+	// transport.
+	Upstream *proxy.Config
 	// Policy decides, for every tool, whether it exists for clients and
 	// which scopes a call needs: the HTTP step-up before the SDK runs
 	// anything, tools/list, and the server middleware (enforcePolicy). It
@@ -161,9 +175,10 @@ type Gateway struct {
 	// routes are the registered route patterns; any other c.Path() is
 	// logged and counted as unmatched.
 	routes   map[string]struct{}
-	sessions *sessionLimiter // nil: stateless, or no limit
-	streams  *streamLimiter
-	server   *mcp.Server
+	sessions *sessionLimiter // nil: stateless, no limit, or proxy mode
+	streams  *streamLimiter  // in proxy mode a registry of forwarded requests, without bounds
+	server   *mcp.Server     // nil in proxy mode
+	proxy    *proxy.Proxy    // nil unless in proxy mode
 
 	requestIDs *requestIDs
 	tracer     trace.Tracer // nil: no spans
@@ -220,8 +235,11 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Verifier == nil {
 		errs = append(errs, errors.New("gateway: no token verifier"))
 	}
-	if cfg.Server == nil {
-		errs = append(errs, errors.New("gateway: no MCP server"))
+	switch {
+	case cfg.Server == nil && cfg.Upstream == nil:
+		errs = append(errs, errors.New("gateway: no MCP server and no upstream"))
+	case cfg.Server != nil && cfg.Upstream != nil:
+		errs = append(errs, errors.New("gateway: both an MCP server and an upstream: set one"))
 	}
 	if cfg.Policy == nil {
 		errs = append(errs, errors.New("gateway: no tool policy (tools.Policy() for the built-in tools)"))
@@ -265,44 +283,26 @@ func New(cfg Config) (*Gateway, error) {
 		requestIDs:   newRequestIDs(),
 	}
 
-	server := cfg.Server
-	g.server = server
-	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
-	if cfg.Metrics != nil {
-		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
-	}
 	if cfg.TracerProvider != nil {
 		g.tracer = cfg.TracerProvider.Tracer(tracerName)
-		server.AddReceivingMiddleware(traceToolCalls(g.tracer, cfg.Policy))
 	}
-	if !cfg.Stateless && (cfg.MaxSessions > 0 || cfg.MaxSessionsPerUser > 0) {
-		g.sessions = newSessionLimiter(server, cfg.MaxSessions, cfg.MaxSessionsPerUser)
-	}
-	g.streams = newStreamLimiter(cfg.MaxStreams, cfg.MaxStreamsPerUser)
 	if g.landing, err = newLandingPage(cfg, mdURL); err != nil {
 		return nil, err
 	}
-	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Stateless:           cfg.Stateless,
-		JSONResponse:        cfg.JSONResponse,
-		SessionTimeout:      cfg.SessionTimeout,
-		MaxRequestBodyBytes: cfg.MaxBodyBytes,
-		Logger:              sdkLogger(cfg.Logger),
-		// checkHost does this, allowing the resource's own host too.
-		DisableLocalhostProtection: true,
-	})
-	// The SDK keeps its TokenInfo context key unexported: the only way to
-	// hand it our already-verified TokenInfo (for req.Extra.TokenInfo and
-	// the per-user session binding) is its own middleware, fed by a
-	// verifier that reads what authenticate stored. The token is verified
-	// once.
-	sdk := jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
-		ResourceMetadataURL:    mdURL,
-		AllowMissingExpiration: true,
-		// The verifier has decided expiry with its own (injectable) clock;
-		// the SDK's second check, with time.Now, must never overrule it.
-		ClockSkew: sdkSkewNeverDecides,
-	})(flushjson.Wrap(streamable)))
+	var mcpHandler echo.HandlerFunc
+	var mcpMiddleware []echo.MiddlewareFunc
+	if cfg.Upstream != nil {
+		g.streams = newStreamLimiter(0, 0)
+		if g.proxy, err = g.newProxy(); err != nil {
+			return nil, err
+		}
+		// The proxy bounds its sessions and streams itself.
+		mcpHandler = g.forward
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.readBody, g.stepUp}
+	} else {
+		mcpHandler = echo.WrapHandler(g.builtIn(mdURL))
+		mcpMiddleware = []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.readBody, g.stepUp, g.limits}
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -330,8 +330,6 @@ func New(cfg Config) (*Gateway, error) {
 		e.Any(p, mdHandler)
 	}
 
-	mcpHandler := echo.WrapHandler(sdk)
-	mcpMiddleware := []echo.MiddlewareFunc{g.checkHost, g.checkOrigin, g.cors(), g.authenticate, g.readBody, g.stepUp, g.limits}
 	if mcpPath == "/" {
 		mcpMiddleware = append([]echo.MiddlewareFunc{g.landingOnRoot}, mcpMiddleware...)
 	}
@@ -358,12 +356,60 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Close ends every live MCP session (stateful mode), and with them their
-// goroutines and open SSE streams. Call it after the HTTP server has shut
-// down; the SDK's handler has no Close of its own.
+// builtIn is the handler of the built-in server (Config.Server): the
+// SDK's Streamable HTTP handler, with the policy and metrics middleware
+// on the server and the session and stream bounds set up.
+func (g *Gateway) builtIn(mdURL string) http.Handler {
+	cfg := g.cfg
+	server := cfg.Server
+	g.server = server
+	server.AddReceivingMiddleware(enforcePolicy(cfg.Policy, cfg.ToolsList))
+	if cfg.Metrics != nil {
+		server.AddReceivingMiddleware(toolCallMetrics(cfg.Metrics, cfg.Policy))
+	}
+	if g.tracer != nil {
+		server.AddReceivingMiddleware(traceToolCalls(g.tracer, cfg.Policy))
+	}
+	if !cfg.Stateless && (cfg.MaxSessions > 0 || cfg.MaxSessionsPerUser > 0) {
+		g.sessions = newSessionLimiter(server, cfg.MaxSessions, cfg.MaxSessionsPerUser)
+	}
+	g.streams = newStreamLimiter(cfg.MaxStreams, cfg.MaxStreamsPerUser)
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Stateless:           cfg.Stateless,
+		JSONResponse:        cfg.JSONResponse,
+		SessionTimeout:      cfg.SessionTimeout,
+		MaxRequestBodyBytes: cfg.MaxBodyBytes,
+		Logger:              sdkLogger(cfg.Logger),
+		// checkHost does this, allowing the resource's own host too.
+		DisableLocalhostProtection: true,
+	})
+	// The SDK keeps its TokenInfo context key unexported: the only way to
+	// hand it our already-verified TokenInfo (for req.Extra.TokenInfo and
+	// the per-user session binding) is its own middleware, fed by a
+	// verifier that reads what authenticate stored. The token is verified
+	// once.
+	return jsonErrors(auth.RequireBearerToken(verifiedTokenInfo, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL:    mdURL,
+		AllowMissingExpiration: true,
+		// The verifier has decided expiry with its own (injectable) clock;
+		// the SDK's second check, with time.Now, must never overrule it.
+		ClockSkew: sdkSkewNeverDecides,
+	})(flushjson.Wrap(streamable)))
+}
+
+// Close ends every live MCP session, and with them their goroutines and
+// open SSE streams: the built-in server's (stateful mode), or in proxy
+// mode the upstream sessions the proxy holds (ended at the upstream with
+// DELETE). Call it after the HTTP server has shut down; the SDK's handler
+// has no Close of its own.
 func (g *Gateway) Close() {
-	for ss := range g.server.Sessions() {
-		_ = ss.Close()
+	if g.server != nil {
+		for ss := range g.server.Sessions() {
+			_ = ss.Close()
+		}
+	}
+	if g.proxy != nil {
+		g.proxy.Close()
 	}
 }
 
@@ -386,6 +432,14 @@ func (g *Gateway) readyz(c echo.Context) error {
 		reason := readinessReason(err)
 		g.cfg.Logger.WarnContext(ctx, "not ready", "reason", reason, "error", err)
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+	}
+	if g.proxy != nil {
+		// The answer is public: a reason code, the details in the log.
+		if err := g.proxy.Ready(ctx); err != nil {
+			reason := upstreamReason(err)
+			g.cfg.Logger.WarnContext(ctx, "not ready", "reason", reason, "error", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -32,6 +32,9 @@ type landingInfo struct {
 	TokenPage string `json:"token_page,omitempty"`
 	// ClientsGuide names the guide with each client's recipe.
 	ClientsGuide string `json:"clients_guide"`
+	// Proxy: the tools are an upstream MCP server's (UPSTREAM_URL), not
+	// the built-in calculator.
+	Proxy bool `json:"proxy,omitempty"`
 
 	// HTTPS: Claude's connectors (claude.ai, Claude Desktop) accept only
 	// https:// URLs, so the page offers "paste this URL into Claude" only
@@ -84,7 +87,9 @@ a{word-break:break-all}
 </head>
 <body>
 <h1>{{.Name}}</h1>
-<p>This is a Model Context Protocol (MCP) server: a calculator that asks you to sign in, and lets each operation be allowed separately.</p>
+{{if .Proxy}}<p>This is a Model Context Protocol (MCP) server that asks you to sign in, and lets each of its tools be allowed separately.</p>
+{{else}}<p>This is a Model Context Protocol (MCP) server: a calculator that asks you to sign in, and lets each operation be allowed separately.</p>
+{{end}}
 {{if .DevelopmentMode}}<p class="dev"><strong>Development mode.</strong> Tokens come from the development authorization server built into this gateway: no passwords, any user name. Never expose it for longer than a test.</p>
 {{end}}{{if .HTTPS}}<h2>Add it to Claude</h2>
 <p>In Claude, open <strong>Settings &gt; Connectors &gt; Add custom connector</strong> and paste this URL:</p>
@@ -93,7 +98,7 @@ a{word-break:break-all}
 {{else}}<h2>Connect a client</h2>
 <p>The MCP URL is <code>{{.MCPURL}}</code>. Claude's connectors (claude.ai and Claude Desktop) accept only <code>https://</code> URLs, so do not paste this one there. These work on this machine:</p>
 {{end}}<ul class="clients" id="clients">
-<li><strong>Claude Code</strong>: <code>claude mcp add --transport http calculator {{.MCPURL}}</code>, then <code>/mcp</code> in Claude Code to sign in.</li>
+<li><strong>Claude Code</strong>: <code>claude mcp add --transport http {{if .Proxy}}gateway{{else}}calculator{{end}} {{.MCPURL}}</code>, then <code>/mcp</code> in Claude Code to sign in.</li>
 <li><strong>MCP Inspector</strong> (Node.js 22.19 or later): <code>npx -y @modelcontextprotocol/inspector@2.12.0</code>, then <em>Add Servers</em>, <em>+ Add manually</em>, transport <code>streamable-http</code>, URL <code>{{.MCPURL}}</code>, and switch it on. On Node.js 20: <code>npx -y node@22 "$(command -v npx)" -y @modelcontextprotocol/inspector@2.12.0</code>, or use mcp-remote.</li>
 <li><strong>mcp-remote</strong>, a bridge for clients that run local (stdio) servers, Node.js 20 works: <code>npx -y mcp-remote {{.MCPURL}}</code></li>
 {{if .TokenPage}}<li><strong>curl</strong>: mint a token at <a href="{{.TokenPage}}">{{.TokenPage}}</a>; the page shows a ready <code>curl</code> command.</li>
@@ -101,10 +106,12 @@ a{word-break:break-all}
 {{end}}{{end}}</ul>
 <p>Each recipe step by step: <code>{{.ClientsGuide}}</code> in the mcp-gateway repository.</p>
 <h2>Permissions</h2>
-<table>
+{{if .Scopes}}<table>
 <tr><th>Scope</th><th>Allows</th></tr>
 {{range .Scopes}}<tr><td><code>{{.Scope}}</code></td><td>{{.Description}}</td></tr>
 {{end}}</table>
+{{else}}<p>No tool here needs a permission of its own: signing in is enough.</p>
+{{end}}
 <h2>Sign-in</h2>
 <p>Tokens are issued by:</p>
 <ul>
@@ -128,8 +135,12 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 		AuthorizationServers:      cfg.AuthorizationServers,
 		ProtectedResourceMetadata: prmURL,
 	}
+	info.Proxy = cfg.Upstream != nil
 	if info.Name == "" {
 		info.Name = "MCP calculator"
+		if info.Proxy {
+			info.Name = "MCP server"
+		}
 	}
 	info.ClientsGuide = clientsGuide
 	if res, err := url.Parse(cfg.Resource); err == nil {
@@ -150,6 +161,7 @@ func newLandingPage(cfg Config, prmURL string) (*landingPage, error) {
 			list = append(list, s)
 		}
 	}
+	info.Scopes = []landingScope{}
 	for _, s := range list {
 		info.Scopes = append(info.Scopes, landingScope{Scope: s, Description: cfg.Policy.Describe(s)})
 	}

@@ -68,6 +68,7 @@ type reqState struct {
 	required []string          // the scopes they need under the policy (readBody)
 	tool     string            // the (first) tools/call of the body: tool name, clamped
 	op       string            // and its calculator operation, clamped
+	proxied  *proxyPeek        // proxy mode only: what the gateway answers itself (readBody)
 }
 
 type stateKey struct{}
@@ -144,54 +145,75 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		c.SetRequest(r.WithContext(ctx))
 
+		// A client that goes away in the middle of a proxied stream ends
+		// the handler with panic(http.ErrAbortHandler) (ReverseProxy), which
+		// Recover passes on and net/http takes as a silent abort: the
+		// request is still counted and logged, without a stack trace, and
+		// the abort goes on.
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					g.record(ctx, c, span, r, route, id, st, start, true)
+				}
+				panic(p)
+			}
+		}()
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-
-		status := c.Response().Status
-		if span != nil {
-			endRequest(span, status, st, false)
-		}
-		elapsed := time.Since(start)
-		m := g.cfg.Metrics
-		m.HTTPRequest(route, status, elapsed)
-		if st.auth != "" {
-			m.AuthOutcome(string(st.auth))
-		}
-
-		level := slog.LevelInfo
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
-			level = slog.LevelDebug
-		}
-		if !g.cfg.Logger.Enabled(ctx, level) {
-			return nil
-		}
-		if route == "" {
-			route = metrics.Unmatched
-		}
-		attrs := make([]slog.Attr, 0, 9)
-		attrs = append(attrs,
-			slog.String("request_id", id),
-			slog.String("method", r.Method),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
-		)
-		if st.auth != "" {
-			attrs = append(attrs, slog.String("auth", string(st.auth)))
-		}
-		if st.ti != nil && st.ti.UserID != "" {
-			attrs = append(attrs, slog.String("subject_hash", redact.Subject(st.ti.UserID)))
-		}
-		if st.tool != "" {
-			attrs = append(attrs, slog.String("tool", st.tool))
-			if st.op != "" {
-				attrs = append(attrs, slog.String("operation", st.op))
-			}
-		}
-		g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
+		g.record(ctx, c, span, r, route, id, st, start, false)
 		return nil
 	}
+}
+
+// record counts a finished request and writes its log line; aborted says
+// that it ended with http.ErrAbortHandler (the client went away).
+func (g *Gateway) record(ctx context.Context, c echo.Context, span trace.Span, r *http.Request, route, id string, st *reqState, start time.Time, aborted bool) {
+	status := c.Response().Status
+	if span != nil {
+		endRequest(span, status, st, aborted)
+	}
+	elapsed := time.Since(start)
+	m := g.cfg.Metrics
+	m.HTTPRequest(route, status, elapsed)
+	if st.auth != "" {
+		m.AuthOutcome(string(st.auth))
+	}
+
+	level := slog.LevelInfo
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		level = slog.LevelDebug
+	}
+	if !g.cfg.Logger.Enabled(ctx, level) {
+		return
+	}
+	if route == "" {
+		route = metrics.Unmatched
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs,
+		slog.String("request_id", id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000),
+	)
+	if st.auth != "" {
+		attrs = append(attrs, slog.String("auth", string(st.auth)))
+	}
+	if st.ti != nil && st.ti.UserID != "" {
+		attrs = append(attrs, slog.String("subject_hash", redact.Subject(st.ti.UserID)))
+	}
+	if st.tool != "" {
+		attrs = append(attrs, slog.String("tool", st.tool))
+		if st.op != "" {
+			attrs = append(attrs, slog.String("operation", st.op))
+		}
+	}
+	if aborted {
+		attrs = append(attrs, slog.Bool("client_gone", true))
+	}
+	g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
 }
 
 // clientAddr is the client introspection admission attributes a request

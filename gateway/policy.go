@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -76,9 +75,7 @@ func enforcePolicy(policy *scopes.Policy, toolsList string) mcp.Middleware {
 				case errors.As(err, &denied):
 					return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: denied.Error()}
 				case errors.As(err, &insufficient):
-					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{
-						Text: "this call needs the scope(s) " + strings.Join(insufficient.Missing, " ") + ", which this token was not granted; ask the user to grant them (step-up authorization)",
-					}}}, nil
+					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: toolScopeText(insufficient.Missing)}}}, nil
 				}
 			}
 			return next(ctx, method, req)

@@ -336,6 +336,6 @@ func TestBodyLimit(t *testing.T) {
 
 // requiredScopes is peekBody as the tables above read it.
 func requiredScopes(policy *scopes.Policy, body []byte) ([]string, peekedCall, error) {
-	p, err := peekBody(policy, body)
+	p, err := peekBody(policy, body, false)
 	return p.required, p.first, err
 }

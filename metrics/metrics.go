@@ -23,6 +23,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	"github.com/mcp-gateway/mcp-gateway/proxy"
 )
 
 const namespace = "mcp_gateway"
@@ -55,8 +56,10 @@ type Labels struct {
 	Shared SharedLabels
 }
 
-// toolOutcomes are the values of tool_calls_total{outcome}.
-var toolOutcomes = []string{"ok", "tool_error", "protocol_error", Other}
+// toolOutcomes are the values of tool_calls_total{outcome}: "forwarded"
+// is a call proxy mode sent to the upstream, whose answer it does not
+// read.
+var toolOutcomes = []string{"ok", "tool_error", "protocol_error", "forwarded", Other}
 
 // labelSet is values plus Other, without duplicates.
 func labelSet[S ~string](values []S) []string {
@@ -91,11 +94,14 @@ type Metrics struct {
 	toolCalls    *prometheus.CounterVec
 	validations  *prometheus.CounterVec
 	jwksFetches  *prometheus.CounterVec
+	upstreamFail *prometheus.CounterVec // registered by ObserveUpstream
+	upstreamOnce sync.Once
 
 	authReasons, tools, operations []string
 	introspectionOutcomes          []string
 	shedReasons                    []string
 	validators, jwksOutcomes       []string
+	upstreamFailures               []string
 
 	routesMu sync.RWMutex
 	routes   map[string]struct{}
@@ -118,6 +124,11 @@ func New(labels Labels) *Metrics {
 		shedReasons:           labelSet(introspect.AllShedReasons()),
 		validators:            labelSet(introspect.AllValidators()),
 		jwksOutcomes:          labelSet(jwtaccess.AllFetchOutcomes()),
+		upstreamFailures:      labelSet(proxy.AllFailures()),
+		upstreamFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "upstream_failures_total",
+			Help: "Proxy mode: requests the upstream MCP server failed, by kind (the client got 502, 503 or 504).",
+		}, []string{"kind"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "HTTP requests served, by Echo route pattern and status code.",
@@ -166,7 +177,7 @@ func New(labels Labels) *Metrics {
 		}, []string{"outcome"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "tool_calls_total",
-			Help: "MCP tools/call requests, by tool, calculator operation and outcome.",
+			Help: "MCP tools/call requests, by tool, the value of the argument the policy reads (operation) and outcome (forwarded: sent to the upstream in proxy mode).",
 		}, []string{"tool", "operation", "outcome"}),
 	}
 	m.cacheHit = m.cacheLookups.WithLabelValues("hit")
@@ -377,4 +388,38 @@ func clamp(v string, allowed []string) string {
 		}
 	}
 	return Other
+}
+
+// UpstreamFailure implements proxy.Observer: one request the upstream MCP
+// server failed, by kind.
+func (m *Metrics) UpstreamFailure(kind proxy.Failure) {
+	if m == nil {
+		return
+	}
+	m.upstreamFail.WithLabelValues(clamp(string(kind), m.upstreamFailures)).Inc()
+}
+
+// ObserveUpstream registers the proxy-mode metrics: upstream failures by
+// kind (every kind from zero), and the upstream sessions and streams in
+// use, read from stats at each scrape. The built-in server's metrics have
+// none of them. Calls after the first do nothing.
+func (m *Metrics) ObserveUpstream(stats func() proxy.Stats) {
+	if m == nil {
+		return
+	}
+	m.upstreamOnce.Do(func() {
+		for _, k := range m.upstreamFailures {
+			m.upstreamFail.WithLabelValues(k)
+		}
+		m.registry.MustRegister(m.upstreamFail,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: namespace, Name: "upstream_sessions",
+				Help: "Proxy mode: upstream sessions bound to callers (and initializations in flight).",
+			}, func() float64 { return float64(stats().Sessions) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: namespace, Name: "upstream_streams",
+				Help: "Proxy mode: event streams open to the upstream.",
+			}, func() float64 { return float64(stats().Streams) }),
+		)
+	})
 }

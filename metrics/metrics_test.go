@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mcp-gateway/mcp-gateway/proxy"
+
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 )
 
@@ -66,7 +68,7 @@ mcp_gateway_cache_evictions_total 1
 mcp_gateway_cache_stale_uses_total 1
 `},
 		{"mcp_gateway_tool_calls_total", `
-# HELP mcp_gateway_tool_calls_total MCP tools/call requests, by tool, calculator operation and outcome.
+# HELP mcp_gateway_tool_calls_total MCP tools/call requests, by tool, the value of the argument the policy reads (operation) and outcome (forwarded: sent to the upstream in proxy mode).
 # TYPE mcp_gateway_tool_calls_total counter
 mcp_gateway_tool_calls_total{operation="add",outcome="ok",tool="calculator"} 1
 `},
@@ -326,4 +328,52 @@ var testLabels = Labels{
 	AuthOutcomes: []string{"ok", "missing", "malformed", "inactive", "expired", "insufficient_scope", "unavailable", "rate_limited"},
 	Tools:        []string{"calculator", "whoami"},
 	Operations:   []string{"add", "subtract", "multiply", "divide"},
+}
+
+// TestUpstreamMetrics: the proxy-mode metrics exist only once
+// ObserveUpstream registers them (from zero for every failure kind), the
+// gauges read the proxy's stats at scrape time, and a failure outside the
+// known kinds counts as "other".
+func TestUpstreamMetrics(t *testing.T) {
+	m := New(testLabels)
+	if strings.Contains(scrape(t, m), "upstream_") {
+		t.Fatal("upstream metrics before ObserveUpstream")
+	}
+	stats := proxy.Stats{Sessions: 3, Streams: 2}
+	m.ObserveUpstream(func() proxy.Stats { return stats })
+	m.ObserveUpstream(func() proxy.Stats { return proxy.Stats{} }) // a second call does nothing
+	m.UpstreamFailure(proxy.FailureTimeout)
+	m.UpstreamFailure(proxy.FailureTimeout)
+	m.UpstreamFailure("made-up")
+	want := `
+# HELP mcp_gateway_upstream_sessions Proxy mode: upstream sessions bound to callers (and initializations in flight).
+# TYPE mcp_gateway_upstream_sessions gauge
+mcp_gateway_upstream_sessions 3
+# HELP mcp_gateway_upstream_streams Proxy mode: event streams open to the upstream.
+# TYPE mcp_gateway_upstream_streams gauge
+mcp_gateway_upstream_streams 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "mcp_gateway_upstream_sessions", "mcp_gateway_upstream_streams"); err != nil {
+		t.Error(err)
+	}
+	text := scrape(t, m)
+	for _, k := range proxy.AllFailures() {
+		n := "0"
+		if k == proxy.FailureTimeout {
+			n = "2"
+		}
+		if line := `mcp_gateway_upstream_failures_total{kind="` + string(k) + `"} ` + n; !strings.Contains(text, line) {
+			t.Errorf("lacks %s", line)
+		}
+	}
+	if !strings.Contains(text, `mcp_gateway_upstream_failures_total{kind="other"} 1`) {
+		t.Error("an unknown kind is not counted as other")
+	}
+	stats.Sessions = 5
+	if !strings.Contains(scrape(t, m), "mcp_gateway_upstream_sessions 5") {
+		t.Error("the gauge is not read at scrape time")
+	}
+	var nilM *Metrics
+	nilM.ObserveUpstream(func() proxy.Stats { return stats })
+	nilM.UpstreamFailure(proxy.FailureTimeout)
 }

@@ -89,19 +89,16 @@
 // the handler with panic(http.ErrAbortHandler), which net/http (and Echo's
 // Recover middleware) treat as a silent abort.
 //
-// # Configuration (proposed README section)
+// # Configuration
 //
-//	| variable | default | meaning |
-//	| --- | --- | --- |
-//	| `UPSTREAM_URL` | unset: built-in tools | the upstream MCP server's Streamable HTTP endpoint, e.g. `http://127.0.0.1:3001/mcp`; https, or http on a loopback host |
-//	| `UPSTREAM_ALLOW_HTTP` | `false` | allow plain http to a non-loopback upstream on a private network you trust (a sidecar, a Fly.io `.internal` address) |
-//	| `UPSTREAM_AUTHORIZATION` | unset | sent as `Authorization` on every upstream request (e.g. `Bearer <secret>`), so the upstream can refuse anyone but the gateway; never logged |
-//	| `UPSTREAM_TIMEOUT` | `60s` | wait for the start of the upstream's answer; a JSON answer starts when the tool is done, so set it above your slowest tool (streams are not cut) |
-//	| `UPSTREAM_MAX_SESSIONS`, `UPSTREAM_MAX_SESSIONS_PER_USER` | `1000`, `100` | upstream sessions bound to callers; past them `503` / `429` + `Retry-After` |
-//	| `UPSTREAM_MAX_STREAMS`, `UPSTREAM_MAX_STREAMS_PER_USER` | `1000`, `100` | open event streams; past them `503` / `429` + `Retry-After` |
-//
-// The session idle timeout is MCP_SESSION_TIMEOUT, the request body bound
-// MAX_BODY_BYTES, as for the built-in server.
+// The gateway builds the proxy from its environment (README.md, "Proxy
+// mode"): Upstream is UPSTREAM_URL, AllowHTTP UPSTREAM_ALLOW_HTTP,
+// Authorization UPSTREAM_AUTHORIZATION, Timeout UPSTREAM_TIMEOUT; the
+// session and stream bounds are the gateway's own MCP_MAX_SESSIONS,
+// MCP_MAX_SESSIONS_PER_USER, MCP_MAX_STREAMS and MCP_MAX_STREAMS_PER_USER,
+// the session idle timeout MCP_SESSION_TIMEOUT and the request body bound
+// MAX_BODY_BYTES, as for the built-in server. The gateway sets FilterTool
+// from its policy (gateway/proxymode.go).
 //
 // # The doctor
 //

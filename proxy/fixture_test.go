@@ -265,3 +265,21 @@ func errorBody(t testing.TB, resp *http.Response) (code, desc string) {
 	}
 	return b.Error, b.ErrorDescription
 }
+
+// failures is an Observer that records what it is told.
+type failures struct {
+	mu    sync.Mutex
+	kinds []Failure
+}
+
+func (f *failures) UpstreamFailure(kind Failure) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kinds = append(f.kinds, kind)
+}
+
+func (f *failures) all() []Failure {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Failure(nil), f.kinds...)
+}

@@ -38,7 +38,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 // makes room again.
 func TestSessionLimits(t *testing.T) {
 	up := newUpstream(t, upstreamOpts{jsonResponse: true})
-	fr := front(t, newProxy(t, up.URL, Config{MaxSessions: 3, MaxSessionsPerUser: 2}))
+	p := newProxy(t, up.URL, Config{MaxSessions: 3, MaxSessionsPerUser: 2})
+	fr := front(t, p)
 
 	a1 := initialize(t, fr.URL, "alice-token")
 	initialize(t, fr.URL, "alice-token")
@@ -64,6 +65,9 @@ func TestSessionLimits(t *testing.T) {
 	}
 
 	initialize(t, fr.URL, "bob-token") // the third and last
+	if got := p.Stats(); got != (Stats{Sessions: 3}) {
+		t.Errorf("Stats with three sessions: %+v", got)
+	}
 	resp = post(t, fr.URL, "svc-token", "", initializeBody, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "30" {
 		t.Fatalf("over the total: HTTP %d, Retry-After %q; want 503, 30", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -86,6 +90,9 @@ func TestSessionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	dresp.Body.Close()
+	if got := p.Stats(); got != (Stats{Sessions: 2}) {
+		t.Errorf("Stats after a DELETE: %+v", got)
+	}
 	initialize(t, fr.URL, "alice-token")
 }
 
@@ -249,8 +256,14 @@ func TestStreamLimits(t *testing.T) {
 	if c.StatusCode != http.StatusServiceUnavailable || c.Header.Get("Retry-After") != "10" {
 		t.Fatalf("third stream in all: HTTP %d, Retry-After %q", c.StatusCode, c.Header.Get("Retry-After"))
 	}
+	if got := p.Stats(); got.Streams != 2 {
+		t.Errorf("Stats with two streams open: %+v", got)
+	}
 	closeA()
 	<-done
+	if got := p.Stats(); got.Streams != 1 {
+		t.Errorf("Stats after one closed: %+v", got)
+	}
 	again, _ := openStream(t, http.MethodGet, fr.URL, "alice-token")
 	if again.StatusCode != http.StatusOK {
 		t.Fatalf("alice after closing hers: HTTP %d", again.StatusCode)

@@ -86,6 +86,8 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger receives the proxy's warnings and errors. nil: discarded.
 	Logger *slog.Logger
+	// Observer, when set, is told of every upstream failure (metrics).
+	Observer Observer
 	// TracerProvider, when not nil, records a client span per forwarded
 	// request and sends its context upstream as the traceparent
 	// (trace.go). nil: no spans; the client's traceparent is forwarded.
@@ -106,6 +108,7 @@ type Proxy struct {
 	transport     http.RoundTripper
 	ownTransport  *http.Transport // closed by Close
 	log           *slog.Logger
+	observer      Observer
 	tracer        trace.Tracer // nil: no spans
 	now           func() time.Time
 	rp            *httputil.ReverseProxy
@@ -126,9 +129,26 @@ type Proxy struct {
 	readyDone chan struct{} // the check in progress, closed when it ends
 }
 
+// Validate reports every problem of cfg at once (errors.Join), as New
+// would, without building anything: for the gateway's configuration
+// check. No error quotes UPSTREAM_AUTHORIZATION.
+func (cfg Config) Validate() error {
+	_, _, err := cfg.withDefaults()
+	return err
+}
+
 // New checks cfg, reporting every problem at once (errors.Join), and
 // returns a Proxy. No error quotes UPSTREAM_AUTHORIZATION.
 func New(cfg Config) (*Proxy, error) {
+	cfg, u, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return build(cfg, u), nil
+}
+
+// withDefaults checks cfg and fills in the defaults of its zero values.
+func (cfg Config) withDefaults() (Config, *url.URL, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("proxy: "+format, args...)) }
 
@@ -170,9 +190,12 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return cfg, nil, errors.Join(errs...)
 	}
+	return cfg, u, nil
+}
 
+func build(cfg Config, u *url.URL) *Proxy {
 	p := &Proxy{
 		upstream:     u,
 		timeout:      cfg.Timeout,
@@ -181,6 +204,7 @@ func New(cfg Config) (*Proxy, error) {
 		filter:       cfg.FilterTool,
 		transport:    cfg.Transport,
 		log:          cfg.Logger,
+		observer:     cfg.Observer,
 		now:          cfg.Now,
 		streams:      newStreams(cfg.MaxStreams, cfg.MaxStreamsPerUser),
 		terminateSem: make(chan struct{}, maxTerminating),
@@ -218,7 +242,7 @@ func New(cfg Config) (*Proxy, error) {
 		// known length is written at once, without a flush timer.
 		FlushInterval: 0,
 	}
-	return p, nil
+	return p
 }
 
 // parseUpstream applies the project's rule for outgoing URLs: https, or
@@ -250,6 +274,17 @@ func parseUpstream(raw string, allowHTTP bool) (*url.URL, error) {
 		u.Path = "/"
 	}
 	return u, nil
+}
+
+// Redacted is how an upstream URL may appear in logs and messages: its
+// query (where some hosted MCP servers take an API key) and any user
+// information replaced. A URL that does not parse is replaced whole.
+func Redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	return safeURL(u)
 }
 
 // safeURL is how an upstream URL appears in messages and logs: without
@@ -320,11 +355,12 @@ type request struct {
 	reserved  bool     // holds a session reservation (initialize)
 	newID     string   // a session bound by this request's answer
 	toolsList []string // ids of tools/list requests whose answers are rewritten
+	body      []byte   // the POST body the proxy read; nil when it streams through unread
 	stream    bool     // holds a stream slot for an SSE answer to POST
 	timer     *time.Timer
 
-	upstreamStatus int    // the upstream's status, once it answered (traces)
-	failure        string // why the client did not get the upstream's answer (traces)
+	upstreamStatus int     // the upstream's status, once it answered (traces)
+	failure        Failure // why the client did not get the upstream's answer (traces)
 }
 
 type requestKey struct{}
@@ -349,7 +385,7 @@ func stateFrom(ctx context.Context) *request {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, ok := callerFrom(r.Context())
 	if !ok {
-		p.log.Error("proxy: request without an identity refused: the gateway must authenticate before the proxy")
+		p.log.ErrorContext(r.Context(), "proxy: request without an identity refused: the gateway must authenticate before the proxy")
 		writeError(w, http.StatusInternalServerError, codeServerError, "the request was not authenticated")
 		return
 	}
@@ -436,13 +472,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}()
 		}
-		br := &bodyReader{body: body}
-		br.Reset(body)
-		r.Body = br
+		st.body = body
+		r.Body = inMemory(body)
 		r.ContentLength = int64(len(body))
 		// The transport may resend a request it wrote nothing of on a
 		// reused connection the upstream had just closed.
-		r.GetBody = br.reopen
+		r.GetBody = func() (io.ReadCloser, error) { return inMemory(body), nil }
 	}
 
 	base := r.Context()
@@ -461,19 +496,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(st))
 }
 
-// bodyReader is a request body the proxy has read, handed on.
-type bodyReader struct {
-	bytes.Reader
-	body []byte
-}
-
-func (*bodyReader) Close() error { return nil }
-
-func (b *bodyReader) reopen() (io.ReadCloser, error) {
-	n := &bodyReader{body: b.body}
-	n.Reset(b.body)
-	return n, nil
-}
+// inMemory is a request body the proxy has read, handed on. It is exactly
+// io.NopCloser(*bytes.Reader), a body net/http knows never blocks: the
+// transport then writes the upstream request's headers and body in one
+// write, where any other reader makes it flush the headers first (one
+// more system call and packet per request).
+func inMemory(body []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }
 
 // readBody reads a POST body, bounded by MaxBodyBytes.
 func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -524,6 +552,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		tracing.Inject(pr.Out.Context(), pr.Out.Header)
 	}
 	p.setIdentity(pr.Out.Header, st.caller)
+	if len(st.body) > 0 {
+		// ReverseProxy wraps the outbound body so that closing it cannot
+		// close the client's; a body the proxy has read needs no such care,
+		// and unwrapped, net/http sees it is in memory (inMemory).
+		pr.Out.Body = inMemory(st.body)
+	}
 }
 
 // Close ends the sessions the proxy still holds at the upstream (DELETE,

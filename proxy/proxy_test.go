@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,7 +469,8 @@ func TestProgressBeforeResult(t *testing.T) {
 // TestUpstreamDown: a dead upstream is a quick 502 with a JSON body.
 func TestUpstreamDown(t *testing.T) {
 	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
-	p := newProxy(t, up.URL, Config{Timeout: 30 * time.Second})
+	obs := &failures{}
+	p := newProxy(t, up.URL, Config{Timeout: 30 * time.Second, Observer: obs})
 	fr := front(t, p)
 	up.CloseClientConnections()
 	up.Close()
@@ -476,6 +478,9 @@ func TestUpstreamDown(t *testing.T) {
 	resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("HTTP %d, want 502", resp.StatusCode)
+	}
+	if got := obs.all(); !slices.Equal(got, []Failure{FailureUnreachable}) {
+		t.Errorf("failures observed %v", got)
 	}
 	if code, desc := errorBody(t, resp); code != codeBadGateway || strings.Contains(desc, "secret") {
 		t.Errorf("error %q %q", code, desc)
@@ -529,12 +534,16 @@ func TestUpstreamHangs(t *testing.T) {
 	}))
 	defer up.Close()
 	const timeout = 200 * time.Millisecond
-	fr := front(t, newProxy(t, up.URL, Config{Timeout: timeout}))
+	obs := &failures{}
+	fr := front(t, newProxy(t, up.URL, Config{Timeout: timeout, Observer: obs}))
 	start := time.Now()
 	resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
 	elapsed := time.Since(start)
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("HTTP %d, want 504", resp.StatusCode)
+	}
+	if got := obs.all(); !slices.Equal(got, []Failure{FailureTimeout}) {
+		t.Errorf("failures observed %v", got)
 	}
 	if code, _ := errorBody(t, resp); code != codeGatewayTimeout {
 		t.Errorf("error %q", code)
@@ -606,18 +615,19 @@ func TestUpstreamStatus(t *testing.T) {
 		retryAfter string
 		want       int
 		wantRetry  string
+		kind       Failure
 	}{
-		{500, "", 502, ""},
-		{501, "", 502, ""},
-		{502, "", 502, ""},
-		{503, "17", 503, "17"},
-		{503, "", 503, "5"},
-		{503, "Wed, 21 Oct 2015 07:28:00 GMT", 503, "5"},
-		{503, "999999", 503, "5"},
-		{504, "", 504, ""},
-		{401, "", 502, ""},
-		{407, "", 502, ""},
-		{307, "", 502, ""},
+		{500, "", 502, "", FailureBadStatus},
+		{501, "", 502, "", FailureBadStatus},
+		{502, "", 502, "", FailureBadStatus},
+		{503, "17", 503, "17", FailureUnavailable},
+		{503, "", 503, "5", FailureUnavailable},
+		{503, "Wed, 21 Oct 2015 07:28:00 GMT", 503, "5", FailureUnavailable},
+		{503, "999999", 503, "5", FailureUnavailable},
+		{504, "", 504, "", FailureUpstreamTimeout},
+		{401, "", 502, "", FailureCredentials},
+		{407, "", 502, "", FailureCredentials},
+		{307, "", 502, "", FailureBadStatus},
 	} {
 		t.Run(http.StatusText(tt.status)+tt.retryAfter, func(t *testing.T) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -631,10 +641,14 @@ func TestUpstreamStatus(t *testing.T) {
 				_, _ = io.WriteString(w, "stack trace: Bearer upstream-secret")
 			}))
 			defer up.Close()
-			fr := front(t, newProxy(t, up.URL, Config{}))
+			obs := &failures{}
+			fr := front(t, newProxy(t, up.URL, Config{Observer: obs}))
 			resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("HTTP %d, want %d", resp.StatusCode, tt.want)
+			}
+			if got := obs.all(); len(got) != 1 || got[0] != tt.kind {
+				t.Errorf("failures observed %v, want [%s]", got, tt.kind)
 			}
 			if got := resp.Header.Get("Retry-After"); got != tt.wantRetry {
 				t.Errorf("Retry-After %q, want %q", got, tt.wantRetry)
@@ -766,7 +780,11 @@ func TestConfig(t *testing.T) {
 		}, []string{"UPSTREAM_ALLOW_HTTP", "UPSTREAM_AUTHORIZATION", "UPSTREAM_TIMEOUT", "max sessions must", "max sessions per user", "max streams must", "max streams per user", "max body", "max rewrite", "idle timeout"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			verr := tt.cfg.Validate()
 			p, err := New(tt.cfg)
+			if (verr == nil) != (err == nil) || (err != nil && verr.Error() != err.Error()) {
+				t.Errorf("Validate says %v, New says %v", verr, err)
+			}
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("New: %v", err)
@@ -862,5 +880,44 @@ func TestTwoSessionIDs(t *testing.T) {
 	fr := front(t, newProxy(t, up.URL, Config{}))
 	if resp := post(t, fr.URL, "alice-token", "", initializeBody, nil); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("HTTP %d, want 502", resp.StatusCode)
+	}
+}
+
+// countingConn counts the writes of a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestOneWritePerForwardedPOST: the upstream request's headers and body
+// leave in one write (one packet on loopback), not the headers first: the
+// body handed to the transport is one net/http knows is in memory.
+func TestOneWritePerForwardedPOST(t *testing.T) {
+	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
+	var writes atomic.Int32
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: c, writes: &writes}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	fr := front(t, newProxy(t, up.URL, Config{Transport: tr}))
+	for i := range 3 {
+		before := writes.Load()
+		resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d", resp.StatusCode)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("request %d: %d writes to the upstream, want 1", i, n)
+		}
 	}
 }

@@ -12,6 +12,12 @@ import (
 // upstream cannot be used.
 var ErrUnavailable = errors.New("upstream MCP server unavailable")
 
+// ErrCredentialsRejected is wrapped, besides ErrUnavailable, when the
+// upstream answered but refused the gateway's own credential
+// (UPSTREAM_AUTHORIZATION) with 401 or 407: a configuration problem, not
+// an outage.
+var ErrCredentialsRejected = errors.New("the upstream refused the gateway's credentials")
+
 // readyTTL is how long Ready reuses an answer: /readyz may be polled
 // often by several checkers, and the upstream need not see each poll.
 const readyTTL = 2 * time.Second
@@ -82,7 +88,7 @@ func (p *Proxy) checkReachable(ctx context.Context) error {
 	resp.Body.Close()
 	switch s := resp.StatusCode; {
 	case s == http.StatusUnauthorized || s == http.StatusProxyAuthRequired:
-		return fmt.Errorf("%w: %s refused the gateway's credentials (HTTP %d); check UPSTREAM_AUTHORIZATION", ErrUnavailable, safeURL(p.upstream), s)
+		return fmt.Errorf("%w: %w: %s answered HTTP %d; check UPSTREAM_AUTHORIZATION", ErrUnavailable, ErrCredentialsRejected, safeURL(p.upstream), s)
 	case s >= 500:
 		return fmt.Errorf("%w: %s answered HTTP %d", ErrUnavailable, safeURL(p.upstream), s)
 	}

@@ -39,13 +39,13 @@ func TestReady(t *testing.T) {
 		t.Fatalf("within the cache time: err %v, %d calls", err, calls.Load())
 	}
 	clock.Advance(readyTTL + 1)
-	if err := p.Ready(ctx); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "500") {
+	if err := p.Ready(ctx); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCredentialsRejected) || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("500 upstream: %v", err)
 	}
 	status.Store(http.StatusUnauthorized)
 	clock.Advance(readyTTL + 1)
 	err := p.Ready(ctx)
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "UPSTREAM_AUTHORIZATION") || strings.Contains(err.Error(), "upstream-secret") {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrCredentialsRejected) || !strings.Contains(err.Error(), "UPSTREAM_AUTHORIZATION") || strings.Contains(err.Error(), "upstream-secret") {
 		t.Fatalf("401 upstream: %v", err)
 	}
 	status.Store(http.StatusBadRequest) // a stateful server without a session

@@ -11,7 +11,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -41,53 +40,16 @@ func (p *Proxy) startUpstream(ctx context.Context, method string) (context.Conte
 	return p.tracer.Start(ctx, m+" upstream", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
-// upstreamFailure names, for a span's error.type, why the client did not
-// get the upstream's answer: the upstream's fault, as errorHandler
-// answers it, or the proxy's own reason (a limit, a body too large, the
-// client gone).
-func upstreamFailure(ctx context.Context, err error) string {
-	var (
-		le  *limitError
-		use *UpstreamStatusError
-		rwe *RewriteError
-		se  *SessionError
-	)
-	switch {
-	case errors.As(err, &le):
-		return "limit"
-	case errors.As(err, &use):
-		switch use.Status {
-		case http.StatusUnauthorized, http.StatusProxyAuthRequired:
-			return "credentials_rejected"
-		case http.StatusServiceUnavailable:
-			return "unavailable"
-		case http.StatusGatewayTimeout:
-			return "upstream_timeout"
-		}
-		return "bad_status"
-	case errors.As(err, &rwe):
-		return "unfilterable_answer"
-	case errors.As(err, &se):
-		return "bad_session"
-	case errors.As(err, new(*http.MaxBytesError)):
-		return "request_too_large"
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
-		return "timeout"
-	case ctx.Err() != nil:
-		return "client_gone"
-	}
-	return "unreachable"
-}
-
 // endUpstream ends the span with the upstream's status and, when the
-// client did not get the upstream's answer, why (error.type).
+// client did not get the upstream's answer through the upstream's fault,
+// the Failure (error.type), as upstream_failures_total counts it.
 func endUpstream(span trace.Span, st *request) {
 	if st.upstreamStatus != 0 {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(st.upstreamStatus))
 	}
 	if st.failure != "" {
-		span.SetAttributes(semconv.ErrorTypeKey.String(st.failure))
-		span.SetStatus(codes.Error, st.failure)
+		span.SetAttributes(semconv.ErrorTypeKey.String(string(st.failure)))
+		span.SetStatus(codes.Error, string(st.failure))
 	}
 	span.End()
 }

@@ -113,9 +113,6 @@ func upstreamRetry(v string) string {
 // transport's words (which could carry internals), never a credential.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
-	if st != nil && p.tracer != nil {
-		st.failure = upstreamFailure(r.Context(), err)
-	}
 	if st != nil && st.newID != "" {
 		// The client will not learn the session its answer created.
 		p.sessions.end(st.newID)
@@ -134,37 +131,45 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &use):
 		switch {
 		case use.Status == http.StatusUnauthorized || use.Status == http.StatusProxyAuthRequired:
-			p.log.Error("proxy: the upstream refused the gateway's credentials; check UPSTREAM_AUTHORIZATION", "status", use.Status)
+			p.failed(st, FailureCredentials)
+			p.log.ErrorContext(r.Context(), "proxy: the upstream refused the gateway's credentials; check UPSTREAM_AUTHORIZATION", "status", use.Status)
 			writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server refused the gateway")
 		case use.Status == http.StatusServiceUnavailable:
-			p.log.Warn("proxy: upstream unavailable", "status", use.Status)
+			p.failed(st, FailureUnavailable)
+			p.log.WarnContext(r.Context(), "proxy: upstream unavailable", "status", use.Status)
 			w.Header().Set("Retry-After", upstreamRetry(use.retryAfter))
 			writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the upstream MCP server is unavailable; try again later")
 		case use.Status == http.StatusGatewayTimeout:
-			p.log.Warn("proxy: upstream answered gateway timeout", "status", use.Status)
+			p.failed(st, FailureUpstreamTimeout)
+			p.log.WarnContext(r.Context(), "proxy: upstream answered gateway timeout", "status", use.Status)
 			writeError(w, http.StatusGatewayTimeout, codeGatewayTimeout, "the upstream MCP server did not answer in time")
 		default:
-			p.log.Warn("proxy: upstream failed", "status", use.Status)
+			p.failed(st, FailureBadStatus)
+			p.log.WarnContext(r.Context(), "proxy: upstream failed", "status", use.Status)
 			writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server failed")
 		}
 	case errors.As(err, &rwe):
-		p.log.Error("proxy: tools/list answer refused", "reason", rwe.Reason)
+		p.failed(st, FailureUnfilterable)
+		p.log.ErrorContext(r.Context(), "proxy: tools/list answer refused", "reason", rwe.Reason)
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server's tool list could not be filtered")
 	case errors.As(err, &se):
-		p.log.Error("proxy: upstream session refused", "reason", se.Reason)
+		p.failed(st, FailureSession)
+		p.log.ErrorContext(r.Context(), "proxy: upstream session refused", "reason", se.Reason)
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server issued an unusable session")
 	case errors.As(err, new(*http.MaxBytesError)):
 		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
 	case errors.Is(context.Cause(r.Context()), errUpstreamTimeout):
-		p.log.Warn("proxy: upstream timeout", "timeout", p.timeout.String())
+		p.failed(st, FailureTimeout)
+		p.log.WarnContext(r.Context(), "proxy: upstream timeout", "timeout", p.timeout.String())
 		writeError(w, http.StatusGatewayTimeout, codeGatewayTimeout, "the upstream MCP server did not answer in time")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
-		p.log.Debug("proxy: client gone before the upstream answered")
+		p.log.DebugContext(r.Context(), "proxy: client gone before the upstream answered")
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the request was cancelled")
 	default:
 		// Connection refused or reset, DNS, TLS, an answer cut short.
-		p.log.Warn("proxy: upstream unreachable", "error", p.scrub(err.Error()))
+		p.failed(st, FailureUnreachable)
+		p.log.WarnContext(r.Context(), "proxy: upstream unreachable", "error", p.scrub(err.Error()))
 		writeError(w, http.StatusBadGateway, codeBadGateway, "the upstream MCP server could not be reached")
 	}
 }

@@ -221,6 +221,25 @@ func (p *Policy) Visible(tool string) bool {
 	return p.Requirement(tool, nil).Visible
 }
 
+// Matches reports whether a rule of the policy decides tool: its exact
+// name, or a glob that matches it. false means only the default applies:
+// nobody wrote a rule for the tool, which the configuration doctor points
+// out for an upstream's tools.
+func (p *Policy) Matches(tool string) bool {
+	if p == nil || !p.valid {
+		return false
+	}
+	if _, ok := p.exact[tool]; ok {
+		return true
+	}
+	for _, g := range p.globs {
+		if g.glob.match(tool) {
+			return true
+		}
+	}
+	return false
+}
+
 // Callable reports whether a token granted these scopes may call tool with
 // at least one argument value: the test for TOOLS_LIST=allowed, which lists
 // only what the token can use.

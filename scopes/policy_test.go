@@ -221,6 +221,23 @@ func TestDefaults(t *testing.T) {
 }
 
 // A Policy nobody built denies everything.
+// TestMatches: a tool is decided by a rule (its name, a glob) or only by
+// the default.
+func TestMatches(t *testing.T) {
+	p := mustParse(t, matcherPolicy)
+	for tool, want := range map[string]bool{
+		"echo": true, "legacy": true, "calculator": true, "admin-x": true, "notes-read": true, "a.secret": true,
+		"unknown": false, "admin": false, "read": false, "echo2": false, "": false,
+	} {
+		if got := p.Matches(tool); got != want {
+			t.Errorf("Matches(%q) = %v, want %v", tool, got, want)
+		}
+	}
+	if scopes.AnyValidToken().Matches("echo") {
+		t.Error("the any-valid-token policy has no rule, only its default")
+	}
+}
+
 func TestZeroAndNilPolicyDeny(t *testing.T) {
 	for name, p := range map[string]*scopes.Policy{"zero": {}, "nil": nil} {
 		t.Run(name, func(t *testing.T) {
@@ -236,6 +253,9 @@ func TestZeroAndNilPolicyDeny(t *testing.T) {
 			}
 			if p.Label("echo") != scopes.OtherTool {
 				t.Error("a zero policy labels a tool")
+			}
+			if p.Matches("echo") {
+				t.Error("a zero policy has a rule")
 			}
 			if got := string(p.YAML()); got != "default: deny\n" {
 				t.Errorf("YAML() = %q", got)

@@ -60,6 +60,7 @@ func sdkTooDeep(data []byte, maxDepth int) bool {
 // tools/call whose params decode into the SDK's own mcp.CallToolParamsRaw,
 // the tool and raw arguments.
 type sdkMessage struct {
+	id         []byte // the raw "id"
 	method     string
 	call       bool // params decoded: the tool handler would be looked up
 	tool       string
@@ -73,13 +74,14 @@ type sdkMessage struct {
 func sdkRead(data []byte) (msgs []sdkMessage, ok bool) {
 	decode := func(raw []byte) (sdkMessage, bool) {
 		var w struct {
+			ID     json.RawMessage `json:"id,omitempty"`
 			Method json.RawMessage `json:"method"`
 			Params json.RawMessage `json:"params,omitempty"`
 		}
 		if err := sdkUnmarshal(raw, &w); err != nil {
 			return sdkMessage{}, false
 		}
-		var m sdkMessage
+		m := sdkMessage{id: w.ID}
 		if len(w.Method) > 0 {
 			if err := sdkUnmarshal(w.Method, &m.method); err != nil {
 				return sdkMessage{}, false
@@ -239,6 +241,9 @@ func FuzzPeek(f *testing.F) {
 				g := got.Messages[i]
 				if s.method != g.Method {
 					t.Fatalf("message %d: the SDK reads method %q, Peek %q", i, s.method, g.Method)
+				}
+				if !bytes.Equal(bytes.TrimSpace(s.id), bytes.TrimSpace(g.ID)) {
+					t.Fatalf("message %d: the SDK reads id %s, Peek %s", i, s.id, g.ID)
 				}
 				if s.call && (s.tool != g.Tool || !equalArgs(s.arguments, g.Arguments)) {
 					t.Fatalf("message %d: the SDK calls %q with %s, Peek reports %q with %s (err %v)", i, s.tool, s.arguments, g.Tool, g.Arguments, err)

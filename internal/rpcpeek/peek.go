@@ -38,6 +38,11 @@ type Message struct {
 	// Method is the "method" member as the SDK decodes it; "" for a
 	// message without one (a response).
 	Method string
+	// ID is the "id" member's raw JSON value as the SDK decodes it (the
+	// last of duplicate keys), a slice of the body; nil when absent (a
+	// notification). A gateway that answers a request itself, instead of
+	// forwarding it, echoes it (JSON-RPC 2.0 §5).
+	ID []byte
 	// Tool is params.name of a tools/call.
 	Tool string
 	// Arguments is params.arguments of a tools/call: the raw JSON value
@@ -190,6 +195,7 @@ type scratch struct {
 	// decodes "method" and "params" into json.RawMessage, then the method
 	// into a string.
 	wire struct {
+		ID     json.RawMessage `json:"id"`
 		Method json.RawMessage `json:"method"`
 		Params json.RawMessage `json:"params"`
 	}
@@ -202,13 +208,16 @@ type scratch struct {
 // rejects the body because of it; ambiguity is non-empty when another
 // parser could read it differently.
 func (s *scratch) readMessage(b []byte) (m Message, rest []byte, syn, ambiguity string) {
-	s.wire.Method, s.wire.Params = nil, nil
+	s.wire.ID, s.wire.Method, s.wire.Params = nil, nil, nil
 	rest, err := json.Parse(b, &s.wire, flags)
 	if err != nil {
 		return Message{}, nil, "not valid JSON", ""
 	}
 	obj := b[:len(b)-len(rest)]
 	m.plain = s.plain
+	if len(s.wire.ID) > 0 {
+		m.ID = s.wire.ID
+	}
 	method, params := s.wire.Method, s.wire.Params
 	_, _, ambiguity = twoKeys(obj, keyMethod, keyParams, params, s.plain)
 	switch kindOf(method) {

@@ -137,6 +137,38 @@ func TestPeek(t *testing.T) {
 	}
 }
 
+// TestPeekID: the id is the raw value the SDK reads, the last of
+// duplicates, for the gateway to echo when it answers a call itself.
+func TestPeekID(t *testing.T) {
+	for _, tt := range []struct {
+		name, body string
+		want       []string // per message; "" for no id
+	}{
+		{"number", call("calculator", addArgs), []string{"1"}},
+		{"string", `{"jsonrpc":"2.0","id":"a\"b","method":"tools/list"}`, []string{`"a\"b"`}},
+		{"absent", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, []string{""}},
+		{"null", `{"jsonrpc":"2.0","id":null,"method":"tools/list"}`, []string{"null"}},
+		{"object", `{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}`, []string{`{"x":1}`}},
+		{"last of duplicates", `{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/list"}`, []string{"2"}},
+		{"batch", "[" + call("calculator", addArgs) + `,{"jsonrpc":"2.0","id":"x","method":"tools/list"},{"jsonrpc":"2.0","method":"n"}]`, []string{"1", `"x"`, ""}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Peek([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Messages) != len(tt.want) {
+				t.Fatalf("%d messages", len(b.Messages))
+			}
+			for i, w := range tt.want {
+				if got := b.Messages[i].ID; string(got) != w || (w == "") != (got == nil) {
+					t.Errorf("message %d: id %q, want %q", i, got, w)
+				}
+			}
+		})
+	}
+}
+
 func TestStringArgument(t *testing.T) {
 	tests := []struct {
 		name        string

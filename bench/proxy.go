@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/mcp-gateway/mcp-gateway/bench/loadgen"
+)
+
+// --- target 9: proxy overhead (issue 13) ----------------------------------
+
+// proxyOverhead measures proxy mode against the upstream it fronts, called
+// directly, in the same run: the upstream is the baseline child (a Go SDK
+// server with the built-in calculator, which accepts any bearer token),
+// and the proxy is the gateway in proxy mode (introspection with one
+// cached token, the built-in tools' policy, the step-up, the identity
+// headers, UPSTREAM_AUTHORIZATION) forwarding to it. Both answer
+// tools/call calculator add with JSON. Phases alternate direct and proxy
+// (ABAB...), and each proxy phase is judged against the direct phase just
+// before it, as in target 1.
+//
+// Where the proxy runs decides what is measured. A proxy is another
+// process with CPU of its own (its own machine or container): the judged
+// rows run it on CPUs other than its upstream's, which on a two-CPU
+// machine are the load generator's (so it competes with the load
+// generator, not with the upstream). Row 9c runs it beside its upstream,
+// on the same CPUs, as a sidecar sharing a CPU quota: throughput is then
+// split between the two processes, and the row reports what that costs.
+func (b *bench) proxyOverhead(ctx context.Context) error {
+	fmt.Fprintf(b.out, "[9] proxy overhead: tools/call calculator add, upstream called directly vs through the gateway in proxy mode (on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABAB\n",
+		cpuList(b.plan.Driver), cpuList(b.plan.Server), b.o.Conns, b.o.Duration, b.o.Rounds)
+	src := loadgen.Static(b.token())
+	clients := map[string]*http.Client{}
+	for _, name := range []string{"direct", "proxy", "sidecar"} {
+		clients[name] = loadgen.NewClient(b.o.Conns)
+		defer clients[name].CloseIdleConnections()
+	}
+	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
+
+	phase := func(name, url string, rate float64) (*loadgen.Result, error) {
+		c := clients[name]
+		if rate == 0 {
+			if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
+				return nil, err
+			}
+		}
+		gcNow()
+		cpu0 := readCPUTimes()
+		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
+		if err != nil {
+			return nil, err
+		}
+		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
+		for _, s := range res.ErrorSamples {
+			b.logf("         error: %s", s)
+		}
+		return res, nil
+	}
+	rounds := func(name string, proxyURL string, rate float64) (direct, proxied []*loadgen.Result, errs int, err error) {
+		for r := 0; r < b.o.Rounds; r++ {
+			d, err := phase("direct", b.baseline.URL, rate)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			p, err := phase(name, proxyURL, rate)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			direct, proxied = append(direct, d), append(proxied, p)
+			errs += d.Errors + p.Errors
+		}
+		return direct, proxied, errs, nil
+	}
+	perRound := func(d, p []*loadgen.Result, cmp func(d, p *loadgen.Result) float64) []float64 {
+		out := make([]float64, len(d))
+		for i := range d {
+			out[i] = cmp(d[i], p[i])
+		}
+		return out
+	}
+	throughput := func(d, p *loadgen.Result) float64 {
+		if d.RPS() == 0 {
+			return 0
+		}
+		return p.RPS() / d.RPS()
+	}
+	pDiff := func(q float64) func(d, p *loadgen.Result) float64 {
+		return func(d, p *loadgen.Result) float64 { return float64(p.Percentile(q)-d.Percentile(q)) / 1e6 }
+	}
+
+	direct, proxied, errs, err := rounds("proxy", b.gwProxy.URL, 0)
+	if err != nil {
+		return err
+	}
+	ratios := perRound(direct, proxied, throughput)
+	ratio := medianF(ratios)
+	b.add(row{ID: "9a", Target: "proxy throughput (through the gateway in proxy mode / upstream directly)",
+		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
+			ratio, listF(ratios, "%.2f"), slices.Max(rpsOf(proxied)), slices.Max(rpsOf(direct)), errs),
+		Goal: ">= 0.90", Verdict: verdict(ratio >= 0.90 && errs == 0), Enforced: b.enforceTiming()})
+
+	rate := math.Round(medianF(rpsOf(direct)) / 2)
+	if rate < 1 {
+		return fmt.Errorf("direct throughput too low to set a rate: %v", rpsOf(direct))
+	}
+	fmt.Fprintf(b.out, "[9b] proxy latency at a fixed load: %.0f req/s (half the direct median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
+	direct, proxied, errs, err = rounds("proxy", b.gwProxy.URL, rate)
+	if err != nil {
+		return err
+	}
+	d50, d99 := perRound(direct, proxied, pDiff(50)), perRound(direct, proxied, pDiff(99))
+	p50, p99 := medianF(d50), medianF(d99)
+	b.add(row{ID: "9b", Target: fmt.Sprintf("proxy latency added at %.0f req/s (p50, p99)", rate),
+		Measured: fmt.Sprintf("p50 median %+.3fms of rounds [%s]; p99 median %+.3fms of rounds [%s]; direct p50 %s p99 %s; errors %d",
+			p50, listF(d50, "%+.2f"), p99, listF(d99, "%+.2f"), ms(direct[0].Percentile(50)), ms(direct[0].Percentile(99)), errs),
+		Goal: "p50 <= +0.2ms, p99 <= +1ms", Verdict: verdict(p50 <= 0.2 && p99 <= 1 && errs == 0), Enforced: b.enforceTiming()})
+
+	fmt.Fprintf(b.out, "[9c] proxy as a sidecar: the gateway in proxy mode on the upstream's CPU %s, closed loop, %d round(s)\n", cpuList(b.plan.Server), b.o.Rounds)
+	direct, proxied, errs, err = rounds("sidecar", b.sidecar.URL, 0)
+	if err != nil {
+		return err
+	}
+	ratios = perRound(direct, proxied, throughput)
+	// CPU per request of the gateway alone: what the sidecar takes from
+	// the upstream's share.
+	perReq := perRound(direct, proxied, func(d, p *loadgen.Result) float64 {
+		if d.RPS() == 0 || p.RPS() == 0 {
+			return 0
+		}
+		return (1/p.RPS() - 1/d.RPS()) * 1e6 * float64(len(b.plan.Server))
+	})
+	b.add(row{ID: "9c", Target: "proxy as a sidecar on its upstream's CPU: throughput (proxy / direct)",
+		Measured: fmt.Sprintf("median %.3f of rounds [%s]: the gateway costs about %.0fµs of CPU per call, the upstream %.0fµs; errors %d",
+			medianF(ratios), listF(ratios, "%.2f"), medianF(perReq), 1e6*float64(len(b.plan.Server))/medianF(rpsOf(direct)), errs),
+		Goal: "(report: a sidecar shares its upstream's CPU)", Verdict: info})
+	return nil
+}
