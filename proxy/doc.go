@@ -12,7 +12,8 @@
 // DELETE, to exactly the upstream URL. From the client only an allowlist
 // of headers: Accept, Content-Type, Mcp-Session-Id, MCP-Protocol-Version,
 // Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*, traceparent and
-// tracestate. Never the client's Authorization (the MCP authorization
+// tracestate (with tracing on, Config.TracerProvider, the traceparent is
+// the proxy's own span's, continuing the client's trace). Never the client's Authorization (the MCP authorization
 // specification forbids token passthrough), cookies, hop-by-hop headers,
 // forwarding headers, or any X-MCP-* header the client sent. The gateway
 // sets its own:

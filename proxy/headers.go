@@ -38,7 +38,9 @@ const (
 // Header"), Last-Event-ID ("Resumability and Redelivery"), Mcp-Method,
 // Mcp-Name and Mcp-Param-* (the 2026-07-28 standard request headers,
 // which an upstream checks against the body), and W3C Trace Context
-// (traceparent, tracestate) so that traces continue through the upstream.
+// (traceparent, tracestate) so that traces continue through the upstream;
+// with tracing on, rewrite replaces them with the proxy's own span's
+// context (trace.go).
 var forwardRequest = map[string]bool{
 	"Accept":              true,
 	"Content-Type":        true,
