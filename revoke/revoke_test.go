@@ -374,7 +374,7 @@ func TestOnSSF(t *testing.T) {
 		t.Fatal("a subject of another issuer was revoked")
 	}
 	if n.obs.get("ssf/sub/applied") != 4 || n.obs.get("ssf/email/applied") != 1 {
-		t.Fatalf("observer %v", n.obs.m)
+		t.Fatalf("observer %v", n.obs.snapshot())
 	}
 
 	srv.Kill()
