@@ -139,7 +139,7 @@ func (g *Gateway) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		st := &reqState{}
 		ctx := r.Context()
 		var span trace.Span
-		if g.tracer != nil {
+		if g.tracer != nil && !probeRoute(route) {
 			ctx, span = g.startRequest(r, route)
 		}
 		ctx = context.WithValue(ctx, stateKey{}, st)
@@ -181,7 +181,7 @@ func (g *Gateway) record(ctx context.Context, c echo.Context, span trace.Span, r
 	}
 
 	level := slog.LevelInfo
-	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+	if probeRoute(route) {
 		level = slog.LevelDebug
 	}
 	if !g.cfg.Logger.Enabled(ctx, level) {
@@ -214,6 +214,13 @@ func (g *Gateway) record(ctx context.Context, c echo.Context, span trace.Span, r
 		attrs = append(attrs, slog.Bool("client_gone", true))
 	}
 	g.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// probeRoute reports whether route is polled by machines (health and
+// readiness probes, metrics scrapes): logged at debug level, and not
+// traced (a trace per probe would bury the requests).
+func probeRoute(route string) bool {
+	return route == "/healthz" || route == "/readyz" || route == "/metrics"
 }
 
 // clientAddr is the client introspection admission attributes a request

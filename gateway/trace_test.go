@@ -209,3 +209,22 @@ func BenchmarkHandlerCachedTokenTraced(b *testing.B) {
 		}
 	}
 }
+
+// Probes and scrapes are not traced: a trace per probe would bury the
+// requests.
+func TestProbesNotTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	g, _ := newTestGateway(t, func(c *Config) { c.TracerProvider, c.Metrics, c.ServeMetrics = tp, newMetrics(), true })
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		serve(g, httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans for probes: %v", n, rec.Ended())
+	}
+	serve(g, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource/mcp", nil))
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("%d spans for the metadata, want 1", n)
+	}
+}
