@@ -284,24 +284,6 @@ func (b *bench) hotPath(ctx context.Context) error {
 		}
 		return base, gw, errs, nil
 	}
-	// perRound compares each gateway round with its baseline round.
-	perRound := func(base, gw []*loadgen.Result, cmp func(b, g *loadgen.Result) float64) []float64 {
-		out := make([]float64, len(base))
-		for i := range base {
-			out[i] = cmp(base[i], gw[i])
-		}
-		return out
-	}
-	throughputRatio := func(b, g *loadgen.Result) float64 {
-		if b.RPS() == 0 {
-			return 0
-		}
-		return g.RPS() / b.RPS()
-	}
-	// pDiff is the gateway's q-th percentile latency minus the baseline's, in ms.
-	pDiff := func(q float64) func(b, g *loadgen.Result) float64 {
-		return func(b, g *loadgen.Result) float64 { return float64(g.Percentile(q)-b.Percentile(q)) / 1e6 }
-	}
 
 	callsBefore, hotStart := b.as.Calls(), time.Now()
 	base, gw, errs, err := rounds(0)
@@ -345,4 +327,29 @@ func (b *bench) hotPath(ctx context.Context) error {
 		Goal:     fmt.Sprintf("1, plus at most 1 per CACHE_MAX_TTL (%v): <= %d", defCacheMaxTTL, wantCalls),
 		Verdict:  verdict(introspections >= 1 && introspections <= wantCalls), Enforced: true})
 	return nil
+}
+
+// perRound compares each round of the measured server with the same round
+// of its reference (the baseline, or the upstream called directly).
+func perRound(ref, got []*loadgen.Result, cmp func(ref, got *loadgen.Result) float64) []float64 {
+	out := make([]float64, len(ref))
+	for i := range ref {
+		out[i] = cmp(ref[i], got[i])
+	}
+	return out
+}
+
+// throughputRatio is the measured server's requests per second over its
+// reference's.
+func throughputRatio(ref, got *loadgen.Result) float64 {
+	if ref.RPS() == 0 {
+		return 0
+	}
+	return got.RPS() / ref.RPS()
+}
+
+// pDiff is the measured server's q-th percentile latency minus its
+// reference's, in ms.
+func pDiff(q float64) func(ref, got *loadgen.Result) float64 {
+	return func(ref, got *loadgen.Result) float64 { return float64(got.Percentile(q)-ref.Percentile(q)) / 1e6 }
 }

@@ -75,28 +75,12 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 		}
 		return direct, proxied, errs, nil
 	}
-	perRound := func(d, p []*loadgen.Result, cmp func(d, p *loadgen.Result) float64) []float64 {
-		out := make([]float64, len(d))
-		for i := range d {
-			out[i] = cmp(d[i], p[i])
-		}
-		return out
-	}
-	throughput := func(d, p *loadgen.Result) float64 {
-		if d.RPS() == 0 {
-			return 0
-		}
-		return p.RPS() / d.RPS()
-	}
-	pDiff := func(q float64) func(d, p *loadgen.Result) float64 {
-		return func(d, p *loadgen.Result) float64 { return float64(p.Percentile(q)-d.Percentile(q)) / 1e6 }
-	}
 
 	direct, proxied, errs, err := rounds("proxy", b.gwProxy.URL, 0)
 	if err != nil {
 		return err
 	}
-	ratios := perRound(direct, proxied, throughput)
+	ratios := perRound(direct, proxied, throughputRatio)
 	ratio := medianF(ratios)
 	b.add(row{ID: "9a", Target: "proxy throughput (through the gateway in proxy mode / upstream directly)",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
@@ -124,7 +108,7 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ratios = perRound(direct, proxied, throughput)
+	ratios = perRound(direct, proxied, throughputRatio)
 	// CPU per request of the gateway alone: what the sidecar takes from
 	// the upstream's share.
 	perReq := perRound(direct, proxied, func(d, p *loadgen.Result) float64 {

@@ -416,7 +416,10 @@ func TestParseRequest(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1,"Method":"initialize"}`, true, false, nil, false}, // case-sensitive, as the SDK
 		{`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}`, true, false, []string{"n:1"}, false},
 		{`{"jsonrpc":"2.0","id":"x","method":"tools\/list"}`, true, false, []string{"s:x"}, false},
-		{`[{"id":1,"method":"tools/list"},{"id":"1","method":"tools/list"},{"method":"notifications/initialized"},3]`, true, false, []string{"n:1", "s:1"}, false},
+		{`[{"id":1,"method":"tools/list"},{"id":"1","method":"tools/list"},{"method":"notifications/initialized"}]`, true, false, []string{"n:1", "s:1"}, false},
+		// A batch with a member that is not a message: the SDK rejects the
+		// whole batch, and so does the proxy (read as rpcpeek reads it).
+		{`[{"id":1,"method":"tools/list"},3]`, false, false, nil, false},
 		{`{"id":1.5,"method":"tools/list"}`, true, false, nil, true},
 		{`{"method":"tools/list"}`, true, false, nil, true},
 		{`garbage`, false, false, nil, false},

@@ -2,20 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"strconv"
 
 	"github.com/segmentio/encoding/json"
-)
 
-// rpcRequest is what the proxy reads of a JSON-RPC message the client
-// sent: the method (to recognise initialize, which may create a session,
-// and tools/list, whose answer may be rewritten) and the id (to find the
-// answer to a tools/list among the messages the upstream sends back).
-type rpcRequest struct {
-	Method string          `json:"method"`
-	ID     json.RawMessage `json:"id"`
-}
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
+)
 
 // requestInfo is what one POST body carries.
 type requestInfo struct {
@@ -31,23 +25,24 @@ const (
 	methodToolsList  = "tools/list"
 )
 
-// maxJSONDepth is the Go MCP SDK's own nesting bound (internal/json),
-// also used by the gateway's step-up check.
-const maxJSONDepth = 1000
-
-// parseRequest reads a POST body. It decodes as the Go MCP SDK and the
-// gateway's scope check do (segmentio's decoder, struct fields matched
-// case-sensitively, the last of duplicate keys winning, as in JavaScript's
-// JSON.parse and Python's json), so that the method the proxy sees is
-// the method the upstream runs. A batch (JSON-RPC 2.0 §6; MCP 2025-03-26)
-// is read member by member.
+// parseRequest reads a POST body as the Go MCP SDK and the gateway's scope
+// check do (rpcpeek: segmentio's decoder, keys matched case-sensitively,
+// the last of duplicate keys winning, as in JavaScript's JSON.parse and
+// Python's json), so that the method the proxy sees is the method the
+// upstream runs: the method (initialize may create a session; a tools/list
+// answer may be rewritten) and the id (to find that answer among the
+// messages the upstream sends back). A body another parser could read
+// differently is read as the SDK reads it; the gateway refuses such
+// bodies before they reach the proxy.
 func parseRequest(body []byte) requestInfo {
 	var info requestInfo
-	body = bytes.TrimLeft(body, jsonSpace)
-	if len(body) == 0 || tooDeep(body, maxJSONDepth) {
+	b, err := rpcpeek.Peek(body)
+	var syn *rpcpeek.SyntaxError
+	if errors.As(err, &syn) {
 		return info
 	}
-	add := func(m *rpcRequest) {
+	for i := range b.Messages {
+		m := &b.Messages[i]
 		switch m.Method {
 		case methodInitialize:
 			info.initialize = true
@@ -59,25 +54,6 @@ func parseRequest(body []byte) requestInfo {
 			}
 		}
 	}
-	if body[0] == '[' {
-		var raw []json.RawMessage
-		if !decode(body, &raw) {
-			return info
-		}
-		for _, r := range raw {
-			var m rpcRequest
-			if decode(r, &m) {
-				add(&m)
-			}
-		}
-		info.parsed = true
-		return info
-	}
-	var m rpcRequest
-	if !decode(body, &m) {
-		return info
-	}
-	add(&m)
 	info.parsed = true
 	return info
 }
@@ -144,35 +120,4 @@ func responseID(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return "n:" + strconv.FormatInt(int64(f), 10), true
-}
-
-// tooDeep reports whether the JSON text nests objects and arrays deeper
-// than max, skipping over strings, bounding the work a hostile body can
-// cause before the decoder runs.
-func tooDeep(b []byte, max int) bool {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > max {
-				return true
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return false
 }

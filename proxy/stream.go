@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/segmentio/encoding/json"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 )
 
 // filterTools rewrites one JSON-RPC message or batch (JSON-RPC 2.0 §5,
@@ -22,7 +24,7 @@ import (
 // A nil match accepts every message, whatever its id, or without one.
 func filterTools(data []byte, match func(id string) bool, keep func(name string) bool) (out []byte, changed bool, err error) {
 	trimmed := bytes.TrimLeft(data, jsonSpace)
-	if len(trimmed) == 0 || tooDeep(trimmed, maxJSONDepth) {
+	if len(trimmed) == 0 || rpcpeek.TooDeep(trimmed) {
 		return data, false, nil
 	}
 	if trimmed[0] != '[' {

@@ -358,3 +358,8 @@ func skipSpace(b []byte) []byte {
 func StringArgument(arguments []byte, name string) (value string, present bool, err error) {
 	return Message{Arguments: arguments}.StringArgument(name)
 }
+
+// TooDeep reports whether JSON text nests objects and arrays deeper than
+// MaxDepth, as the SDK's own check does: the bound on the work a hostile
+// body (or an upstream's answer) can cause before anything decodes it.
+func TooDeep(b []byte) bool { return tooDeep(b, MaxDepth) }
