@@ -225,3 +225,71 @@ func TestRetiredVariables(t *testing.T) {
 		t.Error("DEV_AUTH_ALLOW_PUBLIC=true still restricts to loopback Hosts")
 	}
 }
+
+// TestREADMELayoutNamesEveryPackage: the README's layout table names every
+// package directory and every non-test file of the main package, so that a
+// newcomer finds each one there (a nested package by its name, in the row
+// of its parent).
+func TestREADMELayoutNamesEveryPackage(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Layout\" section")
+	}
+	layout, _, _ = strings.Cut(layout, "\n## ")
+	named := func(path string) bool {
+		if strings.Contains(layout, "`"+path+"/`") || strings.Contains(layout, "`"+path+"`") {
+			return true
+		}
+		base := filepath.Base(path)
+		return path != base && (strings.Contains(layout, "`"+base+"`") || strings.Contains(layout, "`"+base+"/`"))
+	}
+	packages := 0
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != "." && (d.Name() == "node_modules" || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		dir := filepath.Dir(path)
+		switch {
+		case dir == ".":
+			if !strings.HasSuffix(path, "_test.go") && !named(path) {
+				t.Errorf("README.md's layout does not name %s", path)
+			}
+		case filepath.Base(path) == firstGoFile(t, dir):
+			packages++
+			if !named(filepath.ToSlash(dir)) {
+				t.Errorf("README.md's layout does not name the package %s/", dir)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if packages < 20 {
+		t.Errorf("found %d packages; the walk is broken", packages)
+	}
+}
+
+// firstGoFile is the name of the first .go file in dir, so that each
+// directory is checked once.
+func firstGoFile(t *testing.T, dir string) string {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(matches) == 0 {
+		t.Fatalf("no .go file in %s: %v", dir, err)
+	}
+	return filepath.Base(matches[0])
+}
