@@ -233,6 +233,57 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float6
 // is not collected on the next one's time.
 func gcNow() { runtime.GC() }
 
+// endpoint is one server a phase measures, with a client of its own so
+// that no connection is shared between servers.
+type endpoint struct {
+	name   string
+	url    string
+	client *http.Client
+}
+
+// phase measures one endpoint for Duration: closed loop when rate is 0
+// (after a warm-up for connections, the token's cache entry and GC
+// pacing), else open loop at rate.
+func (b *bench) phase(ctx context.Context, e endpoint, src loadgen.TokenSource, rate float64) (*loadgen.Result, error) {
+	if rate == 0 {
+		warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
+		if _, err := loadgen.Run(ctx, loadgen.Config{URL: e.url, Connections: b.o.Conns, Duration: warm, Token: src, Client: e.client}); err != nil {
+			return nil, err
+		}
+	}
+	gcNow()
+	cpu0 := readCPUTimes()
+	res, err := loadgen.Run(ctx, loadgen.Config{URL: e.url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: e.client})
+	if err != nil {
+		return nil, err
+	}
+	b.logf("%-14s %s; %s", e.name, res, b.phaseCPU(cpu0))
+	for _, s := range res.ErrorSamples {
+		b.logf("         error: %s", s)
+	}
+	return res, nil
+}
+
+// abRounds alternates phases of a and z, Rounds times (ABAB...): on a
+// shared machine, noise drifts over seconds, and neighbouring phases see
+// the same drift, so each phase of z is judged against the phase of a
+// just before it.
+func (b *bench) abRounds(ctx context.Context, a, z endpoint, src loadgen.TokenSource, rate float64) (as, zs []*loadgen.Result, errs int, err error) {
+	for range b.o.Rounds {
+		ar, err := b.phase(ctx, a, src, rate)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		zr, err := b.phase(ctx, z, src, rate)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		as, zs = append(as, ar), append(zs, zr)
+		errs += ar.Errors + zr.Errors
+	}
+	return as, zs, errs, nil
+}
+
 // --- target 1: hot path -------------------------------------------------
 
 func (b *bench) hotPath(ctx context.Context) error {
@@ -242,47 +293,10 @@ func (b *bench) hotPath(ctx context.Context) error {
 	gwClient := loadgen.NewClient(b.o.Conns)
 	defer baseClient.CloseIdleConnections()
 	defer gwClient.CloseIdleConnections()
-	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
-
-	// phase measures one server for Duration: closed loop when rate is 0
-	// (after a warm-up for connections, the token's cache entry and GC
-	// pacing), else open loop at rate.
-	phase := func(name, url string, c *http.Client, rate float64) (*loadgen.Result, error) {
-		if rate == 0 {
-			if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
-				return nil, err
-			}
-		}
-		gcNow()
-		cpu0 := readCPUTimes()
-		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
-		if err != nil {
-			return nil, err
-		}
-		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
-		for _, s := range res.ErrorSamples {
-			b.logf("         error: %s", s)
-		}
-		return res, nil
-	}
-	// rounds alternates baseline and gateway phases (ABAB...): on a
-	// shared machine, noise drifts over seconds, and neighbouring phases
-	// see the same drift, so each gateway phase is judged against the
-	// baseline phase just before it.
+	baseline := endpoint{"baseline", b.baseline.URL, baseClient}
+	gateway := endpoint{"gateway", b.gw.URL, gwClient}
 	rounds := func(rate float64) (base, gw []*loadgen.Result, errs int, err error) {
-		for r := 0; r < b.o.Rounds; r++ {
-			br, err := phase("baseline", b.baseline.URL, baseClient, rate)
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			gr, err := phase("gateway", b.gw.URL, gwClient, rate)
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			base, gw = append(base, br), append(gw, gr)
-			errs += br.Errors + gr.Errors
-		}
-		return base, gw, errs, nil
+		return b.abRounds(ctx, baseline, gateway, src, rate)
 	}
 
 	callsBefore, hotStart := b.as.Calls(), time.Now()

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/bench/loadgen"
 )
@@ -39,41 +38,9 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 		clients[name] = loadgen.NewClient(b.o.Conns)
 		defer clients[name].CloseIdleConnections()
 	}
-	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
-
-	phase := func(name, url string, rate float64) (*loadgen.Result, error) {
-		c := clients[name]
-		if rate == 0 {
-			if _, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: warm, Token: src, Client: c}); err != nil {
-				return nil, err
-			}
-		}
-		gcNow()
-		cpu0 := readCPUTimes()
-		res, err := loadgen.Run(ctx, loadgen.Config{URL: url, Connections: b.o.Conns, Duration: b.o.Duration, Rate: rate, Token: src, Client: c})
-		if err != nil {
-			return nil, err
-		}
-		b.logf("%-8s %s; %s", name, res, b.phaseCPU(cpu0))
-		for _, s := range res.ErrorSamples {
-			b.logf("         error: %s", s)
-		}
-		return res, nil
-	}
+	upstream := endpoint{"direct", b.baseline.URL, clients["direct"]}
 	rounds := func(name string, proxyURL string, rate float64) (direct, proxied []*loadgen.Result, errs int, err error) {
-		for r := 0; r < b.o.Rounds; r++ {
-			d, err := phase("direct", b.baseline.URL, rate)
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			p, err := phase(name, proxyURL, rate)
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			direct, proxied = append(direct, d), append(proxied, p)
-			errs += d.Errors + p.Errors
-		}
-		return direct, proxied, errs, nil
+		return b.abRounds(ctx, upstream, endpoint{name, proxyURL, clients[name]}, src, rate)
 	}
 
 	direct, proxied, errs, err := rounds("proxy", b.gwProxy.URL, 0)

@@ -183,33 +183,15 @@ func (b *bench) sharedHotPath(ctx context.Context, withRedis *child) error {
 	plainC, redisC := loadgen.NewClient(b.o.Conns), loadgen.NewClient(b.o.Conns)
 	defer plainC.CloseIdleConnections()
 	defer redisC.CloseIdleConnections()
-	warm := min(time.Second, max(b.o.Duration/5, 100*time.Millisecond))
-	phase := func(name string, c *child) (*loadgen.Result, error) {
-		cl := plainC
-		if c != b.gw {
-			cl = redisC
-		}
-		if _, err := loadgen.Run(ctx, loadgen.Config{URL: c.URL, Connections: b.o.Conns, Duration: warm, Token: src, Client: cl}); err != nil {
-			return nil, err
-		}
-		gcNow()
-		cpu0 := readCPUTimes()
-		res, err := loadgen.Run(ctx, loadgen.Config{URL: c.URL, Connections: b.o.Conns, Duration: b.o.Duration, Token: src, Client: cl})
-		if err != nil {
-			return nil, err
-		}
-		b.logf("%-14s %s; %s", name, res, b.phaseCPU(cpu0))
-		return res, nil
-	}
 	var ratios []float64
 	var best, bestPlain float64
 	errs := 0
 	for range b.o.Rounds {
-		p, err := phase("no Redis", b.gw)
+		p, err := b.phase(ctx, endpoint{"no Redis", b.gw.URL, plainC}, src, 0)
 		if err != nil {
 			return err
 		}
-		r, err := phase("with Redis", withRedis)
+		r, err := b.phase(ctx, endpoint{"with Redis", withRedis.URL, redisC}, src, 0)
 		if err != nil {
 			return err
 		}

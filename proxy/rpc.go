@@ -83,11 +83,7 @@ func requestID(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	if raw[0] == '"' {
-		var s string
-		if !json.Valid(raw) || !decode(raw, &s) {
-			return "", false
-		}
-		return "s:" + s, true
+		return stringID(raw)
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil || n > maxSafeInteger || n < -maxSafeInteger {
@@ -97,6 +93,16 @@ func requestID(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return "n:" + string(raw), true
+}
+
+// stringID canonicalises a JSON string id by its decoded value, so that
+// "a" and "\u0061" name the same request.
+func stringID(raw json.RawMessage) (string, bool) {
+	var s string
+	if !json.Valid(raw) || !decode(raw, &s) {
+		return "", false
+	}
+	return "s:" + s, true
 }
 
 // responseID canonicalises the id of a message the upstream sent, more
@@ -109,11 +115,7 @@ func responseID(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	if raw[0] == '"' {
-		var s string
-		if !json.Valid(raw) || !decode(raw, &s) {
-			return "", false
-		}
-		return "s:" + s, true
+		return stringID(raw)
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || f != math.Trunc(f) || f > maxSafeInteger || f < -maxSafeInteger {
