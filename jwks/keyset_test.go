@@ -1,4 +1,4 @@
-package jwtaccess
+package jwks
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func TestUnknownKIDRefreshGate(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				if _, err := ks.lookup(t.Context(), kid(i), jose.RS256); err == nil {
+				if _, err := ks.Lookup(t.Context(), kid(i), jose.RS256); err == nil {
 					found.Add(1)
 				}
 			})
@@ -97,11 +97,11 @@ func TestUnknownKIDRefreshGate(t *testing.T) {
 	if f.Load() < 1 {
 		t.Fatal("the rotated key was not found")
 	}
-	if _, err := ks.lookup(t.Context(), newKey.KID, jose.RS256); err != nil {
+	if _, err := ks.Lookup(t.Context(), newKey.KID, jose.RS256); err != nil {
 		t.Fatalf("rotated key after the refresh: %v", err)
 	}
 	var ke *KeyError
-	if _, err := ks.lookup(t.Context(), "nope", jose.RS256); !errors.As(err, &ke) || ke.Unavailable != nil {
+	if _, err := ks.Lookup(t.Context(), "nope", jose.RS256); !errors.As(err, &ke) || ke.Unavailable != nil {
 		t.Fatalf("unknown kid with a healthy JWKS: %v, want a KeyError without Unavailable", err)
 	}
 }
@@ -126,12 +126,12 @@ func TestOutageKeepsKeys(t *testing.T) {
 	if obs.last() != FetchStatus {
 		t.Errorf("outcome %q, want status", obs.last())
 	}
-	if _, err := ks.lookup(t.Context(), iss.Key().KID, jose.RS256); err != nil {
+	if _, err := ks.Lookup(t.Context(), iss.Key().KID, jose.RS256); err != nil {
 		t.Fatalf("known key during the outage: %v", err)
 	}
 	clk.Advance(time.Minute)
 	var ke *KeyError
-	if _, err := ks.lookup(t.Context(), "rotated-during-outage", jose.RS256); !errors.As(err, &ke) || ke.Unavailable == nil {
+	if _, err := ks.Lookup(t.Context(), "rotated-during-outage", jose.RS256); !errors.As(err, &ke) || ke.Unavailable == nil {
 		t.Fatalf("unknown kid during the outage: %v, want KeyError with Unavailable", err)
 	}
 	if st := ks.Status(); st.LastErr == nil || len(st.Keys) != 1 {

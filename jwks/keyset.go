@@ -1,5 +1,8 @@
-package jwtaccess
-
+// Package jwks keeps a JSON Web Key Set (RFC 7517 §5) the way a party
+// verifying signatures needs it: the authorization server's keys for
+// JWT access tokens (package jwtaccess), a Shared Signals transmitter's
+// keys for Security Event Tokens (package ssf).
+//
 // The issuer's JSON Web Key Set (RFC 7517 §5), as a resource server keeps
 // it: fetched from the issuer's jwks_uri (RFC 8414 §2), cached for the
 // lifetime its HTTP answer allows (RFC 9111 §5.2.2.1 max-age, bounded),
@@ -9,6 +12,7 @@ package jwtaccess
 // a token's header are an attacker's lever). The keys it has stay in use
 // while the issuer cannot be reached: an outage of the JWKS endpoint must
 // not turn into an outage of the gateway.
+package jwks
 
 import (
 	"context"
@@ -132,7 +136,7 @@ type KeySetConfig struct {
 // Tracing vocabulary: the span of one fetch, and its attribute saying how
 // it ended (a FetchOutcome).
 const (
-	tracerName       = "github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	tracerName       = "github.com/mcp-gateway/mcp-gateway/jwks"
 	spanFetch        = "jwks fetch"
 	attrFetchOutcome = attribute.Key("mcp_gateway.jwks.outcome")
 )
@@ -175,15 +179,15 @@ type snapshot struct {
 // makes no network call.
 func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 	if _, err := urlrule.Server(cfg.URL); err != nil {
-		return nil, fmt.Errorf("jwtaccess: JWKS URL: %w", err)
+		return nil, fmt.Errorf("jwks: JWKS URL: %w", err)
 	}
 	for _, d := range []time.Duration{cfg.MinRefresh, cfg.MinLifetime, cfg.MaxLifetime, cfg.DefaultLifetime, cfg.Timeout} {
 		if d < 0 {
-			return nil, errors.New("jwtaccess: key set durations must not be negative")
+			return nil, errors.New("jwks: key set durations must not be negative")
 		}
 	}
 	if cfg.MaxBytes < 0 || cfg.MaxKeys < 0 {
-		return nil, errors.New("jwtaccess: key set bounds must not be negative")
+		return nil, errors.New("jwks: key set bounds must not be negative")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -582,9 +586,9 @@ func (e *KeyError) Error() string {
 	return "no key of the issuer's JWKS for this token"
 }
 
-// lookup returns the candidate keys for (kid, alg), refreshing once,
+// Lookup returns the candidate keys for (kid, alg), refreshing once,
 // subject to the MinRefresh gate, when there are none.
-func (k *KeySet) lookup(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
+func (k *KeySet) Lookup(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
 	if c := k.keys.Load().candidates(kid, alg); len(c) > 0 {
 		return c, nil
 	}
