@@ -351,16 +351,18 @@ func TestParseKeySet(t *testing.T) {
 }
 
 // FuzzParseKeySet: whatever the JWKS endpoint sends, ParseKeySet neither
-// panics nor keeps a key that is private, symmetric or not for signing.
+// panics nor keeps a key that is private, symmetric or not for signing,
+// whatever the rules a KeySetConfig sets.
 func FuzzParseKeySet(f *testing.F) {
-	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k"}]}`)
-	f.Add(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`)
-	f.Add(`{"keys":[{"kty":"oct","k":"AAAA"}]}`)
-	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","use":"sig"}]}`)
-	f.Add(`{"keys":null}`)
-	f.Add(`{}`)
-	f.Fuzz(func(t *testing.T, doc string) {
-		keys, _, err := ParseKeySet([]byte(doc), 10)
+	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"oct","k":"AAAA"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","use":"sig"}]}`, false, false)
+	f.Add(`{"keys":null}`, false, false)
+	f.Add(`{}`, false, false)
+	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI","kid":"k"}]}`, true, true)
+	f.Fuzz(func(t *testing.T, doc string, publicHalf, refuseAboveMax bool) {
+		keys, _, err := parseKeySet([]byte(doc), parseRules{maxKeys: 10, publicHalf: publicHalf, refuseAboveMax: refuseAboveMax})
 		if err == nil && len(keys) == 0 {
 			t.Fatal("no error and no key")
 		}
