@@ -16,6 +16,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/flushjson"
 	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/proxy"
@@ -33,7 +34,7 @@ const (
 	defCacheMaxBytes    = introspect.DefaultCacheMaxBytes
 	defMaxBodyBytes     = 1 << 20
 	defSessionTimeout   = 30 * time.Minute
-	defJWKSMinRefresh   = jwtaccess.DefaultMinRefresh
+	defJWKSMinRefresh   = jwks.DefaultMinRefresh
 )
 
 // benchLogger is main.go's logger (JSON, level info) writing nowhere, for

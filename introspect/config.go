@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
@@ -304,7 +305,7 @@ func (c *Config) applyDefaults() {
 		c.Validation = ValidationAuto
 	}
 	if c.JWKSMinRefresh == 0 {
-		c.JWKSMinRefresh = jwtaccess.DefaultMinRefresh
+		c.JWKSMinRefresh = jwks.DefaultMinRefresh
 	}
 	c.Audiences = append([]string(nil), c.Audiences...)
 }

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
-	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them: a
@@ -33,7 +33,7 @@ func newCountingObserver() *countingObserver {
 	return &countingObserver{shed: map[string]int{}, validations: map[string]int{}}
 }
 
-func (o *countingObserver) JWKSFetch(outcome jwtaccess.FetchOutcome, _ time.Duration) {
+func (o *countingObserver) JWKSFetch(outcome jwks.FetchOutcome, _ time.Duration) {
 	o.mu.Lock()
 	o.jwks = append(o.jwks, string(outcome))
 	o.mu.Unlock()

@@ -3,7 +3,7 @@ package introspect
 import (
 	"time"
 
-	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // Validator names what decided about a token: local verification of a
@@ -66,8 +66,8 @@ func AllShedReasons() []ShedReason {
 // Nothing passed to an Observer identifies a token or its owner.
 type Observer interface {
 	// JWKSFetch reports one fetch of the issuer's JWKS
-	// (jwtaccess.Observer).
-	jwtaccess.Observer
+	// (jwks.Observer).
+	jwks.Observer
 	// Validation reports a token validated (a cache miss decided) by
 	// validator, accepted or refused. Under JWTIntrospect a JWT is
 	// reported by both validators.
@@ -90,11 +90,11 @@ type Observer interface {
 // NopObserver ignores everything.
 type NopObserver struct{}
 
-func (NopObserver) JWKSFetch(jwtaccess.FetchOutcome, time.Duration) {}
-func (NopObserver) Validation(Validator, bool)                      {}
-func (NopObserver) IntrospectionCall(Outcome, time.Duration)        {}
-func (NopObserver) CacheHit()                                       {}
-func (NopObserver) CacheMiss()                                      {}
-func (NopObserver) CacheEviction()                                  {}
-func (NopObserver) StaleUse()                                       {}
-func (NopObserver) Shed(ShedReason)                                 {}
+func (NopObserver) JWKSFetch(jwks.FetchOutcome, time.Duration) {}
+func (NopObserver) Validation(Validator, bool)                 {}
+func (NopObserver) IntrospectionCall(Outcome, time.Duration)   {}
+func (NopObserver) CacheHit()                                  {}
+func (NopObserver) CacheMiss()                                 {}
+func (NopObserver) CacheEviction()                             {}
+func (NopObserver) StaleUse()                                  {}
+func (NopObserver) Shed(ShedReason)                            {}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
@@ -54,7 +55,7 @@ type local struct {
 
 	mu      sync.Mutex // serialises setup and Close
 	closed  bool
-	keys    *jwtaccess.KeySet
+	keys    *jwks.KeySet
 	decided atomic.Bool // the JWT side is set up, or known to be absent
 	jwt     atomic.Pointer[jwtaccess.Verifier]
 }
@@ -90,7 +91,7 @@ func (v *Verifier) setupJWT(jwksURL, issuer string) error {
 	if _, err := urlrule.Server(jwksURL); err != nil {
 		return fmt.Errorf("introspect: jwks_uri: %w", err)
 	}
-	ks, err := jwtaccess.NewKeySet(jwtaccess.KeySetConfig{
+	ks, err := jwks.NewKeySet(jwks.KeySetConfig{
 		URL:            jwksURL,
 		HTTPClient:     v.client,
 		MinRefresh:     v.cfg.JWKSMinRefresh,

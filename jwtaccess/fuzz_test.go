@@ -13,6 +13,7 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess/jwtaccesstest"
 )
 
@@ -24,7 +25,7 @@ const fuzzResource = "https://mcp.example.com/mcp"
 // confirmed here independently of Verify's own code path.
 func FuzzVerifyJWT(f *testing.F) {
 	iss := jwtaccesstest.New(f)
-	ks, err := NewKeySet(KeySetConfig{URL: iss.JWKSURL()})
+	ks, err := jwks.NewKeySet(jwks.KeySetConfig{URL: iss.JWKSURL()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess/jwtaccesstest"
 )
@@ -83,7 +84,7 @@ func TestIdPFixtures(t *testing.T) {
 			iat, _ := fx.Claims["iat"].(float64)
 			now := time.Unix(int64(iat)+60, 0)
 			verify := func(requireAT bool, audiences []string) error {
-				v := newVerifier(t, iss, func(c *jwtaccess.Config, _ *jwtaccess.KeySetConfig) {
+				v := newVerifier(t, iss, func(c *jwtaccess.Config, _ *jwks.KeySetConfig) {
 					c.Issuer = fx.Config.Issuer
 					c.Audiences = audiences
 					c.AllowMissingAudience = fx.Config.AllowMissingAudience

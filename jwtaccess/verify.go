@@ -6,9 +6,11 @@
 // package accesstoken, the same vocabulary and checks as RFC 7662
 // introspection.
 //
-// Files, one concept each: keyset.go (the issuer's JWKS: fetch, cache,
-// refresh), verify.go (the verification of one token). Package
-// jwtaccesstest is a test issuer (metadata, JWKS, key rotation, minting).
+// The issuer's JWKS (fetch, cache, refresh, which key fits which
+// algorithm) is package jwks's KeySet, shared with the Shared Signals
+// receiver; this package is the verification of one token (verify.go).
+// Package jwtaccesstest is a test issuer (metadata, JWKS, key rotation,
+// minting).
 //
 // JOSE itself (JWS parsing, signature verification, JWK parsing) is
 // github.com/go-jose/go-jose/v4; nothing here hand-writes a signature check
@@ -29,6 +31,7 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // DefaultAlgorithms is the default allowlist (JWT_ALGORITHMS): the
@@ -73,7 +76,7 @@ type Config struct {
 	// ClockSkew is the tolerance on exp, nbf and iat.
 	ClockSkew time.Duration
 	// Keys is the issuer's key set. Required.
-	Keys *KeySet
+	Keys *jwks.KeySet
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 	// Logger receives debug logs of refusals (never a token). nil discards.
@@ -154,7 +157,7 @@ func ParseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 func (v *Verifier) Algorithms() []jose.SignatureAlgorithm { return slices.Clone(v.algs) }
 
 // Keys is the issuer's key set.
-func (v *Verifier) Keys() *KeySet { return v.cfg.Keys }
+func (v *Verifier) Keys() *jwks.KeySet { return v.cfg.Keys }
 
 // Issuer is the issuer tokens must name exactly.
 func (v *Verifier) Issuer() string { return v.cfg.Issuer }
@@ -254,9 +257,9 @@ func (v *Verifier) VerifyStatic(ctx context.Context, token string) (*accesstoken
 		return nil, &NotLocalError{Reason: accesstoken.ReasonFormat, Detail: "not a single-signature JWS"}
 	}
 	h := jws.Signatures[0].Protected
-	keys, err := v.cfg.Keys.lookup(ctx, h.KeyID, jose.SignatureAlgorithm(h.Algorithm))
+	keys, err := v.cfg.Keys.Lookup(ctx, h.KeyID, jose.SignatureAlgorithm(h.Algorithm))
 	if err != nil {
-		var ke *KeyError
+		var ke *jwks.KeyError
 		nl := &NotLocalError{Reason: accesstoken.ReasonSignature, Detail: "no key of the issuer's JWKS matches kid and alg"}
 		if errors.As(err, &ke) {
 			nl.Unavailable = ke.Unavailable

@@ -13,6 +13,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess/jwtaccesstest"
 )
@@ -20,14 +21,14 @@ import (
 const resource = "https://mcp.example.com/mcp"
 
 // newVerifier returns a Verifier for iss whose key set has been fetched.
-func newVerifier(t testing.TB, iss *jwtaccesstest.Issuer, mods ...func(*jwtaccess.Config, *jwtaccess.KeySetConfig)) *jwtaccess.Verifier {
+func newVerifier(t testing.TB, iss *jwtaccesstest.Issuer, mods ...func(*jwtaccess.Config, *jwks.KeySetConfig)) *jwtaccess.Verifier {
 	t.Helper()
-	kc := jwtaccess.KeySetConfig{URL: iss.JWKSURL()}
+	kc := jwks.KeySetConfig{URL: iss.JWKSURL()}
 	vc := jwtaccess.Config{Issuer: iss.URL, Audiences: []string{resource}, ClockSkew: 30 * time.Second}
 	for _, m := range mods {
 		m(&vc, &kc)
 	}
-	ks, err := jwtaccess.NewKeySet(kc)
+	ks, err := jwks.NewKeySet(kc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestVerify(t *testing.T) {
 		{name: "empty", token: "", want: "not-local:format"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			v := newVerifier(t, iss, func(c *jwtaccess.Config, _ *jwtaccess.KeySetConfig) { c.AllowGenericType = tt.generic })
+			v := newVerifier(t, iss, func(c *jwtaccess.Config, _ *jwks.KeySetConfig) { c.AllowGenericType = tt.generic })
 			_, err := v.Verify(context.Background(), tt.token)
 			if got := verdict(err); got != tt.want {
 				t.Errorf("verdict %s (%v), want %s", got, err, tt.want)

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
-	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 	"github.com/mcp-gateway/mcp-gateway/proxy"
 )
 
@@ -123,7 +123,7 @@ func New(labels Labels) *Metrics {
 		introspectionOutcomes: labelSet(introspect.AllOutcomes()),
 		shedReasons:           labelSet(introspect.AllShedReasons()),
 		validators:            labelSet(introspect.AllValidators()),
-		jwksOutcomes:          labelSet(jwtaccess.AllFetchOutcomes()),
+		jwksOutcomes:          labelSet(jwks.AllFetchOutcomes()),
 		upstreamFailures:      labelSet(proxy.AllFailures()),
 		upstreamFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "upstream_failures_total",
@@ -372,8 +372,8 @@ func (m *Metrics) Validation(validator introspect.Validator, accepted bool) {
 	m.validations.WithLabelValues(clamp(string(validator), m.validators), result).Inc()
 }
 
-// JWKSFetch implements introspect.Observer (jwtaccess.Observer).
-func (m *Metrics) JWKSFetch(outcome jwtaccess.FetchOutcome, _ time.Duration) {
+// JWKSFetch implements introspect.Observer (jwks.Observer).
+func (m *Metrics) JWKSFetch(outcome jwks.FetchOutcome, _ time.Duration) {
 	if m == nil {
 		return
 	}

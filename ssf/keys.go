@@ -2,15 +2,10 @@ package ssf
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,16 +14,15 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
 
-	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // Bounds on what the transmitter's metadata and JWKS endpoints may send.
 const (
 	maxDocumentBytes = 256 << 10 // a metadata document or a JWKS; real ones are a few KiB
-	maxJWKSKeys      = 64        // keys read from one JWKS
-	minRSABits       = 2048      // RFC 7518 §3.3: "a key of size 2048 bits or larger MUST be used"
+	maxJWKSKeys      = 64        // entries of one JWKS; more fails the fetch
 )
 
 // Well-known paths of the transmitter's configuration metadata.
@@ -65,163 +59,132 @@ type KeyStatus struct {
 	Warnings    []string  // things that work but deserve a look
 }
 
-// keySet holds the transmitter's signing keys. They are looked up only by
-// the SET's "kid" (and "alg"), never from the SET itself: a SET's "jku",
-// "x5u", "jwk" and "x5c" headers are ignored, since trusting a key the
-// token carries or points to would let anyone sign (RFC 8725 §3.10).
-// Unknown kids cause a refetch, at most once per refetch interval, so a
-// stream of SETs with random kids cannot make the receiver hammer the
-// transmitter.
+// keySet is the transmitter's signing keys: a jwks.KeySet (fetch, cache
+// for the answer's lifetime bounded by KeyMaxAge, refetch for an unknown
+// kid at most once per RefetchInterval, which key fits which alg; a SET's
+// "jku", "x5u", "jwk" and "x5c" are never trusted, RFC 8725 §3.10) whose
+// URL, unless configured, is the jwks_uri of the transmitter's metadata,
+// read again on each fetch. What is SSF's stays here: the metadata, and
+// turning a missing key into a refusal or a request to retry.
 type keySet struct {
-	issuer     string
-	jwksURL    string // explicit; empty means discover from the metadata
-	client     *http.Client
-	timeout    time.Duration
-	interval   time.Duration // minimum time between two refetch attempts
-	maxAge     time.Duration // keys older than this are refetched on the next use
-	now        func() time.Time
-	log        *slog.Logger
-	fetchGroup singleflight.Group
+	issuer string
+	client *http.Client // for the metadata; the jwks.KeySet uses a copy
+	keys   *jwks.KeySet
 
-	mu          sync.RWMutex
-	keys        []jose.JSONWebKey
-	critical    []string
-	status      KeyStatus
-	fetched     bool
-	lastAttempt time.Time
+	mu sync.Mutex
+	md discovered // the metadata last read (zero with an explicit JWKSURL)
 }
 
-// errTooSoon carries how long until the next refetch is allowed.
-type errTooSoon struct{ wait time.Duration }
+// discovered is what one read of the transmitter's metadata says.
+type discovered struct {
+	url      string // where it was read
+	spec     string
+	critical []string
+	warnings []string
+}
 
-func (e *errTooSoon) Error() string {
-	return fmt.Sprintf("keys were fetched less than the refetch interval ago; next attempt in %s", e.wait.Round(time.Second))
+func newKeySet(cfg Config, client *http.Client) (*keySet, error) {
+	k := &keySet{issuer: cfg.Issuer, client: client}
+	kc := jwks.KeySetConfig{
+		URL:        cfg.JWKSURL,
+		HTTPClient: client,
+		MinRefresh: cfg.RefetchInterval,
+		// A transmitter's Cache-Control may shorten KeyMaxAge, not
+		// lengthen it, nor ask for fetches more often than SETs may cause.
+		MinLifetime:             min(cfg.RefetchInterval, cfg.KeyMaxAge),
+		MaxLifetime:             cfg.KeyMaxAge,
+		DefaultLifetime:         cfg.KeyMaxAge,
+		Timeout:                 cfg.Timeout,
+		MaxBytes:                maxDocumentBytes,
+		MaxKeys:                 maxJWKSKeys,
+		RefuseAboveMaxKeys:      true,
+		PublicHalfOfPrivateKeys: true,
+		KeylessCandidates:       maxKeysTried,
+		Now:                     cfg.Now,
+		Logger:                  cfg.Logger,
+	}
+	if cfg.JWKSURL == "" {
+		kc.ResolveURL = k.discover
+	}
+	ks, err := jwks.NewKeySet(kc)
+	if err != nil {
+		return nil, fmt.Errorf("ssf: %w", err)
+	}
+	k.keys = ks
+	return k, nil
 }
 
 // keysFor returns the keys that may have signed a SET with this kid and
-// alg. kid "" matches every key (RFC 7515 §4.1.4 makes kid optional). On a
-// miss, or when the keys are older than maxAge, it refetches (joining a
-// refetch already in flight). Errors:
-//   - *RefusedError (invalid_key): the keys were fetched and none matches;
+// alg (kid "" matches up to maxKeysTried keys: RFC 7515 §4.1.4 makes kid
+// optional). Errors:
+//   - *RefusedError (invalid_key): the keys were fetched for this SET, or
+//     are fresh, and none matches;
 //   - *UnavailableError: the keys could not be fetched, or the refetch
-//     interval has not passed since the last attempt; the transmitter
-//     should deliver the SET again later.
-func (k *keySet) keysFor(ctx context.Context, kid, alg string) ([]jose.JSONWebKey, error) {
-	k.mu.RLock()
-	cands := matchKeys(k.keys, kid, alg)
-	fresh := k.fetched && k.now().Sub(k.status.FetchedAt) < k.maxAge
-	k.mu.RUnlock()
-	if len(cands) > 0 && fresh {
-		return cands, nil
+//     interval has not passed since the last fetch; the transmitter should
+//     deliver the SET again later (RFC 8935 §2.4 lets it retry a 5xx).
+func (k *keySet) keysFor(ctx context.Context, kid, alg string) ([]*jose.JSONWebKey, error) {
+	keys, err := k.keys.Lookup(ctx, kid, jose.SignatureAlgorithm(alg))
+	if err == nil {
+		return keys, nil
 	}
-	err := k.refresh(ctx, false)
-	k.mu.RLock()
-	cands = matchKeys(k.keys, kid, alg)
-	k.mu.RUnlock()
-	if len(cands) > 0 {
-		if err != nil {
-			var soon *errTooSoon
-			if !errors.As(err, &soon) {
-				// Old keys still verify; a transmitter briefly unreachable
-				// must not stop revocations.
-				k.log.Warn("ssf: refetching the transmitter's keys failed; using the keys fetched before", "err", err)
-			}
+	var ke *jwks.KeyError
+	if errors.As(err, &ke) && ke.Unavailable == nil && !ke.Deferred {
+		if kid == "" {
+			return nil, refused(CodeInvalidKey, ReasonUnknownKey, "the SET names no kid, and the transmitter's JWKS holds no key, or too many keys, for its alg")
 		}
-		return cands, nil
-	}
-	var soon *errTooSoon
-	switch {
-	case err == nil:
 		return nil, refused(CodeInvalidKey, ReasonUnknownKey, "no key in the transmitter's JWKS matches the SET's kid and alg")
-	case errors.As(err, &soon):
-		return nil, &UnavailableError{Reason: ReasonKeysUnavail, RetryAfter: soon.wait, Err: err}
-	default:
-		return nil, &UnavailableError{Reason: ReasonKeysUnavail, RetryAfter: k.interval, Err: err}
 	}
+	wait := time.Second
+	if ke != nil {
+		wait = max(ke.RetryAfter, wait)
+		if ke.Unavailable != nil {
+			err = ke.Unavailable
+		}
+	}
+	return nil, &UnavailableError{Reason: ReasonKeysUnavail, RetryAfter: wait, Err: err}
 }
 
-// refresh fetches the metadata (unless a JWKS URL was configured) and the
-// JWKS, and replaces the keys. Concurrent callers share one fetch, which is
-// not cancelled when the first caller goes away. Unless force is set, a
-// fetch is attempted at most once per interval; a caller inside the
-// interval gets *errTooSoon.
-func (k *keySet) refresh(ctx context.Context, force bool) error {
-	key := "refetch"
-	if force {
-		key = "force"
-	}
-	ch := k.fetchGroup.DoChan(key, func() (any, error) {
-		k.mu.Lock()
-		if !force && !k.lastAttempt.IsZero() {
-			if wait := k.interval - k.now().Sub(k.lastAttempt); wait > 0 {
-				k.mu.Unlock()
-				return nil, &errTooSoon{wait: wait}
-			}
-		}
-		k.lastAttempt = k.now()
-		k.mu.Unlock()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.timeout)
-		defer cancel()
-		return nil, k.fetch(fctx)
-	})
-	select {
-	case res := <-ch:
-		return res.Err
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+// critical lists the complex-subject members the transmitter's metadata
+// says must be processed (SSF 1.0 §3.6).
+func (k *keySet) critical() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.md.critical
 }
 
-func (k *keySet) fetch(ctx context.Context) error {
-	st := KeyStatus{JWKSURL: k.jwksURL}
-	var critical []string
-	if st.JWKSURL == "" {
-		md, mdURL, err := k.discover(ctx)
-		if err != nil {
-			return err
-		}
-		st.MetadataURL, st.SpecVersion, st.JWKSURL = mdURL, md.SpecVersion, md.JWKSURI
-		critical = md.CriticalSubjectMembers
-		if len(md.DeliveryMethodsSupported) > 0 && !slices.Contains(md.DeliveryMethodsSupported, deliveryPush) {
-			st.Warnings = append(st.Warnings, "the transmitter's delivery_methods_supported does not list push delivery ("+deliveryPush+")")
-		}
-	}
-	keys, skipped, err := k.fetchJWKS(ctx, st.JWKSURL)
-	if err != nil {
-		return err
-	}
-	if skipped > 0 {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("%d key(s) in the JWKS are not usable to verify SETs (not public signing keys of an allowed type, or RSA under %d bits)", skipped, minRSABits))
-	}
-	if len(keys) == 0 {
-		st.Warnings = append(st.Warnings, "the JWKS holds no usable signing key: every SET will be refused")
-	}
-	for _, key := range keys {
+// status describes the keys held and the metadata last read.
+func (k *keySet) status() KeyStatus {
+	k.mu.Lock()
+	md := k.md
+	k.mu.Unlock()
+	held := k.keys.Status()
+	st := KeyStatus{MetadataURL: md.url, SpecVersion: md.spec, JWKSURL: k.keys.URL(),
+		FetchedAt: held.Fetched, Warnings: slices.Clone(md.warnings)}
+	for _, key := range held.Keys {
 		st.KeyIDs = append(st.KeyIDs, key.KeyID)
 	}
-	st.FetchedAt = k.now()
-	k.mu.Lock()
-	k.keys, k.critical, k.status, k.fetched = keys, critical, st, true
-	k.mu.Unlock()
-	k.log.Info("ssf: transmitter keys fetched", "jwks_uri", st.JWKSURL, "keys", len(keys), "skipped", skipped)
-	return nil
+	if n := len(held.Skipped); n > 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("%d key(s) in the JWKS are not usable to verify SETs: %s", n, strings.Join(held.Skipped, "; ")))
+	}
+	return st
 }
 
 // discover reads the transmitter's configuration metadata (SSF 1.0 §7.2),
-// trying the SSF location and then the RISC one (§7.2.2). The document's
-// "issuer" must be identical to the configured issuer (§7.2.4: otherwise an
+// trying the SSF location and then the RISC one (§7.2.2), and returns its
+// jwks_uri (the jwks.KeySet's ResolveURL). The document's "issuer" must be
+// identical to the configured issuer (§7.2.4: otherwise an
 // attacker-controlled document could substitute its own keys), and its
 // jwks_uri must be https (§7.1), or http to a loopback host for tests.
-func (k *keySet) discover(ctx context.Context) (*transmitterMetadata, string, error) {
+func (k *keySet) discover(ctx context.Context) (string, error) {
 	urls, err := metadataURLs(k.issuer)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	var tried []error
 	for _, u := range urls {
 		body, status, err := k.get(ctx, u)
 		if err != nil {
-			return nil, "", fmt.Errorf("ssf: transmitter metadata: %w", err)
+			return "", fmt.Errorf("ssf: transmitter metadata: %w", err)
 		}
 		if status != http.StatusOK {
 			tried = append(tried, fmt.Errorf("%s: HTTP %d", u, status))
@@ -229,112 +192,27 @@ func (k *keySet) discover(ctx context.Context) (*transmitterMetadata, string, er
 		}
 		md := new(transmitterMetadata)
 		if err := json.Unmarshal(body, md); err != nil {
-			return nil, "", fmt.Errorf("ssf: transmitter metadata at %s is not a valid document: %w", u, err)
+			return "", fmt.Errorf("ssf: transmitter metadata at %s is not a valid document: %w", u, err)
 		}
 		if md.Issuer != k.issuer {
-			return nil, "", fmt.Errorf("ssf: transmitter metadata at %s has issuer %q, want exactly %q (SSF 1.0 §7.2.4)", u, md.Issuer, k.issuer)
+			return "", fmt.Errorf("ssf: transmitter metadata at %s has issuer %q, want exactly %q (SSF 1.0 §7.2.4)", u, md.Issuer, k.issuer)
 		}
 		if md.JWKSURI == "" {
-			return nil, "", fmt.Errorf("ssf: transmitter metadata at %s has no jwks_uri, so its SETs cannot be verified (SSF 1.0 §7.1)", u)
+			return "", fmt.Errorf("ssf: transmitter metadata at %s has no jwks_uri, so its SETs cannot be verified (SSF 1.0 §7.1)", u)
 		}
-		if err := checkURL(md.JWKSURI); err != nil {
-			return nil, "", fmt.Errorf("ssf: transmitter metadata at %s: jwks_uri: %w", u, err)
+		if _, err := urlrule.Server(md.JWKSURI); err != nil {
+			return "", fmt.Errorf("ssf: transmitter metadata at %s: jwks_uri: %w", u, err)
 		}
-		return md, u, nil
-	}
-	return nil, "", fmt.Errorf("ssf: no transmitter metadata for issuer %q: %w", k.issuer, errors.Join(tried...))
-}
-
-// fetchJWKS reads an RFC 7517 §5 JWK Set and keeps the keys that can
-// verify SETs: public (a private key's public half is used), "use" absent
-// or "sig", and an RSA (at least 2048 bits), EC (P-256, P-384, P-521) or
-// Ed25519 key. Symmetric keys are never kept: an HMAC secret published in
-// a JWKS is no secret. A key this library cannot parse is skipped rather
-// than failing the whole set, so one exotic key does not stop rotation.
-func (k *keySet) fetchJWKS(ctx context.Context, u string) (keys []jose.JSONWebKey, skipped int, err error) {
-	body, status, err := k.get(ctx, u)
-	if err != nil {
-		return nil, 0, fmt.Errorf("ssf: JWKS: %w", err)
-	}
-	if status != http.StatusOK {
-		return nil, 0, fmt.Errorf("ssf: JWKS at %s: HTTP %d", u, status)
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil || set.Keys == nil {
-		return nil, 0, fmt.Errorf("ssf: JWKS at %s is not a JWK Set (RFC 7517 §5)", u)
-	}
-	if len(set.Keys) > maxJWKSKeys {
-		return nil, 0, fmt.Errorf("ssf: JWKS at %s holds %d keys, more than %d", u, len(set.Keys), maxJWKSKeys)
-	}
-	for _, raw := range set.Keys {
-		var key jose.JSONWebKey
-		if err := key.UnmarshalJSON(raw); err != nil {
-			skipped++
-			continue
+		d := discovered{url: u, spec: md.SpecVersion, critical: md.CriticalSubjectMembers}
+		if len(md.DeliveryMethodsSupported) > 0 && !slices.Contains(md.DeliveryMethodsSupported, deliveryPush) {
+			d.warnings = append(d.warnings, "the transmitter's delivery_methods_supported does not list push delivery ("+deliveryPush+")")
 		}
-		if !key.IsPublic() {
-			key = key.Public()
-		}
-		if !key.Valid() || (key.Use != "" && key.Use != "sig") || !usableKey(key.Key) {
-			skipped++
-			continue
-		}
-		keys = append(keys, key)
+		k.mu.Lock()
+		k.md = d
+		k.mu.Unlock()
+		return md.JWKSURI, nil
 	}
-	return keys, skipped, nil
-}
-
-func usableKey(k any) bool {
-	switch pk := k.(type) {
-	case *rsa.PublicKey:
-		return pk.N.BitLen() >= minRSABits
-	case *ecdsa.PublicKey:
-		return pk.Curve == elliptic.P256() || pk.Curve == elliptic.P384() || pk.Curve == elliptic.P521()
-	case ed25519.PublicKey:
-		return len(pk) == ed25519.PublicKeySize
-	}
-	return false
-}
-
-// matchKeys returns the keys whose kid is kid (any key when kid is "") and
-// that can produce a signature with alg: the key's own "alg", when it has
-// one, must be alg (RFC 7517 §4.4), and its type must fit alg's family.
-func matchKeys(keys []jose.JSONWebKey, kid, alg string) []jose.JSONWebKey {
-	var out []jose.JSONWebKey
-	for _, k := range keys {
-		if kid != "" && k.KeyID != kid {
-			continue
-		}
-		if k.Algorithm != "" && k.Algorithm != alg {
-			continue
-		}
-		if !keyFitsAlg(k.Key, alg) {
-			continue
-		}
-		out = append(out, k)
-	}
-	return out
-}
-
-func keyFitsAlg(k any, alg string) bool {
-	switch pk := k.(type) {
-	case *rsa.PublicKey:
-		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
-	case *ecdsa.PublicKey:
-		switch alg {
-		case string(jose.ES256):
-			return pk.Curve == elliptic.P256()
-		case string(jose.ES384):
-			return pk.Curve == elliptic.P384()
-		case string(jose.ES512):
-			return pk.Curve == elliptic.P521()
-		}
-	case ed25519.PublicKey:
-		return alg == string(jose.EdDSA)
-	}
-	return false
+	return "", fmt.Errorf("ssf: no transmitter metadata for issuer %q: %w", k.issuer, errors.Join(tried...))
 }
 
 // get fetches u with the receiver's client: no redirects (the client's
@@ -372,29 +250,6 @@ func metadataURLs(issuer string) ([]string, error) {
 	origin := u.Scheme + "://" + u.Host
 	path := strings.TrimSuffix(u.EscapedPath(), "/")
 	return []string{origin + wellKnownSSF + path, origin + wellKnownRISC + path}, nil
-}
-
-// checkURL accepts an absolute https URL, or http to a loopback host (for
-// tests and a transmitter on the same machine): keys fetched in clear from
-// anywhere else could be replaced on the way.
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("%q is not an absolute URL with a host", s)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !loopback.Host(u.Hostname()) {
-			return fmt.Errorf("%q: http is allowed only for loopback hosts; use https", s)
-		}
-	default:
-		return fmt.Errorf("%q: scheme must be https", s)
-	}
-	if u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Errorf("%q must not have a fragment", s)
-	}
-	return nil
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

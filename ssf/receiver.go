@@ -22,12 +22,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // Defaults for the zero values of Config.
@@ -95,7 +96,9 @@ type Config struct {
 	RefetchInterval time.Duration
 	// KeyMaxAge is how long fetched keys are used before they are fetched
 	// again on the next SET, so a key the transmitter withdrew stops being
-	// accepted (default 1h). If that fetch fails, the old keys stay in use.
+	// accepted (default 1h); the JWKS answer's Cache-Control max-age may
+	// shorten it, down to RefetchInterval. If that fetch fails, the old
+	// keys stay in use.
 	KeyMaxAge time.Duration
 	// MaxBodyBytes bounds a push request's body (default 64 KiB).
 	MaxBodyBytes int64
@@ -156,11 +159,11 @@ func New(cfg Config) (*Receiver, error) {
 	var errs []error
 	if cfg.Issuer == "" {
 		errs = append(errs, errors.New("ssf: Issuer is required"))
-	} else if err := checkIssuer(cfg.Issuer); err != nil {
+	} else if _, err := urlrule.Identifier(cfg.Issuer); err != nil {
 		errs = append(errs, fmt.Errorf("ssf: Issuer: %w", err))
 	}
 	if cfg.JWKSURL != "" {
-		if err := checkURL(cfg.JWKSURL); err != nil {
+		if _, err := urlrule.Server(cfg.JWKSURL); err != nil {
 			errs = append(errs, fmt.Errorf("ssf: JWKSURL: %w", err))
 		}
 	}
@@ -224,10 +227,11 @@ func New(cfg Config) (*Receiver, error) {
 		client = &c
 	}
 	client.CheckRedirect = noRedirects
-	r.keys = &keySet{
-		issuer: cfg.Issuer, jwksURL: cfg.JWKSURL, client: client, timeout: cfg.Timeout,
-		interval: cfg.RefetchInterval, maxAge: cfg.KeyMaxAge, now: cfg.Now, log: cfg.Logger,
+	keys, err := newKeySet(cfg, client)
+	if err != nil {
+		return nil, err
 	}
+	r.keys = keys
 	replay, err := newReplayCache(cfg.ReplayCapacity, cfg.MaxAge+cfg.ClockSkew)
 	if err != nil {
 		return nil, err
@@ -241,18 +245,6 @@ func setDefault[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
-}
-
-// checkIssuer applies checkURL plus SSF 1.0 §7.1: no query or fragment.
-func checkIssuer(s string) error {
-	if err := checkURL(s); err != nil {
-		return err
-	}
-	u, _ := url.Parse(s)
-	if u.RawQuery != "" || u.ForceQuery {
-		return fmt.Errorf("%q must not have a query (SSF 1.0 §7.1)", s)
-	}
-	return nil
 }
 
 // Verify checks a SET exactly as a push would, including whether its jti
@@ -365,20 +357,16 @@ func (r *Receiver) revocations(v *verifiedSET, now time.Time) []Revocation {
 // configuration doctor uses it to prove they are reachable and usable;
 // main may call it at start-up to warm the keys.
 func (r *Receiver) Refresh(ctx context.Context) (KeyStatus, error) {
-	if err := r.keys.refresh(ctx, true); err != nil {
+	if err := r.keys.keys.Refresh(ctx); err != nil {
 		return KeyStatus{}, err
 	}
-	r.keys.mu.RLock()
-	defer r.keys.mu.RUnlock()
-	st := r.keys.status
-	st.KeyIDs = slices.Clone(st.KeyIDs)
-	st.Warnings = slices.Clone(st.Warnings)
-	return st, nil
+	return r.keys.status(), nil
 }
 
 // Close releases the idle connections of the HTTP client the Receiver made
 // for itself (none if Config.HTTPClient was given). The Receiver keeps
-// working afterwards.
+// working afterwards. (Its jwks.KeySet is never started, so it has no
+// goroutine to stop.)
 func (r *Receiver) Close() {
 	if r.ownsClient {
 		r.keys.client.CloseIdleConnections()

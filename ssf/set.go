@@ -41,7 +41,8 @@ const maxJTILen = 256
 
 // maxKeysTried bounds the keys a SET without "kid" is checked against (RFC
 // 7515 §4.1.4 makes kid optional; transmitters with one or two keys often
-// omit it).
+// omit it): the jwks.KeySet's KeylessCandidates, checked again where the
+// signatures are.
 const maxKeysTried = 4
 
 // verifiedSET is a SET whose signature and claims passed every check.
@@ -70,7 +71,8 @@ type claims map[string]json.RawMessage
 //     mandatory by SSF 1.0 §4.1.1 against confusion with other JWTs),
 //     missing only if AcceptUntyped.
 //  3. Key and signature: the key comes from the transmitter's JWKS by
-//     "kid" and "alg" only (keySet), and the signature must verify with it.
+//     "kid" and "alg" only (keySet, a jwks.KeySet), and the signature must
+//     verify with it.
 //  4. Claims (checked only once the signature holds, so nothing an outsider
 //     writes is interpreted before it is authenticated): iss, aud, iat,
 //     exp, nbf, jti, no "sub", and the events (see checkClaims).
@@ -248,10 +250,7 @@ func (r *Receiver) checkClaims(payload []byte) (*verifiedSET, error) {
 			return nil, refused(CodeInvalidRequest, ReasonMalformed, `the SET's "toe" is not a NumericDate`)
 		}
 	}
-	r.keys.mu.RLock()
-	critical := r.keys.critical
-	r.keys.mu.RUnlock()
-	events, rerr := parseEvents(c["events"], c["sub_id"], r.cfg.MaxEvents, critical)
+	events, rerr := parseEvents(c["events"], c["sub_id"], r.cfg.MaxEvents, r.keys.critical())
 	if rerr != nil {
 		return nil, rerr
 	}

@@ -1,4 +1,4 @@
-package jwtaccess
+package jwks
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func TestFetchSpans(t *testing.T) {
 			ks := newKeySet(t, KeySetConfig{URL: iss.JWKSURL(), TracerProvider: tp})
 
 			ctx, parent := tp.Tracer("test").Start(t.Context(), "request")
-			_, _ = ks.lookup(ctx, "some-kid", jose.RS256)
+			_, _ = ks.Lookup(ctx, "some-kid", jose.RS256)
 			parent.End()
 
 			var fetches []sdktrace.ReadOnlySpan

@@ -1,14 +1,19 @@
-package jwtaccess
-
+// Package jwks keeps a JSON Web Key Set (RFC 7517 §5) the way a party
+// verifying signatures needs it: the authorization server's keys for
+// JWT access tokens (package jwtaccess), a Shared Signals transmitter's
+// keys for Security Event Tokens (package ssf).
+//
 // The issuer's JSON Web Key Set (RFC 7517 §5), as a resource server keeps
 // it: fetched from the issuer's jwks_uri (RFC 8414 §2), cached for the
 // lifetime its HTTP answer allows (RFC 9111 §5.2.2.1 max-age, bounded),
-// refreshed in the background before that ends, and refreshed at once
+// refreshed in the background before that ends (or, without Start, on
+// the first use after it ends), and refreshed at once
 // when a token names a key it does not hold, at most once per MinRefresh
 // however many tokens do (RFC 8725 §3.10 warns that key lookups driven by
 // a token's header are an attacker's lever). The keys it has stay in use
 // while the issuer cannot be reached: an outage of the JWKS endpoint must
 // not turn into an outage of the gateway.
+package jwks
 
 import (
 	"context"
@@ -101,8 +106,20 @@ func (nopObserver) JWKSFetch(FetchOutcome, time.Duration) {}
 // the defaults above.
 type KeySetConfig struct {
 	// URL is the JWKS location: the issuer's "jwks_uri" (RFC 8414 §2), or
-	// JWKS_URL. https, or http on a loopback host (urlrule.Server).
+	// JWKS_URL. https, or http on a loopback host (urlrule.Server). Empty
+	// when ResolveURL is set.
 	URL string
+	// ResolveURL, when not nil, is called at the start of every fetch, within
+	// its Timeout, and returns where the JWKS is now: for a party whose
+	// keys are found through metadata that NewKeySet must not fetch yet
+	// (ssf: the transmitter's jwks_uri, SSF 1.0 §7.2, read on the first SET
+	// so that a transmitter that is down does not stop the gateway from
+	// starting, and read again on each fetch so a moved jwks_uri is
+	// followed). Its result must pass the same rule as URL. Its error is
+	// the fetch's: reported as FetchTimeout or FetchNetwork when it wraps
+	// one, else as FetchBadResponse, and counted by the MinRefresh gate
+	// like any failed fetch.
+	ResolveURL func(ctx context.Context) (string, error)
 	// HTTPClient fetches the JWKS. nil: a default client. Redirects are
 	// never followed (a 3xx is a failed fetch), even with a caller's client.
 	HTTPClient *http.Client
@@ -112,11 +129,31 @@ type KeySetConfig struct {
 	// MinLifetime, MaxLifetime bound the lifetime a Cache-Control max-age
 	// asks for; DefaultLifetime applies without one.
 	MinLifetime, MaxLifetime, DefaultLifetime time.Duration
-	// Timeout bounds one fetch; MaxBytes the document; MaxKeys the keys
-	// kept from it (the first MaxKeys usable ones).
+	// Timeout bounds one fetch (ResolveURL included); MaxBytes the
+	// document; MaxKeys the keys kept from it (the first MaxKeys usable
+	// ones).
 	Timeout  time.Duration
 	MaxBytes int64
 	MaxKeys  int
+	// RefuseAboveMaxKeys makes a document with more than MaxKeys entries
+	// (usable or not) a failed fetch, keeping the keys held, rather than
+	// truncated: for a key set expected to be small (ssf), where so many
+	// keys means something is wrong at the source.
+	RefuseAboveMaxKeys bool
+	// PublicHalfOfPrivateKeys keeps the public half of an asymmetric
+	// private key published by mistake, instead of refusing the key. Never
+	// for access tokens: anyone who read that document can mint tokens the
+	// gateway would accept. Tolerable for Shared Signals (ssf), where a
+	// forged SET can only make the gateway ask the authorization server
+	// again, and refusing would stop genuine revocations.
+	PublicHalfOfPrivateKeys bool
+	// KeylessCandidates is how many keys fitting the algorithm a Lookup
+	// without "kid" may return, for the caller to try in turn (RFC 7515
+	// §4.1.4 makes "kid" optional); more is no match. Zero: 1, since
+	// one key is a verification but several are a guess whose cost the
+	// sender chooses. ssf allows a few (transmitters with one or two keys
+	// often omit "kid").
+	KeylessCandidates int
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 	// Logger receives operational logs. nil discards.
@@ -132,7 +169,7 @@ type KeySetConfig struct {
 // Tracing vocabulary: the span of one fetch, and its attribute saying how
 // it ended (a FetchOutcome).
 const (
-	tracerName       = "github.com/mcp-gateway/mcp-gateway/jwtaccess"
+	tracerName       = "github.com/mcp-gateway/mcp-gateway/jwks"
 	spanFetch        = "jwks fetch"
 	attrFetchOutcome = attribute.Key("mcp_gateway.jwks.outcome")
 )
@@ -147,6 +184,7 @@ type KeySet struct {
 	tracer trace.Tracer // nil: no spans
 
 	keys   atomic.Pointer[snapshot]
+	url    atomic.Pointer[string] // where the last fetch went (cfg.URL without ResolveURL)
 	flight singleflight.Group
 
 	mu          sync.Mutex
@@ -174,16 +212,21 @@ type snapshot struct {
 // NewKeySet validates cfg and returns a KeySet holding no keys yet. It
 // makes no network call.
 func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
-	if _, err := urlrule.Server(cfg.URL); err != nil {
-		return nil, fmt.Errorf("jwtaccess: JWKS URL: %w", err)
+	switch {
+	case cfg.ResolveURL == nil:
+		if _, err := urlrule.Server(cfg.URL); err != nil {
+			return nil, fmt.Errorf("jwks: JWKS URL: %w", err)
+		}
+	case cfg.URL != "":
+		return nil, errors.New("jwks: URL and ResolveURL are exclusive")
 	}
 	for _, d := range []time.Duration{cfg.MinRefresh, cfg.MinLifetime, cfg.MaxLifetime, cfg.DefaultLifetime, cfg.Timeout} {
 		if d < 0 {
-			return nil, errors.New("jwtaccess: key set durations must not be negative")
+			return nil, errors.New("jwks: key set durations must not be negative")
 		}
 	}
-	if cfg.MaxBytes < 0 || cfg.MaxKeys < 0 {
-		return nil, errors.New("jwtaccess: key set bounds must not be negative")
+	if cfg.MaxBytes < 0 || cfg.MaxKeys < 0 || cfg.KeylessCandidates < 0 {
+		return nil, errors.New("jwks: key set bounds must not be negative")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -204,6 +247,9 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 	if cfg.MaxKeys == 0 {
 		cfg.MaxKeys = DefaultMaxKeys
 	}
+	if cfg.KeylessCandidates == 0 {
+		cfg.KeylessCandidates = 1
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -214,6 +260,7 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 		cfg.Observer = nopObserver{}
 	}
 	k := &KeySet{cfg: cfg, wait: sleep}
+	k.url.Store(&cfg.URL)
 	if cfg.TracerProvider != nil {
 		k.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
@@ -231,13 +278,20 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// URL is where the key set is fetched from.
-func (k *KeySet) URL() string { return k.cfg.URL }
+// URL is where the key set is fetched from: with ResolveURL, where the
+// last fetch that resolved it went ("" before).
+func (k *KeySet) URL() string { return *k.url.Load() }
 
 // Start begins the background refresh: a fetch now, retried with jittered
 // exponential backoff (100 ms doubling up to 5 min) until one succeeds,
 // then a fetch before each answer's lifetime ends. It returns at once;
 // calling it again does nothing.
+//
+// A KeySet that is never started keeps its keys fresh on use instead: a
+// Lookup that finds them past their lifetime fetches them first, under
+// the MinRefresh gate, and keeps using them if that fetch fails. So a
+// user without a goroutine of its own (ssf's receiver) still stops
+// trusting a key its issuer withdrew.
 func (k *KeySet) Start() {
 	if !k.started.CompareAndSwap(false, true) {
 		return
@@ -321,7 +375,8 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 // refreshForUnknownKey refreshes because a token named a key the set does
 // not hold, unless a fetch began less than MinRefresh ago: then it only
 // waits for that fetch if it is still in flight, and fetches nothing.
-// Concurrent callers share one fetch.
+// Concurrent callers share one fetch. It reports whether a fetch ended
+// while it waited (made by it or by another caller).
 func (k *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 	ch := k.flight.DoChan("unknown", func() (any, error) {
 		k.mu.Lock()
@@ -329,13 +384,15 @@ func (k *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 		if !k.lastAttempt.IsZero() && now.Sub(k.lastAttempt) < k.cfg.MinRefresh {
 			inFlight := k.fetching
 			k.mu.Unlock()
+			waited := false
 			if inFlight != nil {
 				select {
 				case <-inFlight:
+					waited = true
 				case <-k.stop.Done():
 				}
 			}
-			return false, nil
+			return waited, nil
 		}
 		k.mu.Unlock()
 		return true, k.Refresh(context.WithoutCancel(ctx))
@@ -349,20 +406,25 @@ func (k *KeySet) refreshForUnknownKey(ctx context.Context) bool {
 	}
 }
 
-// fetch is one GET of the JWKS, reported to the Observer.
+// fetch is one GET of the JWKS (after ResolveURL, if set), reported to
+// the Observer.
 func (k *KeySet) fetch(ctx context.Context) (err error) {
 	start := time.Now()
 	outcome := FetchNetwork
 	status := 0
+	u := k.URL()
 	var span trace.Span
 	if k.tracer != nil {
 		ctx, span = k.tracer.Start(ctx, spanFetch, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(semconv.HTTPRequestMethodGet, semconv.URLFull(k.cfg.URL)))
+			trace.WithAttributes(semconv.HTTPRequestMethodGet))
 	}
 	defer func() {
 		k.cfg.Observer.JWKSFetch(outcome, time.Since(start))
 		if span != nil {
 			span.SetAttributes(attrFetchOutcome.String(string(outcome)))
+			if u != "" {
+				span.SetAttributes(semconv.URLFull(u))
+			}
 			if status != 0 {
 				span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 			}
@@ -375,24 +437,27 @@ func (k *KeySet) fetch(ctx context.Context) (err error) {
 		k.lastErr = err
 		k.mu.Unlock()
 		if err != nil {
-			k.cfg.Logger.Warn("JWKS fetch failed; keeping the keys held", "url", k.cfg.URL, "outcome", string(outcome), "err", err)
+			k.cfg.Logger.Warn("JWKS fetch failed; keeping the keys held", "url", u, "outcome", string(outcome), "err", err)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
 	defer cancel()
 	stopCancel := context.AfterFunc(k.stop, cancel)
 	defer stopCancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.cfg.URL, nil)
+	if k.cfg.ResolveURL != nil {
+		if u, err = k.resolve(ctx); err != nil {
+			outcome = failureOutcome(err)
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		var ne net.Error
-		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-			outcome = FetchTimeout
-		}
+		outcome = failureOutcome(err)
 		return err
 	}
 	defer resp.Body.Close()
@@ -409,7 +474,8 @@ func (k *KeySet) fetch(ctx context.Context) (err error) {
 	if int64(len(body)) > k.cfg.MaxBytes {
 		return fmt.Errorf("JWKS larger than %d bytes", k.cfg.MaxBytes)
 	}
-	keys, skipped, err := ParseKeySet(body, k.cfg.MaxKeys)
+	keys, skipped, err := parseKeySet(body, parseRules{
+		maxKeys: k.cfg.MaxKeys, refuseAboveMax: k.cfg.RefuseAboveMaxKeys, publicHalf: k.cfg.PublicHalfOfPrivateKeys})
 	if err != nil {
 		return err
 	}
@@ -417,11 +483,38 @@ func (k *KeySet) fetch(ctx context.Context) (err error) {
 	k.keys.Store(&snapshot{keys: keys, skipped: skipped, fetched: now,
 		expires: now.Add(k.lifetime(resp.Header.Values("Cache-Control")))})
 	outcome = FetchOK
-	k.cfg.Logger.Info("JWKS fetched", "url", k.cfg.URL, "keys", len(keys), "skipped", len(skipped))
+	k.cfg.Logger.Info("JWKS fetched", "url", u, "keys", len(keys), "skipped", len(skipped))
 	for _, s := range skipped {
-		k.cfg.Logger.Warn("JWKS key not used", "url", k.cfg.URL, "why", s)
+		k.cfg.Logger.Warn("JWKS key not used", "url", u, "why", s)
 	}
 	return nil
+}
+
+// resolve asks ResolveURL where the JWKS is, and holds the answer to the
+// rule a configured URL follows.
+func (k *KeySet) resolve(ctx context.Context) (string, error) {
+	u, err := k.cfg.ResolveURL(ctx)
+	if err != nil {
+		return "", fmt.Errorf("resolving the JWKS URL: %w", err)
+	}
+	if _, err := urlrule.Server(u); err != nil {
+		return "", fmt.Errorf("resolved JWKS URL: %w", err)
+	}
+	k.url.Store(&u)
+	return u, nil
+}
+
+// failureOutcome classifies a failure to reach the JWKS (or, through
+// ResolveURL, the document that names it).
+func failureOutcome(err error) FetchOutcome {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return FetchTimeout
+	case errors.As(err, &ne):
+		return FetchNetwork
+	}
+	return FetchBadResponse
 }
 
 // lifetime is how long an answer with these Cache-Control values is kept:
@@ -454,29 +547,47 @@ func (k *KeySet) lifetime(cacheControl []string) time.Duration {
 // EC on P-256, P-384 or P-521, and Ed25519; "use" absent or "sig". Every
 // other key is left out, with the reason in skipped: symmetric keys (a
 // secret in a public document), private keys (anyone holding the document
-// could sign; refused, not stripped to their public half), encryption
+// could sign; refused, not stripped to their public half, unlike a KeySet
+// with PublicHalfOfPrivateKeys), encryption
 // keys, and key types or curves it does not know. One unusable key does
 // not make the document unusable (issuers publish keys for other uses);
 // a document with no usable key is an error.
 func ParseKeySet(body []byte, maxKeys int) (keys []jose.JSONWebKey, skipped []string, err error) {
+	return parseKeySet(body, parseRules{maxKeys: maxKeys})
+}
+
+// parseRules are the KeySetConfig choices that shape ParseKeySet.
+type parseRules struct {
+	maxKeys        int
+	refuseAboveMax bool // KeySetConfig.RefuseAboveMaxKeys
+	publicHalf     bool // KeySetConfig.PublicHalfOfPrivateKeys
+}
+
+func parseKeySet(body []byte, r parseRules) (keys []jose.JSONWebKey, skipped []string, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, nil, errors.New("JWKS is not a JSON object with a \"keys\" array")
+		return nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): not a JSON object with a \"keys\" array")
 	}
 	if doc.Keys == nil {
-		return nil, nil, errors.New("JWKS has no \"keys\" array")
+		return nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): no \"keys\" array")
+	}
+	if r.refuseAboveMax && len(doc.Keys) > r.maxKeys {
+		return nil, nil, fmt.Errorf("JWKS holds %d keys, more than %d", len(doc.Keys), r.maxKeys)
 	}
 	for i, raw := range doc.Keys {
-		if len(keys) >= maxKeys {
-			skipped = append(skipped, fmt.Sprintf("keys[%d] and after: more than %d keys", i, maxKeys))
+		if len(keys) >= r.maxKeys {
+			skipped = append(skipped, fmt.Sprintf("keys[%d] and after: more than %d keys", i, r.maxKeys))
 			break
 		}
 		var k jose.JSONWebKey
 		if err := k.UnmarshalJSON(raw); err != nil {
 			skipped = append(skipped, fmt.Sprintf("keys[%d]: not a usable JWK: %v", i, err))
 			continue
+		}
+		if r.publicHalf && asymmetricPrivate(k.Key) {
+			k = k.Public()
 		}
 		if why := unusable(&k); why != "" {
 			skipped = append(skipped, fmt.Sprintf("keys[%d] (kid %q): %s", i, k.KeyID, why))
@@ -488,6 +599,16 @@ func ParseKeySet(body []byte, maxKeys int) (keys []jose.JSONWebKey, skipped []st
 		return nil, skipped, fmt.Errorf("JWKS holds no usable signing key (%d key(s) skipped)", len(skipped))
 	}
 	return keys, skipped, nil
+}
+
+// asymmetricPrivate reports whether key is the private key of a pair (whose
+// public half verifies), as opposed to a public or a symmetric key.
+func asymmetricPrivate(key any) bool {
+	switch key.(type) {
+	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
+		return true
+	}
+	return false
 }
 
 // unusable says why a parsed key is not kept, or "".
@@ -549,9 +670,10 @@ func fits(k *jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
 }
 
 // candidates returns the keys that may verify a token signed with alg and
-// naming kid: those with that "kid" that fit alg; with no kid, the only
-// key that fits alg (none if several do: guessing is not verifying).
-func (s *snapshot) candidates(kid string, alg jose.SignatureAlgorithm) []*jose.JSONWebKey {
+// naming kid: those with that "kid" that fit alg; with no kid, the keys
+// that fit alg if there are at most keyless of them (none if more do:
+// guessing is not verifying).
+func (s *snapshot) candidates(kid string, alg jose.SignatureAlgorithm, keyless int) []*jose.JSONWebKey {
 	if s == nil {
 		return nil
 	}
@@ -562,7 +684,7 @@ func (s *snapshot) candidates(kid string, alg jose.SignatureAlgorithm) []*jose.J
 			out = append(out, k)
 		}
 	}
-	if kid == "" && len(out) > 1 {
+	if kid == "" && len(out) > keyless {
 		return nil
 	}
 	return out
@@ -573,35 +695,60 @@ type KeyError struct {
 	// Unavailable is the last fetch's error when the key set could not be
 	// fetched: the key may exist in a document the gateway could not read.
 	Unavailable error
+	// Deferred is set when no fetch ended during this lookup (one began
+	// less than MinRefresh before, or ctx ended first): the key may be in
+	// the issuer's current set. A caller whose sender retries (ssf: 503
+	// and Retry-After) should ask it to; a token's bearer cannot, so
+	// jwtaccess ignores this.
+	Deferred bool
+	// RetryAfter is how long until a lookup may fetch again: the rest of
+	// MinRefresh since the last fetch began (0: now).
+	RetryAfter time.Duration
 }
 
 func (e *KeyError) Error() string {
-	if e.Unavailable != nil {
+	switch {
+	case e.Unavailable != nil:
 		return "no key of the issuer's JWKS for this token; the JWKS cannot be fetched: " + e.Unavailable.Error()
+	case e.Deferred:
+		return "no key of the issuer's JWKS for this token; the JWKS was fetched less than the minimum refresh interval ago"
 	}
 	return "no key of the issuer's JWKS for this token"
 }
 
-// lookup returns the candidate keys for (kid, alg), refreshing once,
-// subject to the MinRefresh gate, when there are none.
-func (k *KeySet) lookup(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
-	if c := k.keys.Load().candidates(kid, alg); len(c) > 0 {
+// Lookup returns the keys that may verify a signature by alg from key kid
+// (see KeySetConfig.KeylessCandidates for kid ""), fetching the key set
+// once, subject to the MinRefresh gate, when it holds none (and, on a
+// KeySet not started, when its keys are past their lifetime). Keys are
+// chosen by kid and alg only: what a token carries or points to ("jku",
+// "x5u", "jwk", "x5c") is never a key (RFC 8725 §3.10). The keys returned
+// are shared: read-only. Its error is a *KeyError.
+func (k *KeySet) Lookup(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]*jose.JSONWebKey, error) {
+	fetched := false
+	if s := k.keys.Load(); s != nil && !k.started.Load() && !k.cfg.Now().Before(s.expires) {
+		fetched = k.refreshForUnknownKey(ctx)
+	}
+	if c := k.keys.Load().candidates(kid, alg, k.cfg.KeylessCandidates); len(c) > 0 {
 		return c, nil
 	}
-	k.refreshForUnknownKey(ctx)
-	if c := k.keys.Load().candidates(kid, alg); len(c) > 0 {
+	if !fetched {
+		fetched = k.refreshForUnknownKey(ctx)
+	}
+	if c := k.keys.Load().candidates(kid, alg, k.cfg.KeylessCandidates); len(c) > 0 {
 		return c, nil
 	}
 	k.mu.Lock()
 	last := k.lastErr
+	wait := k.cfg.MinRefresh - k.cfg.Now().Sub(k.lastAttempt)
 	k.mu.Unlock()
+	ke := &KeyError{Deferred: !fetched, RetryAfter: max(wait, 0)}
 	if last != nil || k.keys.Load() == nil {
 		if last == nil {
 			last = errors.New("not fetched yet")
 		}
-		return nil, &KeyError{Unavailable: last}
+		ke.Unavailable = last
 	}
-	return nil, &KeyError{}
+	return nil, ke
 }
 
 // Status is what the key set holds, for diagnosis.

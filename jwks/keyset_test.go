@@ -1,4 +1,4 @@
-package jwtaccess
+package jwks
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func TestUnknownKIDRefreshGate(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				if _, err := ks.lookup(t.Context(), kid(i), jose.RS256); err == nil {
+				if _, err := ks.Lookup(t.Context(), kid(i), jose.RS256); err == nil {
 					found.Add(1)
 				}
 			})
@@ -97,11 +97,11 @@ func TestUnknownKIDRefreshGate(t *testing.T) {
 	if f.Load() < 1 {
 		t.Fatal("the rotated key was not found")
 	}
-	if _, err := ks.lookup(t.Context(), newKey.KID, jose.RS256); err != nil {
+	if _, err := ks.Lookup(t.Context(), newKey.KID, jose.RS256); err != nil {
 		t.Fatalf("rotated key after the refresh: %v", err)
 	}
 	var ke *KeyError
-	if _, err := ks.lookup(t.Context(), "nope", jose.RS256); !errors.As(err, &ke) || ke.Unavailable != nil {
+	if _, err := ks.Lookup(t.Context(), "nope", jose.RS256); !errors.As(err, &ke) || ke.Unavailable != nil {
 		t.Fatalf("unknown kid with a healthy JWKS: %v, want a KeyError without Unavailable", err)
 	}
 }
@@ -126,12 +126,12 @@ func TestOutageKeepsKeys(t *testing.T) {
 	if obs.last() != FetchStatus {
 		t.Errorf("outcome %q, want status", obs.last())
 	}
-	if _, err := ks.lookup(t.Context(), iss.Key().KID, jose.RS256); err != nil {
+	if _, err := ks.Lookup(t.Context(), iss.Key().KID, jose.RS256); err != nil {
 		t.Fatalf("known key during the outage: %v", err)
 	}
 	clk.Advance(time.Minute)
 	var ke *KeyError
-	if _, err := ks.lookup(t.Context(), "rotated-during-outage", jose.RS256); !errors.As(err, &ke) || ke.Unavailable == nil {
+	if _, err := ks.Lookup(t.Context(), "rotated-during-outage", jose.RS256); !errors.As(err, &ke) || ke.Unavailable == nil {
 		t.Fatalf("unknown kid during the outage: %v, want KeyError with Unavailable", err)
 	}
 	if st := ks.Status(); st.LastErr == nil || len(st.Keys) != 1 {
@@ -351,16 +351,18 @@ func TestParseKeySet(t *testing.T) {
 }
 
 // FuzzParseKeySet: whatever the JWKS endpoint sends, ParseKeySet neither
-// panics nor keeps a key that is private, symmetric or not for signing.
+// panics nor keeps a key that is private, symmetric or not for signing,
+// whatever the rules a KeySetConfig sets.
 func FuzzParseKeySet(f *testing.F) {
-	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k"}]}`)
-	f.Add(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`)
-	f.Add(`{"keys":[{"kty":"oct","k":"AAAA"}]}`)
-	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","use":"sig"}]}`)
-	f.Add(`{"keys":null}`)
-	f.Add(`{}`)
-	f.Fuzz(func(t *testing.T, doc string) {
-		keys, _, err := ParseKeySet([]byte(doc), 10)
+	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"oct","k":"AAAA"}]}`, false, false)
+	f.Add(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","use":"sig"}]}`, false, false)
+	f.Add(`{"keys":null}`, false, false)
+	f.Add(`{}`, false, false)
+	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI","kid":"k"}]}`, true, true)
+	f.Fuzz(func(t *testing.T, doc string, publicHalf, refuseAboveMax bool) {
+		keys, _, err := parseKeySet([]byte(doc), parseRules{maxKeys: 10, publicHalf: publicHalf, refuseAboveMax: refuseAboveMax})
 		if err == nil && len(keys) == 0 {
 			t.Fatal("no error and no key")
 		}
