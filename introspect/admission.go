@@ -333,9 +333,20 @@ func (s *slots) inUse() int {
 // never the token: a collision only lets an unknown token skip the queue
 // (or be refused as expired), and finding one needs the digest of a token
 // the finder does not have.
+//
+// It is two generations of a plain map rather than an LRU list: a token is
+// remembered in the current generation; when that holds half the bound,
+// it becomes the previous one and the one before is dropped whole; a
+// token found in the previous generation moves to the current one. So the
+// least recently accepted or seen tokens are forgotten first, as with an
+// LRU, at about 30 bytes per token instead of the 100 that a list element,
+// a boxed entry and a map slot cost: this table is kept for every token
+// the cache holds, and more, so its size is part of the cache's
+// (knownTokenCost, CacheMaxBytes).
 type knownTokens struct {
-	mu    sync.Mutex
-	table *lru.Map[uint64, knownToken]
+	mu        sync.Mutex
+	half      int // entries per generation
+	cur, prev map[uint64]knownToken
 }
 
 // knownToken is one remembered acceptance (Unix nanoseconds).
@@ -344,13 +355,34 @@ type knownToken struct {
 	keep int64 // when to forget it: exp + knownExpiredGrace, or knownNoExpiry after acceptance
 }
 
+// knownTokenCost is the heap one known token may take, generously: a map
+// slot (24 bytes and its control byte) at the lowest load factor a Go map
+// grows to, in either generation.
+const knownTokenCost = 64
+
+// knownBound is how many tokens the known-token table may hold: at most
+// an eighth of CacheMaxBytes, which bounds the cache and this table
+// together (the rest is the cache's).
+func knownBound(tokens int, cacheMaxBytes int64) int {
+	return int(min(int64(tokens), max(1, cacheMaxBytes/8/knownTokenCost)))
+}
+
 // knownExpiredGrace is how long a known token is remembered past its exp,
 // so that presenting it then is refused at once, without asking the
 // authorization server or charging the client.
 const knownExpiredGrace = time.Hour
 
 func newKnownTokens(bound int) *knownTokens {
-	return &knownTokens{table: lru.New[uint64, knownToken](bound)}
+	return &knownTokens{half: max(1, bound/2), cur: map[uint64]knownToken{}, prev: map[uint64]knownToken{}}
+}
+
+// putLocked stores e in the current generation, starting a new one when
+// it is full.
+func (k *knownTokens) putLocked(key uint64, e knownToken) {
+	if _, ok := k.cur[key]; !ok && len(k.cur) >= k.half {
+		k.prev, k.cur = k.cur, make(map[uint64]knownToken, k.half/4)
+	}
+	k.cur[key] = e
 }
 
 func (k *knownTokens) remember(d *[32]byte, exp, now time.Time) {
@@ -358,8 +390,10 @@ func (k *knownTokens) remember(d *[32]byte, exp, now time.Time) {
 	if !exp.IsZero() {
 		e = knownToken{exp: exp.UnixNano(), keep: exp.Add(knownExpiredGrace).UnixNano()}
 	}
+	key := cacheKey(d)
 	k.mu.Lock()
-	k.table.Put(cacheKey(d), e)
+	delete(k.prev, key)
+	k.putLocked(key, e)
 	k.mu.Unlock()
 }
 
@@ -369,12 +403,18 @@ func (k *knownTokens) lookup(d *[32]byte, now time.Time) (exp time.Time, ok bool
 	key := cacheKey(d)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	e, ok := k.table.Get(key)
+	e, ok := k.cur[key]
+	if !ok {
+		if e, ok = k.prev[key]; ok {
+			delete(k.prev, key)
+			k.putLocked(key, e)
+		}
+	}
 	if !ok {
 		return time.Time{}, false
 	}
 	if now.UnixNano() >= e.keep {
-		k.table.Remove(key)
+		delete(k.cur, key)
 		return time.Time{}, false
 	}
 	if e.exp != 0 {
@@ -384,15 +424,17 @@ func (k *knownTokens) lookup(d *[32]byte, now time.Time) (exp time.Time, ok bool
 }
 
 func (k *knownTokens) forget(d *[32]byte) {
+	key := cacheKey(d)
 	k.mu.Lock()
-	k.table.Remove(cacheKey(d))
+	delete(k.cur, key)
+	delete(k.prev, key)
 	k.mu.Unlock()
 }
 
 func (k *knownTokens) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.table.Len()
+	return len(k.cur) + len(k.prev)
 }
 
 // clients is the bounded table of per-client admission state.

@@ -162,8 +162,23 @@ func TestKnownTokensBounded(t *testing.T) {
 	for i := range 10 {
 		k.remember(d(i), now.Add(time.Hour), now)
 	}
-	if n := k.len(); n != 5 {
-		t.Fatalf("len = %d, want 5", n)
+	// Two generations of 2: the four most recent are known, no more.
+	if n := k.len(); n != 4 {
+		t.Fatalf("len = %d, want 4", n)
+	}
+	for i := range 6 {
+		if _, ok := k.lookup(d(i), now); ok {
+			t.Errorf("token %d of 10 is still known past the bound", i)
+		}
+	}
+	// Seen again, a token of the older generation outlives newer ones.
+	k.lookup(d(6), now)
+	k.remember(d(10), now.Add(time.Hour), now)
+	if _, ok := k.lookup(d(6), now); !ok {
+		t.Error("a token looked up lately was forgotten before those accepted earlier")
+	}
+	if _, ok := k.lookup(d(7), now); ok {
+		t.Error("the least recently seen token is still known")
 	}
 	if _, ok := k.lookup(d(0), now); ok {
 		t.Error("the least recently accepted token is still known")
@@ -176,11 +191,12 @@ func TestKnownTokensBounded(t *testing.T) {
 	if _, ok := k.lookup(d(9), now.Add(time.Hour+knownExpiredGrace-time.Second)); !ok {
 		t.Error("forgotten within the grace after exp")
 	}
+	n0 := k.len()
 	if _, ok := k.lookup(d(9), now.Add(time.Hour+knownExpiredGrace)); ok {
 		t.Error("still known after exp + grace")
 	}
-	if n := k.len(); n != 4 {
-		t.Errorf("len = %d after the lookup past keep, want 4", n)
+	if n := k.len(); n != n0-1 {
+		t.Errorf("len = %d after the lookup past keep, want %d", n, n0-1)
 	}
 	// No exp: known for a day after acceptance, with no exp to refuse by.
 	k.remember(d(100), time.Time{}, now)

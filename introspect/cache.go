@@ -3,6 +3,7 @@ package introspect
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"errors"
 	"time"
 
@@ -25,13 +26,13 @@ type entry struct {
 	// duplicates ristretto's own TTL (which runs on the real clock) so that
 	// the verifier's notion of time is the single one that matters, and
 	// tests can drive it with a fake clock.
-	until time.Time
+	until instant
 	// staleUntil is when an accepted answer stops being usable even as a
 	// stale fallback (Config.StaleIfError): min(until+StaleIfError, exp).
 	// It equals until for refusals and when StaleIfError is off. ristretto
 	// keeps the entry until then; between until and staleUntil it is only
 	// served when re-introspection fails with an *UnavailableError.
-	staleUntil time.Time
+	staleUntil instant
 	// err is the cached negative verdict (inactive, rejected, audience,
 	// issuer, token type), or nil for an accepted answer.
 	err error
@@ -40,13 +41,48 @@ type entry struct {
 	info *auth.TokenInfo
 	// exp and nbf are re-checked on every hit (they depend on "now"); zero
 	// when the answer had no such claim.
-	exp, nbf time.Time
+	exp, nbf instant
 	// verifiedAt is when the verification behind this answer started:
 	// revocations are judged against it (revocation.go). id is the token's
 	// keyed identity, for token revocations; hasID says it is set.
-	verifiedAt time.Time
+	verifiedAt instant
 	id         sharedcache.ID
 	hasID      bool
+}
+
+// instant is a time as Unix nanoseconds, 0 for none: an entry is kept for
+// every cached token, and five of these take 40 bytes where five
+// time.Time take 120. Times beyond what int64 nanoseconds hold (before
+// 1678, after 2262) are clamped, and the Unix epoch itself is stored a
+// nanosecond later, so that a token whose "exp" is 0 is expired, not one
+// without an exp.
+type instant int64
+
+func instantOf(t time.Time) instant {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minInstant):
+		return math.MinInt64
+	case t.After(maxInstant):
+		return math.MaxInt64
+	case t.UnixNano() == 0:
+		return 1
+	}
+	return instant(t.UnixNano())
+}
+
+var (
+	minInstant = time.Unix(0, math.MinInt64)
+	maxInstant = time.Unix(0, math.MaxInt64)
+)
+
+// Time is i as a time.Time, the zero Time for none.
+func (i instant) Time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(i))
 }
 
 // result turns a cached entry into Verify's return values. It is the whole
@@ -56,7 +92,7 @@ func (e *entry) result(now time.Time, skew time.Duration) (*auth.TokenInfo, erro
 	if e.err != nil {
 		return nil, e.err
 	}
-	if err := accesstoken.CheckTime(e.exp, e.nbf, now, skew); err != nil {
+	if err := accesstoken.CheckTime(e.exp.Time(), e.nbf.Time(), now, skew); err != nil {
 		return nil, err
 	}
 	return e.info, nil
@@ -165,19 +201,19 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
-	if e.verifiedAt.IsZero() {
-		e.verifiedAt = now
+	if e.verifiedAt == 0 {
+		e.verifiedAt = instantOf(now)
 	}
 	v.identify(e)
-	e.until = now.Add(ttl)
-	e.staleUntil = e.until
+	until := now.Add(ttl)
+	e.until, e.staleUntil = instantOf(until), instantOf(until)
 	if e.info != nil && v.cfg.StaleIfError > 0 {
-		su := e.until.Add(v.cfg.StaleIfError)
-		if !e.exp.IsZero() && e.exp.Before(su) {
-			su = e.exp
+		su := until.Add(v.cfg.StaleIfError)
+		if exp := e.exp.Time(); !exp.IsZero() && exp.Before(su) {
+			su = exp
 		}
-		if su.After(e.until) {
-			e.staleUntil = su
+		if su.After(until) {
+			e.staleUntil = instantOf(su)
 		}
 	}
 	v.cacheMu.RLock()
@@ -185,7 +221,7 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if v.cacheClosed {
 		return
 	}
-	if v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Sub(now)) {
+	if v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Time().Sub(now)) {
 		// ristretto applies a Set asynchronously. Without this wait, a
 		// request arriving just after the coalesced call returned would
 		// miss and introspect the same token again. It runs once per
@@ -215,10 +251,10 @@ func (v *Verifier) lookup(d *[32]byte, now time.Time) (e *entry, fresh bool) {
 	}
 	e, ok := v.cache.Get(cacheKey(d))
 	v.cacheMu.RUnlock()
-	if !ok || e == nil || e.digest != *d || !now.Before(e.staleUntil) {
+	if !ok || e == nil || e.digest != *d || !now.Before(e.staleUntil.Time()) {
 		return nil, false
 	}
-	return e, now.Before(e.until)
+	return e, now.Before(e.until.Time())
 }
 
 // serveStale decides whether a stale accepted answer may stand in for a
@@ -235,14 +271,14 @@ func (v *Verifier) serveStale(ctx context.Context, e *entry, err error) (*auth.T
 		return nil, false
 	}
 	now := v.cfg.Now()
-	if !now.Before(e.staleUntil) || (!e.exp.IsZero() && !now.Before(e.exp)) {
+	if exp := e.exp.Time(); !now.Before(e.staleUntil.Time()) || (!exp.IsZero() && !now.Before(exp)) {
 		return nil, false
 	}
-	if accesstoken.CheckTime(e.exp, e.nbf, now, 0) != nil {
+	if accesstoken.CheckTime(e.exp.Time(), e.nbf.Time(), now, 0) != nil {
 		return nil, false
 	}
 	v.obs.StaleUse()
-	v.log.WarnContext(ctx, "serving stale introspection answer", "stale_for", now.Sub(e.until), "err", err)
+	v.log.WarnContext(ctx, "serving stale introspection answer", "stale_for", now.Sub(e.until.Time()), "err", err)
 	return e.info, true
 }
 

@@ -33,8 +33,8 @@ const (
 	DefaultMaxResponseBytes = 64 << 10
 	// DefaultMaxConcurrency is the default Config.MaxConcurrency.
 	DefaultMaxConcurrency = 64
-	// DefaultKnownTokens is the default Config.KnownTokens: about 10 MB
-	// when full.
+	// DefaultKnownTokens is the default Config.KnownTokens: about 3 MB
+	// when full, within the default CacheMaxBytes's eighth (8 MiB).
 	DefaultKnownTokens = 100_000
 )
 
@@ -76,8 +76,9 @@ type Config struct {
 	// CacheNegativeTTL is how long a refusal is remembered. Default 5s;
 	// negative disables caching of refusals.
 	CacheNegativeTTL time.Duration
-	// CacheMaxBytes bounds the cache, in estimated bytes of heap (see
-	// entry.cost). Default 64 MiB.
+	// CacheMaxBytes bounds the cache and the table of known tokens
+	// together, in estimated bytes of heap (see entry.cost and
+	// knownTokenCost; the table takes at most an eighth). Default 64 MiB.
 	CacheMaxBytes int64
 	// HTTPClient makes the introspection and discovery calls. If nil, a
 	// keep-alive client tuned for one busy host is used. Redirects are never
@@ -134,8 +135,9 @@ type Config struct {
 	RefusalRate  rate.Limit
 	RefusalBurst int
 	// KnownTokens bounds how many recently accepted tokens are remembered
-	// (64 bits of digest and the exp, about 100 bytes each), least
-	// recently accepted forgotten first. Default DefaultKnownTokens.
+	// (64 bits of digest and the exp, about 30 bytes each), least
+	// recently accepted or seen forgotten first; an eighth of
+	// CacheMaxBytes bounds them too. Default DefaultKnownTokens.
 	KnownTokens int
 	// Validation selects how tokens are validated (TOKEN_VALIDATION):
 	// ValidationAuto (default when empty), ValidationJWT or

@@ -100,7 +100,7 @@ func digestOf(tok string) *[32]byte {
 // way a successful introspection does, without any HTTP. For tests that
 // need many entries.
 func insertAnswer(v *Verifier, tok string, r *accesstoken.Claims, now time.Time) {
-	e := &entry{digest: *digestOf(tok), exp: accesstoken.Time(r.Exp, r.HasExp), nbf: accesstoken.Time(r.Nbf, r.HasNbf)}
+	e := &entry{digest: *digestOf(tok), exp: instantOf(accesstoken.Time(r.Exp, r.HasExp)), nbf: instantOf(accesstoken.Time(r.Nbf, r.HasNbf))}
 	e.info = tokenInfo(r, newInterner(nil, nil))
-	v.store(e, now, activeTTL(now, e.exp, v.cfg.CacheMaxTTL))
+	v.store(e, now, activeTTL(now, e.exp.Time(), v.cfg.CacheMaxTTL))
 }

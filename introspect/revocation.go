@@ -52,7 +52,7 @@ func (v *Verifier) revokedEntry(e *entry, tier CacheTier) bool {
 	if !e.hasID {
 		v.identify(e)
 	}
-	if !t.revs.Revoked(e.id, PrincipalOf(e.info), e.verifiedAt) {
+	if !t.revs.Revoked(e.id, PrincipalOf(e.info), e.verifiedAt.Time()) {
 		return false
 	}
 	if t.obs != nil {
@@ -86,9 +86,9 @@ func (v *Verifier) flightKey(d *[32]byte) string {
 // as the revocation asked. Neither is cached: once the revocation expires
 // (revocation TTL) the token is judged on its own again.
 func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (err error, ask bool) {
-	e.verifiedAt = now
+	e.verifiedAt = instantOf(now)
 	if iat := accesstoken.Time(c.Iat, c.HasIat); c.HasIat && !iat.After(now) {
-		e.verifiedAt = iat
+		e.verifiedAt = instantOf(iat)
 	}
 	if !v.revokedEntry(e, TierLocal) {
 		return nil, false

@@ -384,12 +384,13 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 			return nil, nil, false
 		}
 		invalid := &accesstoken.InvalidError{Reason: accesstoken.Reason(vd.Reason), Detail: vd.Detail}
-		v.store(&entry{digest: *d, err: invalid, verifiedAt: at}, now, until.Sub(now))
+		v.store(&entry{digest: *d, err: invalid, verifiedAt: instantOf(at)}, now, until.Sub(now))
 		return nil, invalid, true
 	}
 
 	c := vd.claims()
-	e := &entry{digest: *d, exp: accesstoken.Time(c.Exp, c.HasExp), verifiedAt: at.Add(-v.tier.skew)}
+	exp := accesstoken.Time(c.Exp, c.HasExp)
+	e := &entry{digest: *d, exp: instantOf(exp), verifiedAt: instantOf(at.Add(-v.tier.skew))}
 	v.identify(e)
 	if st := v.checker.Static(c); st != nil {
 		// This machine's configuration refuses what another accepted
@@ -402,15 +403,15 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 	if v.revokedEntry(e, TierShared) {
 		return nil, nil, false
 	}
-	ttl := activeTTL(at, e.exp, v.cfg.CacheMaxTTL) - now.Sub(at)
+	ttl := activeTTL(at, exp, v.cfg.CacheMaxTTL) - now.Sub(at)
 	if ttl <= 0 {
-		if err := accesstoken.CheckTime(e.exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
+		if err := accesstoken.CheckTime(exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
 			return nil, err, true
 		}
 		return nil, nil, false
 	}
 	v.store(e, now, ttl)
-	if err := accesstoken.CheckTime(e.exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
+	if err := accesstoken.CheckTime(exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
 		return nil, err, true
 	}
 	// An accepted token, as if this machine had introspected it: its next

@@ -256,12 +256,13 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		v.obs.Validation(ValidatorJWT, true)
 		return nil, nil, false
 	}
-	e := &entry{digest: *digest, exp: accesstoken.Time(cl.Exp, cl.HasExp), nbf: accesstoken.Time(cl.Nbf, cl.HasNbf)}
+	exp, nbf := accesstoken.Time(cl.Exp, cl.HasExp), accesstoken.Time(cl.Nbf, cl.HasNbf)
 	// An "iat" in the future is a not-before too: the cached entry
 	// re-checks it on every hit.
-	if iat := accesstoken.Time(cl.Iat, cl.HasIat); iat.After(e.nbf) && iat.After(now) {
-		e.nbf = iat
+	if iat := accesstoken.Time(cl.Iat, cl.HasIat); iat.After(nbf) && iat.After(now) {
+		nbf = iat
 	}
+	e := &entry{digest: *digest, exp: instantOf(exp), nbf: instantOf(nbf)}
 	e.info = tokenInfo(cl, v.known)
 	// Revocations (revocation.go): a JWT issued before one that applies
 	// is asked about, or refused when nobody can be asked.
@@ -272,10 +273,10 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 	// CacheMaxTTL, never past exp), without waiting for ristretto to
 	// apply the Set: a lost or late Set costs one more local verification,
 	// not a call to the authorization server.
-	if ttl := activeTTL(now, e.exp, v.cfg.CacheMaxTTL); ttl > 0 {
+	if ttl := activeTTL(now, exp, v.cfg.CacheMaxTTL); ttl > 0 {
 		v.storeAsync(e, now, ttl)
 	}
-	terr := accesstoken.CheckTime(e.exp, e.nbf, now, v.cfg.ClockSkew)
+	terr := accesstoken.CheckTime(exp, nbf, now, v.cfg.ClockSkew)
 	v.obs.Validation(ValidatorJWT, terr == nil)
 	if terr != nil {
 		return nil, terr, true
@@ -285,7 +286,8 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 
 // storeAsync is store without waiting for ristretto to apply the Set.
 func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
-	e.until, e.staleUntil = now.Add(ttl), now.Add(ttl)
+	e.until = instantOf(now.Add(ttl))
+	e.staleUntil = e.until
 	v.identify(e)
 	v.cacheMu.RLock()
 	defer v.cacheMu.RUnlock()

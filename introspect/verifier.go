@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		log:     cfg.Logger,
 		obs:     cfg.Observer,
 		slots:   newSlots(cfg.MaxConcurrency),
-		seen:    newKnownTokens(cfg.KnownTokens),
+		seen:    newKnownTokens(knownBound(cfg.KnownTokens, cfg.CacheMaxBytes)),
 		clients: newClients(cfg.RefusalRate, cfg.RefusalBurst, cfg.ClientConcurrency, maxClients),
 		// Queueing for a slot may use half the time budget, so that a
 		// call that gets one still has time to be answered.
@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		ep := cfg.Endpoint
 		v.endpoint.Store(&ep)
 	}
-	c, err := newCache(cfg.CacheMaxBytes, v.obs, false)
+	c, err := newCache(cfg.CacheMaxBytes-int64(knownBound(cfg.KnownTokens, cfg.CacheMaxBytes))*knownTokenCost, v.obs, false)
 	if err != nil {
 		return nil, fmt.Errorf("introspect: cache: %w", err)
 	}
@@ -311,7 +311,8 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, err
 	}
 
-	e := &entry{digest: *digest, exp: accesstoken.Time(c.Exp, c.HasExp), nbf: accesstoken.Time(c.Nbf, c.HasNbf), verifiedAt: started}
+	exp, nbf := accesstoken.Time(c.Exp, c.HasExp), accesstoken.Time(c.Nbf, c.HasNbf)
+	e := &entry{digest: *digest, exp: instantOf(exp), nbf: instantOf(nbf), verifiedAt: instantOf(started)}
 	if st := v.checker.Static(c); st != nil {
 		e.err = st
 		v.storeRefusal(e, now)
@@ -320,14 +321,14 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, st
 	}
 	e.info = tokenInfo(c, v.known)
-	if ttl := activeTTL(now, e.exp, v.cfg.CacheMaxTTL); ttl > 0 {
+	if ttl := activeTTL(now, exp, v.cfg.CacheMaxTTL); ttl > 0 {
 		v.store(e, now, ttl)
 	} else {
 		// Already past exp: remembered like any refusal; the hit path
 		// recomputes "expired" from exp.
 		v.storeRefusal(e, now)
 	}
-	err = accesstoken.CheckTime(e.exp, e.nbf, now, v.cfg.ClockSkew)
+	err = accesstoken.CheckTime(exp, nbf, now, v.cfg.ClockSkew)
 	v.obs.Validation(ValidatorIntrospection, err == nil)
 	if err != nil {
 		return nil, err

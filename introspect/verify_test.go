@@ -2,6 +2,7 @@ package introspect
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -323,12 +324,16 @@ func TestEntryResult(t *testing.T) {
 		want accesstoken.Reason
 	}{
 		{"no times", entry{info: info}, 0, ""},
-		{"exp future", entry{info: info, exp: now.Add(time.Second)}, 0, ""},
-		{"exp now", entry{info: info, exp: now}, 0, accesstoken.ReasonExpired},
-		{"exp now with skew", entry{info: info, exp: now}, time.Second, ""},
-		{"exp past skew", entry{info: info, exp: now.Add(-2 * time.Second)}, time.Second, accesstoken.ReasonExpired},
-		{"nbf future", entry{info: info, nbf: now.Add(2 * time.Second)}, time.Second, accesstoken.ReasonNotYetValid},
-		{"nbf within skew", entry{info: info, nbf: now.Add(time.Second)}, time.Second, ""},
+		{"exp future", entry{info: info, exp: instantOf(now.Add(time.Second))}, 0, ""},
+		{"exp now", entry{info: info, exp: instantOf(now)}, 0, accesstoken.ReasonExpired},
+		{"exp now with skew", entry{info: info, exp: instantOf(now)}, time.Second, ""},
+		{"exp past skew", entry{info: info, exp: instantOf(now.Add(-2 * time.Second))}, time.Second, accesstoken.ReasonExpired},
+		{"nbf future", entry{info: info, nbf: instantOf(now.Add(2 * time.Second))}, time.Second, accesstoken.ReasonNotYetValid},
+		{"nbf within skew", entry{info: info, nbf: instantOf(now.Add(time.Second))}, time.Second, ""},
+		{"exp at the Unix epoch", entry{info: info, exp: instantOf(time.Unix(0, 0))}, 0, accesstoken.ReasonExpired},
+		{"exp before 1678", entry{info: info, exp: instantOf(time.Unix(-1<<40, 0))}, 0, accesstoken.ReasonExpired},
+		{"exp after 2262", entry{info: info, exp: instantOf(time.Unix(1<<40, 0))}, 0, ""},
+		{"nbf after 2262", entry{info: info, nbf: instantOf(time.Unix(1<<40, 0))}, 0, accesstoken.ReasonNotYetValid},
 		{"cached refusal", entry{err: &accesstoken.InvalidError{Reason: accesstoken.ReasonIssuer}}, 0, accesstoken.ReasonIssuer},
 	}
 	for _, tt := range tests {
@@ -341,6 +346,26 @@ func TestEntryResult(t *testing.T) {
 				t.Fatal("wrong info")
 			}
 		})
+	}
+}
+
+// TestInstant: an entry's times survive the round trip to nanoseconds,
+// none stays none, and nothing set turns into none.
+func TestInstant(t *testing.T) {
+	for _, tt := range []struct {
+		in   time.Time
+		want time.Time
+	}{
+		{time.Time{}, time.Time{}},
+		{time.Unix(1_700_000_000, 123), time.Unix(1_700_000_000, 123)},
+		{time.Unix(-5, 0), time.Unix(-5, 0)},
+		{time.Unix(0, 0), time.Unix(0, 1)},
+		{time.Unix(1<<40, 0), time.Unix(0, math.MaxInt64)},
+		{time.Unix(-1<<40, 0), time.Unix(0, math.MinInt64)},
+	} {
+		if got := instantOf(tt.in).Time(); !got.Equal(tt.want) || got.IsZero() != tt.in.IsZero() {
+			t.Errorf("instantOf(%v).Time() = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
 
