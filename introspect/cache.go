@@ -3,8 +3,8 @@ package introspect
 import (
 	"context"
 	"encoding/binary"
-	"math"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
