@@ -99,7 +99,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
 		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
 		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
-		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience}},
+		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT}},
 	} {
 		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {
 			return nil, err

@@ -52,6 +52,7 @@ type options struct {
 	CPUProfile         string
 	CPUProfileBaseline string
 	CPUProfileProxy    string
+	CPUProfileJWT      string
 	Verbose            bool
 }
 
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&o.BenchTime, "benchtime", "1s", "go test -benchtime for target 2")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway child, from its start to its end")
 	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the baseline child, from its start to its end")
+	flag.StringVar(&o.CPUProfileJWT, "cpuprofile-jwt", "", "write a CPU profile of the JWT gateway child of target 7, from its start to its end")
 	flag.StringVar(&o.CPUProfileProxy, "cpuprofile-proxy", "", "write a CPU profile of the proxy-mode gateway child of target 9 (9a, 9b), from its start to its end")
 	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
 	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")
