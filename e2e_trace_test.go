@@ -351,7 +351,7 @@ func TestTracesProxyMode(t *testing.T) {
 	}
 	var sawCall bool
 	forwarded := 0
-	for _, r := range up.requests() {
+	for _, r := range up.Requests() {
 		if r.Header.Values("X-Mcp-Scopes") == nil {
 			// The gateway's own: a readiness check, no client's request.
 			continue

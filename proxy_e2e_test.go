@@ -7,36 +7,27 @@ package main
 // server this project did not write is in proxy_interop_e2e_test.go.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-gateway/mcp-gateway/proxy/proxytest"
 )
 
 // goUpstream is an upstream MCP server of the Go SDK (stateful, answers
 // as event streams) that records every request it receives, with its
 // headers and body.
 type goUpstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []upstreamRequest
-}
-
-type upstreamRequest struct {
-	Method string
-	Header http.Header
-	Body   string
+	*proxytest.Upstream
 }
 
 func newGoUpstream(t *testing.T) *goUpstream {
@@ -60,26 +51,7 @@ func newGoUpstream(t *testing.T) *goUpstream {
 		return text("debug dump"), struct{}{}, nil
 	})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
-	u := &goUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, upstreamRequest{Method: r.Method, Header: r.Header.Clone(), Body: string(body)})
-		u.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		u.CloseClientConnections()
-		u.Close()
-	})
-	return u
-}
-
-func (u *goUpstream) requests() []upstreamRequest {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return slices.Clone(u.reqs)
+	return &goUpstream{proxytest.NewUpstream(t, h)}
 }
 
 // forgingTransport adds the bearer token and headers a client forges to
@@ -154,15 +126,15 @@ func TestProxyModeGoUpstream(t *testing.T) {
 	if r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sum", Arguments: map[string]any{"a": 2, "b": 3}}); err != nil || r.Content[0].(*mcp.TextContent).Text != "5" {
 		t.Errorf("sum: %v %+v", err, r)
 	}
-	before := len(up.requests())
+	before := len(up.Requests())
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "internal-debug"}); err == nil || !strings.Contains(err.Error(), `unknown tool "internal-debug"`) {
 		t.Errorf("denied tool: %v", err)
 	}
-	if n := len(up.requests()); n != before {
+	if n := len(up.Requests()); n != before {
 		t.Errorf("the denied call reached the upstream (%d requests, %d before)", n, before)
 	}
 
-	reqs := up.requests()
+	reqs := up.Requests()
 	want := http.Header{
 		"X-Mcp-Subject":   {"alice"},
 		"X-Mcp-Client-Id": {"client-42"},

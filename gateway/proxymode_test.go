@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,23 +21,15 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
 	"github.com/mcp-gateway/mcp-gateway/proxy"
+	"github.com/mcp-gateway/mcp-gateway/proxy/proxytest"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
-
-// upstreamSeen is one request as the upstream received it.
-type upstreamSeen struct {
-	Method string
-	Header http.Header
-	Body   string
-}
 
 // teamUpstream is teamServer (tools the gateway knows nothing about)
 // served by the SDK's own Streamable HTTP handler, as an upstream MCP
 // server the gateway proxies to. It records every request it receives.
 type teamUpstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []upstreamSeen
+	*proxytest.Upstream
 }
 
 func newTeamUpstream(t *testing.T, stateless bool) *teamUpstream {
@@ -48,26 +38,7 @@ func newTeamUpstream(t *testing.T, stateless bool) *teamUpstream {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{
 		Stateless: stateless, JSONResponse: stateless,
 	})
-	u := &teamUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.seen = append(u.seen, upstreamSeen{Method: r.Method, Header: r.Header.Clone(), Body: string(body)})
-		u.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		u.CloseClientConnections()
-		u.Close()
-	})
-	return u
-}
-
-func (u *teamUpstream) requests() []upstreamSeen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return slices.Clone(u.seen)
+	return &teamUpstream{proxytest.NewUpstream(t, h)}
 }
 
 // Tokens of the proxy-mode tests: a user with every team scope, one with
@@ -201,12 +172,12 @@ func TestProxyModeStepUp(t *testing.T) {
 			if tt.tool {
 				gw = toolMode
 			}
-			before := len(up.requests())
+			before := len(up.Requests())
 			rec := serve(gw, mcpRequest(tt.token, tt.body))
 			if rec.Code != tt.status {
 				t.Fatalf("HTTP %d, want %d: %s", rec.Code, tt.status, rec.Body)
 			}
-			if forwarded := len(up.requests()) > before; forwarded != tt.forwarded {
+			if forwarded := len(up.Requests()) > before; forwarded != tt.forwarded {
 				t.Fatalf("forwarded = %v, want %v", forwarded, tt.forwarded)
 			}
 			switch {
@@ -308,7 +279,7 @@ func TestProxyModeIdentity(t *testing.T) {
 	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "hello" {
 		t.Fatalf("echo: %v %+v", err, res)
 	}
-	reqs := up.requests()
+	reqs := up.Requests()
 	if len(reqs) < 3 { // initialize, initialized, tools/call
 		t.Fatalf("%d requests reached the upstream", len(reqs))
 	}

@@ -71,7 +71,7 @@ func TestToolsListFilterRefusals(t *testing.T) {
 			t.Errorf("%s: HTTP %d, want 400", body, resp.StatusCode)
 		}
 	}
-	if n := len(up.requests()); n != 0 {
+	if n := len(up.Requests()); n != 0 {
 		t.Errorf("upstream saw %d requests", n)
 	}
 }

@@ -13,17 +13,12 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
+
+	"github.com/mcp-gateway/mcp-gateway/proxy/proxytest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// seen is one request as the upstream received it.
-type seen struct {
-	Method string
-	Header http.Header
-	Body   string
-}
 
 // upstream is a Go MCP SDK server behind httptest that records the
 // requests it receives, with tools for the tests:
@@ -32,13 +27,10 @@ type seen struct {
 //   - slow: sends a progress notification, then waits until release is
 //     closed (or its request ends) before returning.
 type upstream struct {
-	*httptest.Server
+	*proxytest.Upstream
 	mcp     *mcp.Server
 	release chan struct{}
 	started chan struct{} // closed when slow has sent its notification
-
-	mu   sync.Mutex
-	reqs []seen
 }
 
 type upstreamOpts struct {
@@ -80,37 +72,24 @@ func newUpstream(t testing.TB, o upstreamOpts) *upstream {
 		Stateless:    o.stateless,
 		JSONResponse: o.jsonResponse,
 	})
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, seen{Method: r.Method, Header: r.Header.Clone(), Body: string(body)})
-		u.mu.Unlock()
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		h.ServeHTTP(w, r)
-	}))
+	u.Upstream = proxytest.NewUpstream(t, h)
+	// Registered after the server's: runs first, so that a slow call ends
+	// before its connection is cut.
 	t.Cleanup(func() {
 		select {
 		case <-u.release:
 		default:
 			close(u.release)
 		}
-		u.CloseClientConnections()
-		u.Close()
 	})
 	return u
-}
-
-func (u *upstream) requests() []seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]seen(nil), u.reqs...)
 }
 
 // count is the number of requests with the given method and session id
 // ("" for any session).
 func (u *upstream) count(method, session string) int {
 	n := 0
-	for _, r := range u.requests() {
+	for _, r := range u.Requests() {
 		if r.Method == method && (session == "" || r.Header.Get("Mcp-Session-Id") == session) {
 			n++
 		}

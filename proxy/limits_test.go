@@ -45,7 +45,7 @@ func TestSessionLimits(t *testing.T) {
 	initialize(t, fr.URL, "alice-token")
 	inits := func() int {
 		n := 0
-		for _, r := range up.requests() {
+		for _, r := range up.Requests() {
 			if strings.Contains(r.Body, `"initialize"`) {
 				n++
 			}
@@ -311,7 +311,7 @@ func TestIdleSessions(t *testing.T) {
 	cancel()
 	p.Close() // waits for the DELETEs
 	var ended []string
-	for _, r := range up.requests() {
+	for _, r := range up.Requests() {
 		if r.Method == http.MethodDelete {
 			if r.Header.Get("X-Mcp-Subject") != "alice" || r.Header.Get("Authorization") != "Bearer upstream-secret" {
 				t.Errorf("DELETE with subject %q, authorization %q", r.Header.Get("X-Mcp-Subject"), r.Header.Get("Authorization"))

@@ -62,7 +62,7 @@ func TestClientThroughProxy(t *testing.T) {
 				t.Errorf("echo = %q", got)
 			}
 
-			reqs := up.requests()
+			reqs := up.Requests()
 			if len(reqs) < 3 {
 				t.Fatalf("upstream saw %d requests, want at least 3", len(reqs))
 			}
@@ -118,7 +118,7 @@ func TestRequestHeaders(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d", resp.StatusCode)
 	}
-	reqs := up.requests()
+	reqs := up.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("upstream saw %d requests, want 1", len(reqs))
 	}
@@ -159,7 +159,7 @@ func TestIdentityHeadersWithoutSubject(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d", resp.StatusCode)
 	}
-	h := up.requests()[0].Header
+	h := up.Requests()[0].Header
 	if v, ok := h["X-Mcp-Subject"]; ok {
 		t.Errorf("X-Mcp-Subject = %q, want absent", v)
 	}
@@ -185,7 +185,7 @@ func TestNoUpstreamAuthorization(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP %d", resp.StatusCode)
 	}
-	if v, ok := up.requests()[0].Header["Authorization"]; ok {
+	if v, ok := up.Requests()[0].Header["Authorization"]; ok {
 		t.Errorf("Authorization = %q, want absent", v)
 	}
 }
@@ -221,7 +221,7 @@ func TestIdentityRequired(t *testing.T) {
 		}, 403, codeAccessDenied},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(up.requests())
+			before := len(up.Requests())
 			req := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/json, text/event-stream")
@@ -234,7 +234,7 @@ func TestIdentityRequired(t *testing.T) {
 			if code, _ := errorBody(t, rec.Result()); code != tt.code {
 				t.Errorf("error %q, want %q", code, tt.code)
 			}
-			if n := len(up.requests()); n != before {
+			if n := len(up.Requests()); n != before {
 				t.Errorf("the upstream was called")
 			}
 		})
@@ -415,7 +415,7 @@ func TestGetStreamAndLastEventID(t *testing.T) {
 	}
 	resp.Body.Close()
 	found := false
-	for _, r := range up.requests() {
+	for _, r := range up.Requests() {
 		if r.Method == http.MethodGet && r.Header.Get("Last-Event-Id") == "stream-1_42" {
 			found = true
 		}
@@ -715,7 +715,7 @@ func TestMethodsAndBodies(t *testing.T) {
 	if resp := post(t, fr.URL, "alice-token", "", big, nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("large body: HTTP %d, want 413", resp.StatusCode)
 	}
-	if n := len(up.requests()); n != 0 {
+	if n := len(up.Requests()); n != 0 {
 		t.Errorf("upstream saw %d requests", n)
 	}
 }

@@ -89,7 +89,7 @@ func TestProbe(t *testing.T) {
 		t.Errorf("tools %v (truncated %v), want %v over three pages", res.Tools, res.ToolsTruncated, want)
 	}
 	lists := 0
-	for _, r := range up.requests() {
+	for _, r := range up.Requests() {
 		if r.Header.Get("Authorization") != "Bearer upstream-secret" {
 			t.Errorf("%s without the upstream credential", r.Method)
 		}

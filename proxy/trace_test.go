@@ -85,7 +85,7 @@ func TestUpstreamTraceparent(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 
-	reqs := up.requests()
+	reqs := up.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("upstream saw %d requests", len(reqs))
 	}
@@ -169,7 +169,7 @@ func TestUpstreamTraceparentUntraced(t *testing.T) {
 	}
 	fr := front(t, p)
 	post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`, http.Header{"Traceparent": {clientParent}}).Body.Close()
-	if got := up.requests()[0].Header.Get("Traceparent"); got != clientParent {
+	if got := up.Requests()[0].Header.Get("Traceparent"); got != clientParent {
 		t.Errorf("upstream traceparent %q, want the client's", got)
 	}
 }
