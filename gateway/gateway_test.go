@@ -665,10 +665,11 @@ func bearerClient(token string, base http.RoundTripper) *http.Client {
 	return &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: base}}
 }
 
-func BenchmarkHandlerCachedToken(b *testing.B) {
-	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour)}
-	v := newFakeVerifier(map[string]verdict{"bench-token": {ti: ti}})
-	g, err := New(testConfig(v))
+// benchHandler measures one tools/call of the calculator's add, with the
+// cached token "bench-token", through the handler New builds from cfg.
+func benchHandler(b *testing.B, cfg Config) {
+	b.Helper()
+	g, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -680,10 +681,16 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, mcpRequest("bench-token", body))
-		if rec.Code != 200 {
+		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 		}
 	}
+}
+
+func BenchmarkHandlerCachedToken(b *testing.B) {
+	ti := &auth.TokenInfo{UserID: "bench", Scopes: []string{"op"}, Expiration: time.Now().Add(time.Hour)}
+	v := newFakeVerifier(map[string]verdict{"bench-token": {ti: ti}})
+	benchHandler(b, testConfig(v))
 }
 
 func BenchmarkRequiredScopes(b *testing.B) {
@@ -713,20 +720,5 @@ func BenchmarkHandlerCachedTokenObserved(b *testing.B) {
 	cfg := testConfig(v)
 	cfg.Metrics = newMetrics()
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	g, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(g.Close)
-	h := g.Handler()
-	body := rpcCall(1, "add")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, mcpRequest("bench-token", body))
-		if rec.Code != 200 {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
-		}
-	}
+	benchHandler(b, cfg)
 }

@@ -501,22 +501,7 @@ func BenchmarkProxyModeCachedToken(b *testing.B) {
 	cfg := testConfig(newFakeVerifier(map[string]verdict{"bench-token": {ti: ti}}))
 	cfg.Server = nil
 	cfg.Upstream = &proxy.Config{Upstream: up.URL + "/mcp", Authorization: "Bearer upstream"}
-	g, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(g.Close)
-	h := g.Handler()
-	body := rpcCall(1, "add")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, mcpRequest("bench-token", body))
-		if rec.Code != 200 {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
-		}
-	}
+	benchHandler(b, cfg)
 }
 
 // TestProxyModeStreamEnds: a forwarded event stream ends when the token it

@@ -192,22 +192,7 @@ func BenchmarkHandlerCachedTokenTraced(b *testing.B) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cfg.TracerProvider = tp
-	g, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(g.Close)
-	h := g.Handler()
-	body := rpcCall(1, "add")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, mcpRequest("bench-token", body))
-		if rec.Code != http.StatusOK {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
-		}
-	}
+	benchHandler(b, cfg)
 }
 
 // Probes and scrapes are not traced: a trace per probe would bury the
