@@ -205,6 +205,7 @@ type KeySet struct {
 type snapshot struct {
 	keys    []jose.JSONWebKey // public signing keys only
 	skipped []string          // why other keys of the document were not kept
+	exposed []string          // private keys the document published, whose public half is kept
 	fetched time.Time
 	expires time.Time // fetched + lifetime
 }
@@ -474,18 +475,21 @@ func (k *KeySet) fetch(ctx context.Context) (err error) {
 	if int64(len(body)) > k.cfg.MaxBytes {
 		return fmt.Errorf("JWKS larger than %d bytes", k.cfg.MaxBytes)
 	}
-	keys, skipped, err := parseKeySet(body, parseRules{
+	keys, skipped, exposed, err := parseKeySet(body, parseRules{
 		maxKeys: k.cfg.MaxKeys, refuseAboveMax: k.cfg.RefuseAboveMaxKeys, publicHalf: k.cfg.PublicHalfOfPrivateKeys})
 	if err != nil {
 		return err
 	}
 	now := k.cfg.Now()
-	k.keys.Store(&snapshot{keys: keys, skipped: skipped, fetched: now,
+	k.keys.Store(&snapshot{keys: keys, skipped: skipped, exposed: exposed, fetched: now,
 		expires: now.Add(k.lifetime(resp.Header.Values("Cache-Control")))})
 	outcome = FetchOK
 	k.cfg.Logger.Info("JWKS fetched", "url", u, "keys", len(keys), "skipped", len(skipped))
 	for _, s := range skipped {
 		k.cfg.Logger.Warn("JWKS key not used", "url", u, "why", s)
+	}
+	for _, s := range exposed {
+		k.cfg.Logger.Warn("JWKS publishes a private key: only its public half is used, but anyone who read the document can sign with it; the issuer should rotate it", "url", u, "key", s)
 	}
 	return nil
 }
@@ -553,7 +557,8 @@ func (k *KeySet) lifetime(cacheControl []string) time.Duration {
 // not make the document unusable (issuers publish keys for other uses);
 // a document with no usable key is an error.
 func ParseKeySet(body []byte, maxKeys int) (keys []jose.JSONWebKey, skipped []string, err error) {
-	return parseKeySet(body, parseRules{maxKeys: maxKeys})
+	keys, skipped, _, err = parseKeySet(body, parseRules{maxKeys: maxKeys})
+	return keys, skipped, err
 }
 
 // parseRules are the KeySetConfig choices that shape ParseKeySet.
@@ -563,18 +568,18 @@ type parseRules struct {
 	publicHalf     bool // KeySetConfig.PublicHalfOfPrivateKeys
 }
 
-func parseKeySet(body []byte, r parseRules) (keys []jose.JSONWebKey, skipped []string, err error) {
+func parseKeySet(body []byte, r parseRules) (keys []jose.JSONWebKey, skipped, exposed []string, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): not a JSON object with a \"keys\" array")
+		return nil, nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): not a JSON object with a \"keys\" array")
 	}
 	if doc.Keys == nil {
-		return nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): no \"keys\" array")
+		return nil, nil, nil, errors.New("JWKS is not a JWK Set (RFC 7517 §5): no \"keys\" array")
 	}
 	if r.refuseAboveMax && len(doc.Keys) > r.maxKeys {
-		return nil, nil, fmt.Errorf("JWKS holds %d keys, more than %d", len(doc.Keys), r.maxKeys)
+		return nil, nil, nil, fmt.Errorf("JWKS holds %d keys, more than %d", len(doc.Keys), r.maxKeys)
 	}
 	for i, raw := range doc.Keys {
 		if len(keys) >= r.maxKeys {
@@ -586,19 +591,23 @@ func parseKeySet(body []byte, r parseRules) (keys []jose.JSONWebKey, skipped []s
 			skipped = append(skipped, fmt.Sprintf("keys[%d]: not a usable JWK: %v", i, err))
 			continue
 		}
-		if r.publicHalf && asymmetricPrivate(k.Key) {
+		private := r.publicHalf && asymmetricPrivate(k.Key)
+		if private {
 			k = k.Public()
 		}
 		if why := unusable(&k); why != "" {
 			skipped = append(skipped, fmt.Sprintf("keys[%d] (kid %q): %s", i, k.KeyID, why))
 			continue
 		}
+		if private {
+			exposed = append(exposed, fmt.Sprintf("keys[%d] (kid %q)", i, k.KeyID))
+		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, skipped, fmt.Errorf("JWKS holds no usable signing key (%d key(s) skipped)", len(skipped))
+		return nil, skipped, nil, fmt.Errorf("JWKS holds no usable signing key (%d key(s) skipped)", len(skipped))
 	}
-	return keys, skipped, nil
+	return keys, skipped, exposed, nil
 }
 
 // asymmetricPrivate reports whether key is the private key of a pair (whose
@@ -755,16 +764,19 @@ func (k *KeySet) Lookup(ctx context.Context, kid string, alg jose.SignatureAlgor
 type Status struct {
 	Keys    []jose.JSONWebKey // public signing keys held (shared: read-only)
 	Skipped []string          // why other keys of the last document were left out
-	Fetched time.Time         // when the keys were fetched; zero: never
-	Expires time.Time         // when their cache lifetime ends
-	LastErr error             // the last fetch's error; nil if it succeeded
+	// Exposed names the private keys the last document published, of
+	// which only the public half is used (PublicHalfOfPrivateKeys).
+	Exposed []string
+	Fetched time.Time // when the keys were fetched; zero: never
+	Expires time.Time // when their cache lifetime ends
+	LastErr error     // the last fetch's error; nil if it succeeded
 }
 
 // Status reports the keys held and the last fetch's outcome.
 func (k *KeySet) Status() Status {
 	var st Status
 	if s := k.keys.Load(); s != nil {
-		st.Keys, st.Skipped, st.Fetched, st.Expires = s.keys, s.skipped, s.fetched, s.expires
+		st.Keys, st.Skipped, st.Exposed, st.Fetched, st.Expires = s.keys, s.skipped, s.exposed, s.fetched, s.expires
 	}
 	k.mu.Lock()
 	st.LastErr = k.lastErr

@@ -362,7 +362,10 @@ func FuzzParseKeySet(f *testing.F) {
 	f.Add(`{}`, false, false)
 	f.Add(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI","kid":"k"}]}`, true, true)
 	f.Fuzz(func(t *testing.T, doc string, publicHalf, refuseAboveMax bool) {
-		keys, _, err := parseKeySet([]byte(doc), parseRules{maxKeys: 10, publicHalf: publicHalf, refuseAboveMax: refuseAboveMax})
+		keys, _, exposed, err := parseKeySet([]byte(doc), parseRules{maxKeys: 10, publicHalf: publicHalf, refuseAboveMax: refuseAboveMax})
+		if len(exposed) > len(keys) || (!publicHalf && len(exposed) > 0) {
+			t.Fatalf("%d exposed private keys for %d kept (publicHalf %v)", len(exposed), len(keys), publicHalf)
+		}
 		if err == nil && len(keys) == 0 {
 			t.Fatal("no error and no key")
 		}

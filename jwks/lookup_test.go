@@ -161,17 +161,18 @@ func TestParseRules(t *testing.T) {
 		rules     parseRules
 		kept      int
 		skipped   int
+		exposed   int
 		errSubstr string
 	}{
-		{"private refused by default", `{"keys":[` + private + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10}, 1, 1, ""},
-		{"private: public half kept", `{"keys":[` + private + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10, publicHalf: true}, 2, 0, ""},
-		{"symmetric refused even so", `{"keys":[` + hmac + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10, publicHalf: true}, 1, 1, ""},
-		{"above MaxKeys truncated by default", three, parseRules{maxKeys: 2}, 2, 1, ""},
-		{"above MaxKeys refused", three, parseRules{maxKeys: 2, refuseAboveMax: true}, 0, 0, "3 keys, more than 2"},
-		{"at MaxKeys accepted", three, parseRules{maxKeys: 3, refuseAboveMax: true}, 3, 0, ""},
+		{"private refused by default", `{"keys":[` + private + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10}, 1, 1, 0, ""},
+		{"private: public half kept, and said", `{"keys":[` + private + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10, publicHalf: true}, 2, 0, 1, ""},
+		{"symmetric refused even so", `{"keys":[` + hmac + `,` + js(ecKey.JWK()) + `]}`, parseRules{maxKeys: 10, publicHalf: true}, 1, 1, 0, ""},
+		{"above MaxKeys truncated by default", three, parseRules{maxKeys: 2}, 2, 1, 0, ""},
+		{"above MaxKeys refused", three, parseRules{maxKeys: 2, refuseAboveMax: true}, 0, 0, 0, "3 keys, more than 2"},
+		{"at MaxKeys accepted", three, parseRules{maxKeys: 3, refuseAboveMax: true}, 3, 0, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			keys, skipped, err := parseKeySet([]byte(tc.doc), tc.rules)
+			keys, skipped, exposed, err := parseKeySet([]byte(tc.doc), tc.rules)
 			if tc.errSubstr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSubstr) {
 					t.Fatalf("error %v, want %q", err, tc.errSubstr)
@@ -181,8 +182,8 @@ func TestParseRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(keys) != tc.kept || len(skipped) != tc.skipped {
-				t.Fatalf("kept %d skipped %q, want %d and %d", len(keys), skipped, tc.kept, tc.skipped)
+			if len(keys) != tc.kept || len(skipped) != tc.skipped || len(exposed) != tc.exposed {
+				t.Fatalf("kept %d skipped %q exposed %q, want %d, %d and %d", len(keys), skipped, exposed, tc.kept, tc.skipped, tc.exposed)
 			}
 			for _, k := range keys {
 				if !k.IsPublic() || unusable(&k) != "" {

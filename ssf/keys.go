@@ -166,6 +166,9 @@ func (k *keySet) status() KeyStatus {
 	if n := len(held.Skipped); n > 0 {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("%d key(s) in the JWKS are not usable to verify SETs: %s", n, strings.Join(held.Skipped, "; ")))
 	}
+	if n := len(held.Exposed); n > 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("the JWKS publishes %d private key(s) (%s): only their public halves are used, but anyone who read it can sign SETs; ask the transmitter to rotate them", n, strings.Join(held.Exposed, "; ")))
+	}
 	return st
 }
 

@@ -233,7 +233,8 @@ func TestKeySourceFailures(t *testing.T) {
 }
 
 // TestUnusableKeysAreSkipped: symmetric keys, small RSA keys, encryption
-// keys and private halves are not used as published; the rest work.
+// keys and private halves are not used as published; the rest work, and a
+// published private key is reported.
 func TestUnusableKeysAreSkipped(t *testing.T) {
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
@@ -262,7 +263,8 @@ func TestUnusableKeysAreSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(st.KeyIDs, []string{"ec-1", "rsa-1"}) || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "4 key(s)") {
+	if !slices.Equal(st.KeyIDs, []string{"ec-1", "rsa-1"}) || len(st.Warnings) != 2 || !strings.Contains(st.Warnings[0], "4 key(s)") ||
+		!strings.Contains(st.Warnings[1], "1 private key(s)") || !strings.Contains(st.Warnings[1], `"ec-1"`) {
 		t.Fatalf("status %+v", st)
 	}
 	clk.Advance(ssf.DefaultRefetchInterval) // past the Refresh, so the unknown kid is looked up again
