@@ -19,6 +19,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/mcp-gateway/mcp-gateway/introspect"
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // validationMode is what the configuration makes the verifier do (it is
@@ -160,26 +161,10 @@ func checkJWKS(ctx context.Context, r *report, v *introspect.Verifier, cfg *conf
 // set), as jwtaccess matches them.
 func keyAlgorithms(k *jose.JSONWebKey) []jose.SignatureAlgorithm {
 	var algs []jose.SignatureAlgorithm
-	switch pub := k.Key.(type) {
-	case *rsa.PublicKey:
-		algs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512}
-	case *ecdsa.PublicKey:
-		switch pub.Curve.Params().Name {
-		case "P-256":
-			algs = []jose.SignatureAlgorithm{jose.ES256}
-		case "P-384":
-			algs = []jose.SignatureAlgorithm{jose.ES384}
-		case "P-521":
-			algs = []jose.SignatureAlgorithm{jose.ES512}
+	for _, a := range jwks.Asymmetric() {
+		if jwks.Fits(k, a) {
+			algs = append(algs, a)
 		}
-	case ed25519.PublicKey:
-		algs = []jose.SignatureAlgorithm{jose.EdDSA}
-	}
-	if k.Algorithm != "" {
-		if slices.Contains(algs, jose.SignatureAlgorithm(k.Algorithm)) {
-			return []jose.SignatureAlgorithm{jose.SignatureAlgorithm(k.Algorithm)}
-		}
-		return nil
 	}
 	return algs
 }

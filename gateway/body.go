@@ -57,7 +57,7 @@ func (g *Gateway) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		st.msgs, st.required, st.tool, st.op = p.msgs, p.required, p.first.tool, p.first.op
 		if g.proxy != nil {
 			pp := p.proxied // a copy: only proxy mode pays for it
-			st.proxied = &pp
+			st.proxied, st.body = &pp, body
 		}
 		return next(c)
 	}

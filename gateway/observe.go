@@ -65,6 +65,7 @@ type reqState struct {
 	ti       *auth.TokenInfo   // the verified token's information; shared, read-only
 	auth     AuthOutcome       // "" when not on the MCP endpoint
 	msgs     []rpcpeek.Message // the JSON-RPC messages of a POST body (readBody)
+	body     []byte            // in proxy mode, that body, handed to the proxy (proxy.WithBody)
 	required []string          // the scopes they need under the policy (readBody)
 	tool     string            // the (first) tools/call of the body: tool name, clamped
 	op       string            // and its calculator operation, clamped
@@ -253,20 +254,10 @@ func toolCallMetrics(m *metrics.Metrics, policy *scopes.Policy) mcp.Middleware {
 				return next(ctx, method, req)
 			}
 			res, err := next(ctx, method, req)
-			var tool, op string
-			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && p != nil {
-				tool = policy.Label(p.Name)
-				// The step-up peek's result cannot be reused here: in
-				// stateful mode the SDK runs handlers in its session's
-				// context, not the request's.
-				if name := policy.Argument(p.Name); name != "" {
-					v, _, aerr := rpcpeek.StringArgument(p.Arguments, name)
-					if aerr != nil {
-						v = metrics.Other
-					}
-					op = argumentLabel(policy, p.Name, v)
-				}
-			}
+			// The step-up peek's result cannot be reused here: in
+			// stateful mode the SDK runs handlers in its session's
+			// context, not the request's.
+			tool, op := callLabels(policy, req, "")
 			outcome := "ok"
 			if err != nil {
 				outcome = "protocol_error"

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/prm"
@@ -97,7 +98,11 @@ func (g *Gateway) forward(c echo.Context) error {
 		stop := g.cfg.AfterFunc(st.ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
 		defer stop()
 	}
-	g.proxy.ServeHTTP(c.Response(), r.WithContext(proxy.WithIdentity(ctx, proxy.IdentityFromTokenInfo(st.ti))))
+	ctx = proxy.WithIdentity(ctx, proxy.IdentityFromTokenInfo(st.ti))
+	if st.body != nil {
+		ctx = proxy.WithBody(ctx, st.body, st.msgs)
+	}
+	g.proxy.ServeHTTP(c.Response(), r.WithContext(ctx))
 	return nil
 }
 
@@ -138,13 +143,9 @@ func (g *Gateway) answerDenied(c echo.Context, pp *proxyPeek) {
 	case !validID(pp.deniedID):
 		prm.WriteError(w, http.StatusBadRequest, nil, prm.ErrorBody{Error: prm.ErrInvalidRequest, ErrorDescription: "the request's id is neither a string nor a number"})
 	default:
-		writeRPC(w, pp.deniedID, nil, &rpcError{Code: codeInvalidParams, Message: pp.denied.Error()})
+		writeRPC(w, pp.deniedID, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: pp.denied.Error()})
 	}
 }
-
-// codeInvalidParams is JSON-RPC's "Invalid params", which the SDK answers
-// for an unknown tool.
-const codeInvalidParams = -32602
 
 // validID reports whether a raw JSON-RPC id may be echoed: a string or a
 // number (MCP: a string or an integer; JSON-RPC 2.0 §4 allows numbers).
@@ -159,22 +160,17 @@ func validID(id []byte) bool {
 	return false
 }
 
-type rpcError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
 // rpcResponse is a JSON-RPC 2.0 response (§5) the gateway writes itself.
 type rpcResponse struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Result  any             `json:"result,omitempty"`
-	Error   *rpcError       `json:"error,omitempty"`
+	Error   *jsonrpc.Error  `json:"error,omitempty"`
 }
 
 // writeRPC writes a JSON-RPC response as a Streamable HTTP server does
 // for a single request: 200, application/json.
-func writeRPC(w http.ResponseWriter, id []byte, result any, rerr *rpcError) {
+func writeRPC(w http.ResponseWriter, id []byte, result any, rerr *jsonrpc.Error) {
 	b, err := json.Marshal(rpcResponse{JSONRPC: "2.0", ID: id, Result: result, Error: rerr})
 	if err != nil {
 		prm.WriteError(w, http.StatusInternalServerError, nil, prm.ErrorBody{Error: "server_error"})

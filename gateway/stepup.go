@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 	"github.com/mcp-gateway/mcp-gateway/metrics"
@@ -41,12 +42,7 @@ func (g *Gateway) stepUp(next echo.HandlerFunc) echo.HandlerFunc {
 			// it the messages are unknown, and the check fails closed.
 			return echo.ErrInternalServerError
 		}
-		pp := st.proxied
-		if proxied && pp == nil {
-			// readBody fills it for every POST in proxy mode; a GET or
-			// DELETE has no body and nothing to decide here.
-			pp = &proxyPeek{}
-		}
+		pp := st.proxied // nil but for a POST in proxy mode
 		if pp != nil && pp.denied != nil {
 			g.countCalls(pp, "protocol_error")
 			g.answerDenied(c, pp)
@@ -142,7 +138,10 @@ func peekBody(policy *scopes.Policy, body []byte, proxied bool) (peeked, error) 
 		if argErr != nil {
 			return peeked{}, argErr
 		}
-		call := peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
+		var call peekedCall // the labels: of the first call, and of each one in proxy mode
+		if proxied || p.first.tool == "" {
+			call = peekedCall{tool: policy.Label(m.Tool), op: argumentLabel(policy, m.Tool, r.Value)}
+		}
 		if p.first.tool == "" {
 			p.first, p.proxied.firstID = call, m.ID
 		}
@@ -164,14 +163,30 @@ func peekBody(policy *scopes.Policy, body []byte, proxied bool) (peeked, error) 
 // argumentLabel is the log and metric label of the value of the argument
 // tool's rule reads: the value when the rule lists it, "" when the rule
 // reads none, else "other" (the value comes from the client).
+// callLabels are the tool and argument labels of a tools/call request as
+// the SDK decoded it; tool is noTool when it has no parameters.
+func callLabels(policy *scopes.Policy, req mcp.Request, noTool string) (tool, op string) {
+	p, ok := req.GetParams().(*mcp.CallToolParamsRaw)
+	if !ok || p == nil {
+		return noTool, ""
+	}
+	tool = policy.Label(p.Name)
+	if name := policy.Argument(p.Name); name != "" {
+		v, _, err := rpcpeek.StringArgument(p.Arguments, name)
+		if err != nil {
+			v = metrics.Other
+		}
+		op = argumentLabel(policy, p.Name, v)
+	}
+	return tool, op
+}
+
 func argumentLabel(policy *scopes.Policy, tool, value string) string {
 	if value == "" {
 		return ""
 	}
-	for _, v := range policy.ArgumentValues(tool) {
-		if v == value {
-			return v
-		}
+	if policy.Lists(tool, value) {
+		return value
 	}
 	return metrics.Other
 }

@@ -286,7 +286,8 @@ func TestStepUpToolMode(t *testing.T) {
 
 // The scope check and the tool read the same arguments: a payload built so
 // that encoding/json (step-up) and the SDK might disagree never produces a
-// division for a token without op:div.
+// division for a token without op:div. Each is ambiguous (a duplicate or
+// case-variant key), and readBody refuses it before any decision.
 func TestStepUpDisagreementNeverDivides(t *testing.T) {
 	bodies := []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculator","arguments":{"operation":"divide","OPERATION":"add","a":6,"b":3}}}`,
@@ -298,8 +299,11 @@ func TestStepUpDisagreementNeverDivides(t *testing.T) {
 		g, _ := newTestGateway(t, func(c *Config) { c.ScopeChallenge = mode })
 		for i, body := range bodies {
 			rec := serve(g, mcpRequest(tokAdd, body))
-			if rec.Code != 200 {
-				continue // refused at HTTP level: fine
+			if rec.Code != http.StatusOK {
+				if rec.Code != http.StatusBadRequest {
+					t.Errorf("%s mode, body %d: status %d, want 400 for an ambiguous body", mode, i, rec.Code)
+				}
+				continue
 			}
 			r := decodeToolResult(t, rec)
 			if r.Result != nil && !r.Result.IsError && r.Result.StructuredContent != nil && r.Result.StructuredContent.Result == 2 {

@@ -129,17 +129,7 @@ func traceToolCalls(tracer trace.Tracer, policy *scopes.Policy) mcp.Middleware {
 			if ex := req.GetExtra(); ex != nil && ex.Header != nil {
 				ctx = tracing.Extract(ctx, ex.Header)
 			}
-			tool, op := metrics.Other, ""
-			if p, ok := req.GetParams().(*mcp.CallToolParamsRaw); ok && p != nil {
-				tool = policy.Label(p.Name)
-				if name := policy.Argument(p.Name); name != "" {
-					v, _, err := rpcpeek.StringArgument(p.Arguments, name)
-					if err != nil {
-						v = metrics.Other
-					}
-					op = argumentLabel(policy, p.Name, v)
-				}
-			}
+			tool, op := callLabels(policy, req, metrics.Other)
 			attrs := []attribute.KeyValue{
 				attrMCPMethod.String(method), attrToolName.String(tool), attrGenAIOp.String(genAIExecTool),
 			}

@@ -20,7 +20,8 @@ import (
 )
 
 // identify gives an entry that may be revoked the keyed ID its token
-// revocations name. It runs once per verification, not per hit.
+// revocations name. It runs once per verification, before the entry is
+// judged or shared through the cache, never per hit: a hit only reads.
 func (v *Verifier) identify(e *entry) {
 	if t := v.tier; t != nil && t.revs != nil && e.info != nil && !e.hasID {
 		e.id, e.hasID = t.ids.ID(e.digest), true
@@ -48,9 +49,6 @@ func (v *Verifier) revokedEntry(e *entry, tier CacheTier) bool {
 	t := v.tier
 	if t == nil || t.revs == nil || e.info == nil || t.revs.Len() == 0 {
 		return false
-	}
-	if !e.hasID {
-		v.identify(e)
 	}
 	if !t.revs.Revoked(e.id, PrincipalOf(e.info), e.verifiedAt.Time()) {
 		return false
@@ -90,6 +88,7 @@ func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (e
 	if iat := accesstoken.Time(c.Iat, c.HasIat); c.HasIat && !iat.After(now) {
 		e.verifiedAt = instantOf(iat)
 	}
+	v.identify(e)
 	if !v.revokedEntry(e, TierLocal) {
 		return nil, false
 	}

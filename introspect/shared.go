@@ -52,10 +52,7 @@ type SharedTier struct {
 }
 
 // TokenIDs computes the keyed identity of a token digest.
-// *sharedcache.Store and *sharedcache.IDs implement it.
-type TokenIDs interface {
-	ID(digest [32]byte) sharedcache.ID
-}
+type TokenIDs = sharedcache.TokenIDs
 
 func (s *SharedTier) validate() error {
 	if s.Revocations != nil && s.IDs == nil {
@@ -201,16 +198,15 @@ func (v *Verifier) sharedBefore(ctx context.Context, d *[32]byte) *flight {
 
 // use takes a value from Redis as this flight's answer when this machine
 // can use it, and keeps it in process.
-func (f *flight) use(h sharedcache.Hit) bool {
+func (f *flight) use(h sharedcache.Hit) {
 	info, err, ok := f.v.fromShared(&f.d, h)
 	if !ok {
-		return false
+		return
 	}
 	f.done, f.info, f.err = true, info, err
 	if f.t.obs != nil {
 		f.t.obs.SharedAnswer()
 	}
-	return true
 }
 
 // sharedAfter writes this machine's verdict to the shared tier, off the
@@ -391,7 +387,6 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 	c := vd.claims()
 	exp := accesstoken.Time(c.Exp, c.HasExp)
 	e := &entry{digest: *d, exp: instantOf(exp), verifiedAt: instantOf(at.Add(-v.tier.skew))}
-	v.identify(e)
 	if st := v.checker.Static(c); st != nil {
 		// This machine's configuration refuses what another accepted
 		// (its ACCEPTED_AUDIENCES differ): its own verdict stands.
@@ -400,19 +395,19 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 		return nil, st, true
 	}
 	e.info = tokenInfo(c, v.known)
+	v.identify(e)
 	if v.revokedEntry(e, TierShared) {
 		return nil, nil, false
 	}
 	ttl := activeTTL(at, exp, v.cfg.CacheMaxTTL) - now.Sub(at)
-	if ttl <= 0 {
-		if err := accesstoken.CheckTime(exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
-			return nil, err, true
-		}
-		return nil, nil, false
+	if ttl > 0 {
+		v.store(e, now, ttl)
 	}
-	v.store(e, now, ttl)
 	if err := accesstoken.CheckTime(exp, time.Time{}, now, v.cfg.ClockSkew); err != nil {
 		return nil, err, true
+	}
+	if ttl <= 0 {
+		return nil, nil, false
 	}
 	// An accepted token, as if this machine had introspected it: its next
 	// miss here is a known token's (admission.go).

@@ -649,11 +649,23 @@ func unusable(k *jose.JSONWebKey) string {
 	return ""
 }
 
-// fits reports whether k may verify a signature made with alg: the key's
+// Asymmetric lists the JWS signature algorithms of RFC 7518 §3.1 and RFC
+// 8037 §3.1 that verify with a public key: the only ones a party holding
+// a JWK Set may accept. "none" (RFC 7518 §3.6) and the HMAC family (a
+// shared secret, and the classic confusion with a public key used as the
+// HMAC secret, RFC 8725 §2.1) are not among them.
+func Asymmetric() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{
+		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+	}
+}
+
+// Fits reports whether k may verify a signature made with alg: the key's
 // type and curve are the algorithm's (RFC 7518 §3.1, RFC 8037 §3.1), and
 // its "alg", when present, is alg (RFC 7517 §4.4). An RSA key can never
 // verify an HMAC or EC signature, so algorithm confusion is impossible.
-func fits(k *jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
+func Fits(k *jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
 	if k.Algorithm != "" && k.Algorithm != string(alg) {
 		return false
 	}
@@ -689,7 +701,7 @@ func (s *snapshot) candidates(kid string, alg jose.SignatureAlgorithm, keyless i
 	var out []*jose.JSONWebKey
 	for i := range s.keys {
 		k := &s.keys[i]
-		if (kid == "" || k.KeyID == kid) && fits(k, alg) {
+		if (kid == "" || k.KeyID == kid) && Fits(k, alg) {
 			out = append(out, k)
 		}
 	}
@@ -803,7 +815,7 @@ func (k *KeySet) Ready() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.lastErr != nil {
-		return fmt.Errorf("JWKS %s: %w", k.cfg.URL, k.lastErr)
+		return fmt.Errorf("JWKS %s: %w", k.URL(), k.lastErr)
 	}
-	return fmt.Errorf("JWKS %s not fetched yet", k.cfg.URL)
+	return fmt.Errorf("JWKS %s not fetched yet", k.URL())
 }

@@ -400,14 +400,14 @@ func TestFits(t *testing.T) {
 	}
 	for k, algs := range want {
 		for _, a := range all {
-			if got, w := fits(k, a), slicesContains(algs, a); got != w {
-				t.Errorf("fits(%s, %s) = %v, want %v", keyTypeName(k), a, got, w)
+			if got, w := Fits(k, a), slicesContains(algs, a); got != w {
+				t.Errorf("Fits(%s, %s) = %v, want %v", keyTypeName(k), a, got, w)
 			}
 		}
 	}
 	// A key's own "alg" narrows it further.
 	rsaKey.Algorithm = "RS256"
-	if fits(&rsaKey, jose.PS256) {
+	if Fits(&rsaKey, jose.PS256) {
 		t.Error("a key with alg RS256 fits PS256")
 	}
 }

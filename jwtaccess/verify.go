@@ -38,20 +38,13 @@ import (
 // asymmetric algorithms identity providers sign access tokens with.
 var DefaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
 
-// allowedAlgorithms are the algorithms JWT_ALGORITHMS may name: asymmetric
-// signatures only. "none" (RFC 7518 §3.6) and the HMAC family (a shared
-// secret a resource server must never hold, and the classic confusion with
-// a public key used as the HMAC secret, RFC 8725 §2.1) are not among them.
-var allowedAlgorithms = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
-}
-
-// SupportedAlgorithms lists the algorithms Config.Algorithms may name.
+// SupportedAlgorithms lists the algorithms Config.Algorithms may name:
+// asymmetric signatures only (jwks.Asymmetric), never "none" nor an HMAC
+// algorithm.
 func SupportedAlgorithms() []string {
-	out := make([]string, len(allowedAlgorithms))
-	for i, a := range allowedAlgorithms {
-		out[i] = string(a)
+	var out []string
+	for _, a := range jwks.Asymmetric() {
+		out = append(out, string(a))
 	}
 	return out
 }
@@ -135,7 +128,7 @@ func ParseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 	var bad []string
 	for _, n := range names {
 		a := jose.SignatureAlgorithm(n)
-		if !slices.Contains(allowedAlgorithms, a) {
+		if !slices.Contains(jwks.Asymmetric(), a) {
 			bad = append(bad, n)
 			continue
 		}

@@ -61,6 +61,23 @@ type Labels struct {
 // read.
 var toolOutcomes = []string{"ok", "tool_error", "protocol_error", "forwarded", Other}
 
+// presetSeries creates every series of vec whose labels are one value of
+// each set in order (all combinations), so that dashboards and alerts see
+// zeros from the start rather than nothing.
+func presetSeries(vec *prometheus.CounterVec, sets ...[]string) {
+	var walk func(prefix []string)
+	walk = func(prefix []string) {
+		if len(prefix) == len(sets) {
+			vec.WithLabelValues(prefix...)
+			return
+		}
+		for _, v := range sets[len(prefix)] {
+			walk(append(prefix, v))
+		}
+	}
+	walk(make([]string, 0, len(sets)))
+}
+
 // labelSet is values plus Other, without duplicates.
 func labelSet[S ~string](values []S) []string {
 	out := make([]string, 0, len(values)+1)
@@ -182,24 +199,11 @@ func New(labels Labels) *Metrics {
 	}
 	m.cacheHit = m.cacheLookups.WithLabelValues("hit")
 	m.cacheMiss = m.cacheLookups.WithLabelValues("miss")
-	// Series that exist from the start, so dashboards and alerts see zeros
-	// rather than nothing.
-	for _, r := range m.authReasons {
-		m.authOutcomes.WithLabelValues(r)
-	}
-	for _, o := range m.introspectionOutcomes {
-		m.introCalls.WithLabelValues(o)
-	}
-	for _, r := range m.shedReasons {
-		m.shed.WithLabelValues(r)
-	}
-	for _, v := range m.validators {
-		m.validations.WithLabelValues(v, "accepted")
-		m.validations.WithLabelValues(v, "refused")
-	}
-	for _, o := range m.jwksOutcomes {
-		m.jwksFetches.WithLabelValues(o)
-	}
+	presetSeries(m.authOutcomes, m.authReasons)
+	presetSeries(m.introCalls, m.introspectionOutcomes)
+	presetSeries(m.shed, m.shedReasons)
+	presetSeries(m.validations, m.validators, []string{"accepted", "refused"})
+	presetSeries(m.jwksFetches, m.jwksOutcomes)
 	m.shared = newSharedMetrics(labels.Shared)
 	m.registry.MustRegister(m.shared.collectors()...)
 	m.registry.MustRegister(
@@ -408,9 +412,7 @@ func (m *Metrics) ObserveUpstream(stats func() proxy.Stats) {
 		return
 	}
 	m.upstreamOnce.Do(func() {
-		for _, k := range m.upstreamFailures {
-			m.upstreamFail.WithLabelValues(k)
-		}
+		presetSeries(m.upstreamFail, m.upstreamFailures)
 		m.registry.MustRegister(m.upstreamFail,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Namespace: namespace, Name: "upstream_sessions",

@@ -87,18 +87,10 @@ func newSharedMetrics(l SharedLabels) *sharedMetrics {
 			Help: "OpenID Shared Signals pushes (RFC 8935), by outcome: accepted, or why refused.",
 		}, []string{"outcome"}),
 	}
-	for _, t := range s.tiers {
-		s.revokedAnswers.WithLabelValues(t)
-	}
-	for _, src := range s.sources {
-		for _, k := range s.kinds {
-			s.revReceived.WithLabelValues(src, k)
-			s.revApplied.WithLabelValues(src, k)
-		}
-	}
-	for _, o := range s.ssfOutcomes {
-		s.ssfPushes.WithLabelValues(o)
-	}
+	presetSeries(s.revokedAnswers, s.tiers)
+	presetSeries(s.revReceived, s.sources, s.kinds)
+	presetSeries(s.revApplied, s.sources, s.kinds)
+	presetSeries(s.ssfPushes, s.ssfOutcomes)
 	return s
 }
 

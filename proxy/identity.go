@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
 
@@ -72,6 +73,23 @@ type identityKey struct{}
 // context has no identity is refused (fail closed).
 func WithIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, prepare(id))
+}
+
+// readBodyKey carries a POST body its caller has read whole and peeked.
+type readBodyKey struct{}
+
+type peekedBody struct {
+	body []byte
+	msgs []rpcpeek.Message
+}
+
+// WithBody returns a context that carries a POST body its caller has
+// already read whole and read with rpcpeek.Peek without a syntax error
+// (msgs are its messages), so that [Proxy.ServeHTTP] neither reads nor
+// parses it again. The gateway reads every POST body before its policy
+// check; the proxy still bounds it by MaxBodyBytes.
+func WithBody(ctx context.Context, body []byte, msgs []rpcpeek.Message) context.Context {
+	return context.WithValue(ctx, readBodyKey{}, &peekedBody{body: body, msgs: msgs})
 }
 
 func callerFrom(ctx context.Context) (*caller, bool) {

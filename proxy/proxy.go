@@ -448,11 +448,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.maxBody)
 	} else if r.Method == http.MethodPost {
-		body, ok := p.readBody(w, r)
-		if !ok {
-			return
+		var body []byte
+		var info requestInfo
+		if pb, read := r.Context().Value(readBodyKey{}).(*peekedBody); read {
+			if int64(len(pb.body)) > p.maxBody {
+				writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is larger than this server accepts")
+				return
+			}
+			body, info = pb.body, infoOf(pb.msgs)
+		} else {
+			var ok bool
+			if body, ok = p.readBody(w, r); !ok {
+				return
+			}
+			info = parseRequest(body)
 		}
-		info := parseRequest(body)
 		if p.filter != nil && (!info.parsed || info.badListID) {
 			// Fail closed: an answer the proxy could not match to its
 			// tools/list request would reach the client unfiltered.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
 	"github.com/mcp-gateway/mcp-gateway/internal/syncbuf"
 )
 
@@ -919,5 +920,47 @@ func TestOneWritePerForwardedPOST(t *testing.T) {
 		if n := writes.Load() - before; n != 1 {
 			t.Errorf("request %d: %d writes to the upstream, want 1", i, n)
 		}
+	}
+}
+
+// unreadable is a request body that fails the test if anything reads it.
+type unreadable struct{ t *testing.T }
+
+func (u unreadable) Read([]byte) (int, error) {
+	u.t.Error("the proxy read a body its caller had handed over (WithBody)")
+	return 0, io.ErrUnexpectedEOF
+}
+func (unreadable) Close() error { return nil }
+
+// TestWithBody: a body the caller has read and peeked is forwarded as it
+// is, without being read again, and is still bounded by MaxBodyBytes.
+func TestWithBody(t *testing.T) {
+	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
+	p := newProxy(t, up.URL, Config{MaxBodyBytes: 100})
+	serve := func(body string) *httptest.ResponseRecorder {
+		msgs, err := rpcpeek.Peek([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/mcp", unreadable{t})
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		ctx := WithBody(WithIdentity(r.Context(), testIdentities["alice-token"]), []byte(body), msgs.Messages)
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, r.WithContext(ctx))
+		return rec
+	}
+	list := `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`
+	if rec := serve(list); rec.Code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", rec.Code, rec.Body.String())
+	}
+	if reqs := up.Requests(); len(reqs) != 1 || reqs[0].Body != list {
+		t.Fatalf("upstream saw %+v, want the handed-over body once", reqs)
+	}
+	if rec := serve(`{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{"_meta":{"pad":"` + strings.Repeat("x", 100) + `"}}}`); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("HTTP %d for a body over MaxBodyBytes, want 413", rec.Code)
+	}
+	if n := len(up.Requests()); n != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", n)
 	}
 }

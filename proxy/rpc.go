@@ -35,14 +35,19 @@ const (
 // differently is read as the SDK reads it; the gateway refuses such
 // bodies before they reach the proxy.
 func parseRequest(body []byte) requestInfo {
-	var info requestInfo
 	b, err := rpcpeek.Peek(body)
 	var syn *rpcpeek.SyntaxError
 	if errors.As(err, &syn) {
-		return info
+		return requestInfo{}
 	}
-	for i := range b.Messages {
-		m := &b.Messages[i]
+	return infoOf(b.Messages)
+}
+
+// infoOf is what the proxy reads of a body's messages, peeked already.
+func infoOf(msgs []rpcpeek.Message) requestInfo {
+	var info requestInfo
+	for i := range msgs {
+		m := &msgs[i]
 		switch m.Method {
 		case methodInitialize:
 			info.initialize = true

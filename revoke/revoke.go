@@ -54,10 +54,8 @@ type Observer interface {
 }
 
 // TokenIDs computes the keyed identity of a token digest, as the verifier
-// does (*sharedcache.Store, *sharedcache.IDs).
-type TokenIDs interface {
-	ID(digest [32]byte) sharedcache.ID
-}
+// does.
+type TokenIDs = sharedcache.TokenIDs
 
 // Config configures a Revoker.
 type Config struct {

@@ -102,12 +102,7 @@ func (r Requirement) AppendScopes(dst []string) []string {
 	if r.Denied {
 		return dst
 	}
-	for _, s := range r.scopes {
-		if !slices.Contains(dst, s) {
-			dst = append(dst, s)
-		}
-	}
-	return dst
+	return appendMissing(dst, r.scopes)
 }
 
 // Check returns nil when a token granted these scopes may make the call, a
@@ -249,7 +244,8 @@ func (p *Policy) Callable(granted []string, tool string) bool {
 	}
 	r, ok := p.exact[tool]
 	if !ok || r.argument == "" {
-		return p.Requirement(tool, nil).Check(granted) == nil
+		req := p.Requirement(tool, nil)
+		return !req.Denied && satisfiesAll(granted, req.scopes)
 	}
 	if !r.other.deny && satisfiesAll(granted, r.other.scopes) {
 		return true
@@ -273,6 +269,20 @@ func (p *Policy) Argument(tool string) string {
 		return r.argument
 	}
 	return ""
+}
+
+// Lists reports whether tool's rule lists the argument value v, without
+// copying the list (a label on every call's path).
+func (p *Policy) Lists(tool, v string) bool {
+	if p == nil {
+		return false
+	}
+	r, ok := p.exact[tool]
+	if !ok {
+		return false
+	}
+	_, listed := r.values[v]
+	return listed
 }
 
 // ArgumentValues returns the argument values tool's rule lists, as

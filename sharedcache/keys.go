@@ -79,6 +79,13 @@ func (k *keyer) mac(dst []byte, id *ID, header, v []byte) []byte {
 // verifier and a later Store agree. It is safe for concurrent use.
 type IDs struct{ k *keyer }
 
+// TokenIDs computes the keyed identity of a token digest: what the
+// verifier stores beside a cached answer and token revocations name.
+// *Store and *IDs implement it.
+type TokenIDs interface {
+	ID(digest [32]byte) ID
+}
+
 // NewIDs returns an IDs for secret (Config.KeySecret; at least 16 bytes).
 func NewIDs(secret []byte) (*IDs, error) {
 	if len(secret) < minKeySecret {

@@ -1,6 +1,7 @@
 package sharedcache
 
 import (
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,11 +102,7 @@ func (rs *RevocationSet) Apply(r Revocation) bool {
 	switch r.Kind {
 	case KindToken:
 		id, _ := r.tokenID()
-		if old, ok := rs.tokens[id]; !ok || at.After(old.at) {
-			rs.makeRoom(now)
-			rs.tokens[id] = revEntry{at: at, effective: eff}
-			added = true
-		}
+		added = addTo(rs, rs.tokens, id, at, eff, now)
 	case KindSub:
 		added = addTo(rs, rs.subs, r.Value, at, eff, now)
 	case KindClientID:
@@ -127,7 +124,7 @@ func (rs *RevocationSet) size() int {
 	return len(rs.tokens) + len(rs.subs) + len(rs.clients) + len(rs.emails)
 }
 
-func addTo(rs *RevocationSet, m map[string]revEntry, k string, at, eff, now time.Time) bool {
+func addTo[K comparable](rs *RevocationSet, m map[K]revEntry, k K, at, eff, now time.Time) bool {
 	if old, ok := m[k]; ok && !at.After(old.at) {
 		return false
 	}
@@ -145,10 +142,10 @@ func (rs *RevocationSet) makeRoom(now time.Time) {
 	}
 	cutoff := now.Add(-rs.ttl)
 	expired := func(e revEntry) bool { return !e.effective.After(cutoff) }
-	deleteFunc(rs.tokens, expired)
-	deleteFunc(rs.subs, expired)
-	deleteFunc(rs.clients, expired)
-	deleteFunc(rs.emails, expired)
+	maps.DeleteFunc(rs.tokens, func(_ ID, e revEntry) bool { return expired(e) })
+	maps.DeleteFunc(rs.subs, func(_ string, e revEntry) bool { return expired(e) })
+	maps.DeleteFunc(rs.clients, func(_ string, e revEntry) bool { return expired(e) })
+	maps.DeleteFunc(rs.emails, func(_ string, e revEntry) bool { return expired(e) })
 	if rs.size() < rs.max {
 		return
 	}
@@ -173,14 +170,6 @@ func (rs *RevocationSet) makeRoom(now time.Time) {
 	}
 	if drop != nil {
 		drop()
-	}
-}
-
-func deleteFunc[K comparable](m map[K]revEntry, del func(revEntry) bool) {
-	for k, e := range m {
-		if del(e) {
-			delete(m, k)
-		}
 	}
 }
 

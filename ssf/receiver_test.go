@@ -82,3 +82,38 @@ func TestAcceptUntyped(t *testing.T) {
 		t.Fatalf("Receive = %+v, %v", revs, err)
 	}
 }
+
+// TestVerifyWhileReceiving: Verify reads the replay cache while Receive
+// writes it; under -race the two must not touch it unlocked.
+func TestVerifyWhileReceiving(t *testing.T) {
+	f := newFixture(t, nil)
+	const n = 50
+	sets := make([][]byte, 2*n)
+	for i := range sets {
+		sets[i] = []byte(f.tr.MustSign(t, f.claims(ssf.EventSessionRevoked, ssftest.Opaque("o"))))
+	}
+	done := make(chan error, 2)
+	go func() {
+		for _, s := range sets[:n] {
+			if _, err := f.rcv.Receive(context.Background(), s); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for _, s := range sets[n:] {
+			if _, err := f.rcv.Verify(context.Background(), s); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -32,8 +32,15 @@ func newReplayCache(capacity int, ttl time.Duration) (*replayCache, error) {
 	return &replayCache{seen: lru.New[string, time.Time](capacity), capacity: capacity, ttl: ttl}, nil
 }
 
-// seenAt reports whether jti is remembered and live at now. c.mu is held.
+// seenAt reports whether jti is remembered and live at now.
 func (c *replayCache) seenAt(jti string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seenLocked(jti, now)
+}
+
+// seenLocked is seenAt with c.mu held.
+func (c *replayCache) seenLocked(jti string, now time.Time) bool {
 	exp, ok := c.seen.Get(jti)
 	return ok && now.Before(exp)
 }
@@ -45,7 +52,7 @@ func (c *replayCache) seenAt(jti string, now time.Time) bool {
 func (c *replayCache) reserve(jti string, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.seenAt(jti, now) {
+	if c.seenLocked(jti, now) {
 		return errReplay
 	}
 	c.seen.DropOldestWhile(func(exp time.Time) bool { return !now.Before(exp) })

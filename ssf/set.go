@@ -12,6 +12,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
 // DefaultAlgorithms returns the JWS algorithms accepted when
@@ -20,16 +22,16 @@ import (
 // 8725 §3.1, §3.2): a SET must prove it comes from the transmitter, and an
 // HMAC key is one the receiver would share.
 func DefaultAlgorithms() []string {
-	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	var out []string
+	for _, a := range jwks.Asymmetric() {
+		out = append(out, string(a))
+	}
+	return out
 }
 
 // asymmetricAlgorithm reports whether alg may be configured at all.
 func asymmetricAlgorithm(alg string) bool {
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
-		return true
-	}
-	return false
+	return slices.Contains(jwks.Asymmetric(), jose.SignatureAlgorithm(alg))
 }
 
 // secEventType is the RFC 8417 §2.3 "typ" of a SET ("application/"

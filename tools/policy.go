@@ -2,6 +2,7 @@ package tools
 
 import (
 	_ "embed"
+	"slices"
 	"sync"
 
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -20,7 +21,9 @@ const (
 )
 
 // Operations lists the calculator's operations in a stable order.
-func Operations() []string { return []string{OpAdd, OpSubtract, OpMultiply, OpDivide} }
+func Operations() []string { return slices.Clone(operations[:]) }
+
+var operations = [...]string{OpAdd, OpSubtract, OpMultiply, OpDivide}
 
 //go:embed policy.yaml
 var policyYAML []byte

@@ -121,7 +121,7 @@ func calculatorDescription(policy *scopes.Policy) string {
 // on its transport for authorisation.
 func calculator(policy *scopes.Policy) mcp.ToolHandlerFor[CalculatorInput, CalculatorOutput] {
 	return func(ctx context.Context, req *mcp.CallToolRequest, in CalculatorInput) (*mcp.CallToolResult, CalculatorOutput, error) {
-		if !slices.Contains(Operations(), in.Operation) {
+		if !slices.Contains(operations[:], in.Operation) {
 			return nil, CalculatorOutput{}, fmt.Errorf("unknown operation %q: use add, subtract, multiply or divide", in.Operation)
 		}
 		err := policy.Allowed(granted(req), CalculatorTool, scopes.Arg("operation", in.Operation))

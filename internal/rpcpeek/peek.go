@@ -62,16 +62,6 @@ type Body struct {
 	Messages []Message
 }
 
-// ToolCalls reports whether any message is a tools/call.
-func (b Body) ToolCalls() bool {
-	for i := range b.Messages {
-		if b.Messages[i].Method == MethodToolsCall {
-			return true
-		}
-	}
-	return false
-}
-
 // SyntaxError: the SDK rejects the body (not JSON, nested deeper than
 // [MaxDepth], not a JSON-RPC message or batch of messages), so nothing
 // runs in the gateway's own server. A proxy must refuse it itself: its

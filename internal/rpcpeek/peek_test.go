@@ -244,23 +244,6 @@ func TestPeekDoesNotModifyBody(t *testing.T) {
 	}
 }
 
-func TestToolCalls(t *testing.T) {
-	for body, want := range map[string]bool{
-		call("calculator", addArgs):                                                           true,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`:                                      false,
-		`[{"jsonrpc":"2.0","id":1,"method":"ping"},` + call("x", "{}") + `]`:                  true,
-		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]`: false,
-	} {
-		b, err := Peek([]byte(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := b.ToolCalls(); got != want {
-			t.Errorf("ToolCalls(%s) = %v, want %v", body, got, want)
-		}
-	}
-}
-
 func TestErrorsName(t *testing.T) {
 	if got := (&SyntaxError{Reason: "empty body"}).Error(); !strings.Contains(got, "empty body") {
 		t.Errorf("SyntaxError.Error() = %q", got)
