@@ -63,7 +63,7 @@ func (g *Gateway) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 		st := stateFrom(r.Context()) // observe, the outermost middleware, put it there
-		st.ti = ti
+		st.ti, st.token = ti, token
 		st.auth = AuthOK
 		return next(c)
 	}

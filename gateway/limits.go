@@ -283,25 +283,32 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx, end := context.WithCancelCause(r.Context())
 		defer end(nil)
-		s := &openStream{user: userOf(st.ti), ti: st.ti, end: end}
-		if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
-			s.digest = sha256.Sum256([]byte(token))
-		}
+		s := openStreamOf(st, end)
 		if ref := g.streams.open(s); ref != nil {
 			g.overLimit(c, ref, st, streamsRetryAfter, "streams")
 			return nil
 		}
 		defer g.streams.close(s)
-		// The stream ends when its token expires (with the clock skew the
-		// verifier tolerates): a stream must not outlive the credential
-		// that opened it.
-		if st.ti != nil && !st.ti.Expiration.IsZero() {
-			stop := g.cfg.AfterFunc(st.ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
-			defer stop()
-		}
+		defer g.endAtExpiry(st.ti, end)()
 		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
+}
+
+// openStreamOf is the stream a request opens: its user, and its token by
+// digest, so that EndStreams can name it.
+func openStreamOf(st *reqState, end context.CancelCauseFunc) *openStream {
+	return &openStream{user: userOf(st.ti), ti: st.ti, end: end, digest: sha256.Sum256([]byte(st.token))}
+}
+
+// endAtExpiry ends a stream when its token expires (with the clock skew
+// the verifier tolerates): a stream must not outlive the credential that
+// opened it. It returns the function that disarms it.
+func (g *Gateway) endAtExpiry(ti *auth.TokenInfo, end context.CancelCauseFunc) (stop func() bool) {
+	if ti == nil || ti.Expiration.IsZero() {
+		return func() bool { return false }
+	}
+	return g.cfg.AfterFunc(ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
 }
 
 // EndStreams ends every open stream opened with the token whose SHA-256

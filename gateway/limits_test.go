@@ -245,7 +245,7 @@ func newStreamHarness(g *Gateway, tokens map[string]verdict) *streamHarness {
 		return func(c echo.Context) error {
 			r := c.Request()
 			tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			st := &reqState{ti: tokens[tok].ti, auth: AuthOK}
+			st := &reqState{ti: tokens[tok].ti, token: tok, auth: AuthOK} // as authenticate leaves it
 			c.SetRequest(r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 			return next(c)
 		}

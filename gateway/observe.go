@@ -63,6 +63,7 @@ func AllAuthOutcomes() []AuthOutcome {
 // context of a session's first request.
 type reqState struct {
 	ti       *auth.TokenInfo   // the verified token's information; shared, read-only
+	token    string            // the bearer token (authenticate), for the streams it opens; never logged
 	auth     AuthOutcome       // "" when not on the MCP endpoint
 	msgs     []rpcpeek.Message // the JSON-RPC messages of a POST body (readBody)
 	body     []byte            // in proxy mode, that body, handed to the proxy (proxy.WithBody)

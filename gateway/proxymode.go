@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"math"
 	"net/http"
@@ -88,16 +87,10 @@ func (g *Gateway) forward(c echo.Context) error {
 	}
 	ctx, end := context.WithCancelCause(r.Context())
 	defer end(nil)
-	s := &openStream{user: userOf(st.ti), ti: st.ti, end: end}
-	if token, err := prm.TokenFromRequest(r); err == nil { // authenticate has already read it
-		s.digest = sha256.Sum256([]byte(token))
-	}
+	s := openStreamOf(st, end)
 	g.streams.open(s) // the proxy's registry has no bounds: never refused
 	defer g.streams.close(s)
-	if !st.ti.Expiration.IsZero() {
-		stop := g.cfg.AfterFunc(st.ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
-		defer stop()
-	}
+	defer g.endAtExpiry(st.ti, end)()
 	ctx = proxy.WithIdentity(ctx, proxy.IdentityFromTokenInfo(st.ti))
 	if st.body != nil {
 		ctx = proxy.WithBody(ctx, st.body, st.msgs)

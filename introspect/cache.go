@@ -198,6 +198,21 @@ func activeTTL(now, exp time.Time, maxTTL time.Duration) time.Duration {
 // but never past its exp, so it can stand in while the authorization server
 // is failing (see serveStale).
 func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
+	v.set(e, now, ttl, true)
+}
+
+// storeAsync is store for a locally verified JWT: without a stale window
+// (there is no authorization server whose failure a stale answer would
+// stand in for) and without waiting for ristretto to apply the Set (a
+// lost or late Set costs one more local verification).
+func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
+	v.set(e, now, ttl, false)
+}
+
+// set fills in e's times and identity and hands it to ristretto.
+// introspected says e is an answer of the authorization server: it may
+// stand in stale, and the Set is waited for.
+func (v *Verifier) set(e *entry, now time.Time, ttl time.Duration, introspected bool) {
 	if ttl <= 0 {
 		return
 	}
@@ -207,7 +222,7 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	v.identify(e)
 	until := now.Add(ttl)
 	e.until, e.staleUntil = instantOf(until), instantOf(until)
-	if e.info != nil && v.cfg.StaleIfError > 0 {
+	if introspected && e.info != nil && v.cfg.StaleIfError > 0 {
 		su := until.Add(v.cfg.StaleIfError)
 		if exp := e.exp.Time(); !exp.IsZero() && exp.Before(su) {
 			su = exp
@@ -221,7 +236,7 @@ func (v *Verifier) store(e *entry, now time.Time, ttl time.Duration) {
 	if v.cacheClosed {
 		return
 	}
-	if v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Time().Sub(now)) {
+	if v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), e.staleUntil.Time().Sub(now)) && introspected {
 		// ristretto applies a Set asynchronously. Without this wait, a
 		// request arriving just after the coalesced call returned would
 		// miss and introspect the same token again. It runs once per

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -282,18 +281,6 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		return nil, terr, true
 	}
 	return e.info, nil, true
-}
-
-// storeAsync is store without waiting for ristretto to apply the Set.
-func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
-	e.until = instantOf(now.Add(ttl))
-	e.staleUntil = e.until
-	v.identify(e)
-	v.cacheMu.RLock()
-	defer v.cacheMu.RUnlock()
-	if !v.cacheClosed {
-		v.cache.SetWithTTL(cacheKey(&e.digest), e, e.cost(), ttl)
-	}
 }
 
 // inspectLocal is Inspect's JWT side; ok is false when the token is to be
