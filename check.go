@@ -164,7 +164,7 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	mode := checkMode(r, cfg)
 
 	// 5. Issuer metadata: the one fetch of this run.
-	md, declared := checkIssuerMetadata(ctx, r, client, cfg, mode.introspects)
+	md, declared := checkIssuerMetadata(ctx, r, client, cfg, mode.Introspects)
 
 	// 6. The verifier the server would build: introspection credentials
 	// at the endpoint it would use, and the JWKS it would verify JWTs with.
@@ -174,7 +174,7 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	}
 	ic := introspectConfig(cfg, client, endpoint)
 	jwksURL := ""
-	if mode.jwt {
+	if mode.JWT {
 		jwksURL = checkJWKSURL(r, cfg, md, mode)
 		ic.JWKSURL = jwksURL
 		if cfg.JWKSURL == "" && md != nil {
@@ -185,9 +185,9 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 	}
 	var v *introspect.Verifier
 	switch {
-	case mode.introspects && endpoint == "" && (!mode.jwt || jwksURL == ""):
+	case mode.Introspects && endpoint == "" && (!mode.JWT || jwksURL == ""):
 		r.fail("introspection credentials: not checked: the introspection endpoint is unknown (see the issuer metadata check), and INTROSPECTION_URL is unset")
-	case !mode.introspects && jwksURL == "":
+	case !mode.Introspects && jwksURL == "":
 		// checkJWKSURL said why.
 	default:
 		if v, err = introspect.New(ctx, ic); err != nil {
@@ -196,14 +196,14 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 			break
 		}
 		defer v.Close()
-		if mode.introspects {
+		if mode.Introspects {
 			if endpoint == "" {
 				r.fail("introspection credentials: not checked: the introspection endpoint is unknown (see the issuer metadata check), and INTROSPECTION_URL is unset")
 			} else {
 				checkCredentials(ctx, r, v, cfg)
 			}
 		}
-		if mode.jwt && jwksURL != "" {
+		if mode.JWT && jwksURL != "" {
 			checkJWKS(ctx, r, v, cfg)
 		}
 	}

@@ -22,35 +22,26 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/jwks"
 )
 
-// validationMode is what the configuration makes the verifier do (it is
-// introspect's decision, from the same inputs: see introspect/validate.go).
-type validationMode struct {
-	jwt         bool // JWTs are verified locally
-	jwtOnly     bool // nothing else is accepted
-	introspects bool // some tokens, or every JWT, are introspected
-}
-
-func modeOf(cfg *config) validationMode {
-	creds := cfg.IntrospectionClientID != ""
-	m := validationMode{jwt: cfg.TokenValidation != introspect.ValidationIntrospection}
-	m.jwtOnly = cfg.TokenValidation == introspect.ValidationJWT || (cfg.TokenValidation == introspect.ValidationAuto && !creds)
-	m.introspects = !m.jwtOnly || cfg.JWTIntrospect
-	return m
+// modeOf is what the configuration makes the verifier do: introspect's
+// own decision.
+func modeOf(cfg *config) introspect.Mode {
+	ic := cfg.introspectConfig()
+	return introspect.ModeOf(&ic)
 }
 
 // checkMode says which validation is in effect and what it means for
 // revocation.
-func checkMode(r *report, cfg *config) validationMode {
+func checkMode(r *report, cfg *config) introspect.Mode {
 	m := modeOf(cfg)
 	ttl := cfg.CacheMaxTTL
 	switch {
-	case !m.jwt:
+	case !m.JWT:
 		r.ok("token validation: TOKEN_VALIDATION=introspection: every token is introspected (RFC 7662)")
 		r.detail("revocation: a token revoked at the authorization server is refused within CACHE_MAX_TTL=%s", ttl)
 		return m
 	case cfg.TokenValidation == introspect.ValidationJWT:
 		r.ok("token validation: TOKEN_VALIDATION=jwt: only JWT access tokens (RFC 9068) verified locally with the issuer's JWKS are accepted")
-	case m.jwtOnly:
+	case m.JWTOnly:
 		r.ok("token validation: TOKEN_VALIDATION=auto without introspection credentials: every token must be a JWT verified locally with the issuer's JWKS; an opaque token gets 401 invalid_token")
 	default:
 		r.ok("token validation: TOKEN_VALIDATION=auto: JWTs signed with a key of the issuer's JWKS are verified locally, every other token is introspected")
@@ -68,7 +59,7 @@ func checkMode(r *report, cfg *config) validationMode {
 
 // checkJWKSURL reports where the JWKS is, or why there is none; "" when
 // none is known.
-func checkJWKSURL(r *report, cfg *config, md *introspect.ServerMetadata, m validationMode) string {
+func checkJWKSURL(r *report, cfg *config, md *introspect.ServerMetadata, m introspect.Mode) string {
 	switch {
 	case cfg.JWKSURL != "":
 		if md != nil && md.JWKSURI != "" && md.JWKSURI != cfg.JWKSURL {
@@ -82,12 +73,12 @@ func checkJWKSURL(r *report, cfg *config, md *introspect.ServerMetadata, m valid
 		r.ok("jwks_uri: %s (discovered)", md.JWKSURI)
 		return md.JWKSURI
 	case md == nil:
-		if m.jwtOnly {
+		if m.JWTOnly {
 			r.fail("JWKS: not checked: the issuer metadata was not found, so its jwks_uri is unknown")
 			r.fix("fix the issuer metadata (above), or set JWKS_URL to your IdP's JWKS")
 		}
 		return ""
-	case m.jwtOnly:
+	case m.JWTOnly:
 		r.fail("jwks_uri: the metadata has none and JWKS_URL is unset: JWTs cannot be verified, and without introspection credentials nothing else can be")
 		r.fix("set JWKS_URL to your IdP's JWKS, or set INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET to introspect tokens")
 	default:

@@ -84,15 +84,9 @@ func checkSSF(ctx context.Context, r *report, cfg *config) {
 	if cfg.SSFIssuer == "" {
 		return
 	}
-	aud := cfg.SSFAudience
-	if len(aud) == 0 {
-		aud = []string{cfg.ResourceURL}
-	}
-	rcv, err := ssf.New(ssf.Config{
-		Issuer: cfg.SSFIssuer, JWKSURL: cfg.SSFJWKSURL, Audience: aud,
-		AuthorizationHeader: cfg.SSFAuthorization, AcceptUntyped: cfg.SSFAcceptUntyped,
-		OnRevocation: func(context.Context, ssf.Revocation) error { return nil },
-	})
+	sc := cfg.ssfConfig()
+	sc.OnRevocation = func(context.Context, ssf.Revocation) error { return nil }
+	rcv, err := ssf.New(sc)
 	if err != nil {
 		r.fail("shared signals: %v", err)
 		return
@@ -104,7 +98,7 @@ func checkSSF(ctx context.Context, r *report, cfg *config) {
 		r.fix("SSF_ISSUER must be the transmitter's exact issuer (its /.well-known/ssf-configuration must answer), or set SSF_JWKS_URL")
 		return
 	}
-	r.ok("shared signals: POST %s accepts SETs from %s signed with %d key(s) from %s, for aud %s", SSFPath, cfg.SSFIssuer, len(ks.KeyIDs), ks.JWKSURL, strings.Join(aud, ", "))
+	r.ok("shared signals: POST %s accepts SETs from %s signed with %d key(s) from %s, for sc.Audience %s", SSFPath, cfg.SSFIssuer, len(ks.KeyIDs), ks.JWKSURL, strings.Join(sc.Audience, ", "))
 	for _, w := range ks.Warnings {
 		r.warn("shared signals: %s", w)
 	}

@@ -50,6 +50,18 @@ type sharedTier struct {
 // process: go-redis has no per-client logger.
 var redisLogger sync.Once
 
+// ssfConfig is the Shared Signals receiver the configuration describes
+// (SSF_*), for the server and the doctor alike; the caller adds where the
+// revocations go.
+func (c *config) ssfConfig() ssf.Config {
+	aud := c.SSFAudience
+	if len(aud) == 0 {
+		aud = []string{c.ResourceURL}
+	}
+	return ssf.Config{Issuer: c.SSFIssuer, JWKSURL: c.SSFJWKSURL, Audience: aud,
+		AuthorizationHeader: c.SSFAuthorization, AcceptUntyped: c.SSFAcceptUntyped}
+}
+
 func setRedisLogger(l *slog.Logger) {
 	redisLogger.Do(func() { redis.SetLogger(sharedcache.LibraryLogger{Logger: l}) })
 }
@@ -107,20 +119,10 @@ func newSharedTier(ctx context.Context, cfg *config, logger *slog.Logger, m *met
 	}
 	st.revoker.Start()
 	if cfg.SSFIssuer != "" {
-		aud := cfg.SSFAudience
-		if len(aud) == 0 {
-			aud = []string{cfg.ResourceURL}
-		}
-		st.ssf, err = ssf.New(ssf.Config{
-			Issuer:              cfg.SSFIssuer,
-			JWKSURL:             cfg.SSFJWKSURL,
-			Audience:            aud,
-			AuthorizationHeader: cfg.SSFAuthorization,
-			AcceptUntyped:       cfg.SSFAcceptUntyped,
-			OnRevocation:        st.revoker.OnSSF(cfg.IssuerURL),
-			Logger:              logger.With("component", "ssf"),
-			Observer:            ssfMetrics{m},
-		})
+		sc := cfg.ssfConfig()
+		sc.OnRevocation = st.revoker.OnSSF(cfg.IssuerURL)
+		sc.Logger, sc.Observer = logger.With("component", "ssf"), ssfMetrics{m}
+		st.ssf, err = ssf.New(sc)
 		if err != nil {
 			st.Close()
 			return nil, &configError{problems: []string{err.Error()}}

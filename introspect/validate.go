@@ -64,10 +64,8 @@ type local struct {
 func (v *Verifier) initLocal() error {
 	c := &v.cfg
 	l := &v.local
-	hasCreds := c.ClientID != ""
-	l.usesJWT = c.Validation != ValidationIntrospection && c.Issuer != ""
-	l.jwtOnly = c.Validation == ValidationJWT || (c.Validation == ValidationAuto && !hasCreds)
-	l.introspects = !l.jwtOnly || c.JWTIntrospect
+	m := ModeOf(c)
+	l.usesJWT, l.jwtOnly, l.introspects = m.JWT, m.JWTOnly, m.Introspects
 	if l.usesJWT && c.JWKSURL != "" {
 		return v.setupJWT(c.JWKSURL, c.Issuer)
 	}
@@ -334,6 +332,20 @@ type Mode struct {
 	JWT         bool            // JWTs are verified locally
 	JWTOnly     bool            // and nothing else is accepted
 	Introspects bool            // some tokens (or every JWT, with JWTIntrospect) are introspected
+}
+
+// ModeOf is the validation a Config puts in effect, decided from it alone
+// (the configuration doctor asks it too, so that it cannot drift from the
+// verifier it diagnoses). An empty Validation is ValidationAuto.
+func ModeOf(c *Config) Mode {
+	m := Mode{Validation: c.Validation}
+	if m.Validation == "" {
+		m.Validation = ValidationAuto
+	}
+	m.JWT = m.Validation != ValidationIntrospection && c.Issuer != ""
+	m.JWTOnly = m.Validation == ValidationJWT || (m.Validation == ValidationAuto && c.ClientID == "")
+	m.Introspects = !m.JWTOnly || c.JWTIntrospect
+	return m
 }
 
 // Mode reports the validation in effect.
