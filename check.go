@@ -21,6 +21,7 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/introspect"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 	"github.com/mcp-gateway/mcp-gateway/scopes"
@@ -156,7 +157,7 @@ func doctor(ctx context.Context, r *report, lookup LookupEnv) int {
 
 	client := &http.Client{
 		Timeout:       cfg.IntrospectionTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: urlrule.NoRedirects,
 	}
 	defer client.CloseIdleConnections()
 

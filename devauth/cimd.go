@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/loopback"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document,
@@ -115,7 +116,7 @@ func newMetadataFetcher(allowLoopback bool, timeout time.Duration) *metadataFetc
 			Timeout:   timeout,
 			// Draft §4 "Client Information Discovery": the server MUST NOT
 			// follow redirects; the 3xx itself is the answer, and refused.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: urlrule.NoRedirects,
 		},
 		slots: make(chan struct{}, maxMetadataFetches),
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // retryJitterMin and retryJitterSpan bound the pause before the single
@@ -32,8 +33,6 @@ const (
 	retryJitterMin  = 50 * time.Millisecond
 	retryJitterSpan = 100 * time.Millisecond
 )
-
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newHTTPClient is the default client: keep-alive connections sized for a
 // gateway that sends every cache miss to one authorization server, and no
@@ -48,7 +47,7 @@ func newHTTPClient() *http.Client {
 	t.MaxIdleConns = 128
 	t.MaxIdleConnsPerHost = 64
 	t.IdleConnTimeout = 90 * time.Second
-	return &http.Client{Transport: t, CheckRedirect: noRedirects}
+	return &http.Client{Transport: t, CheckRedirect: urlrule.NoRedirects}
 }
 
 // basicAuthorization is the Authorization value for client_secret_basic.

@@ -46,6 +46,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 	"github.com/mcp-gateway/mcp-gateway/jwtaccess"
 )
 
@@ -131,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		// A shallow copy so we can refuse redirects without changing the
 		// caller's client.
 		c := *cfg.HTTPClient
-		c.CheckRedirect = noRedirects
+		c.CheckRedirect = urlrule.NoRedirects
 		v.client = &c
 	} else {
 		v.client = newHTTPClient()

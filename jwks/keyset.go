@@ -267,17 +267,15 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 	}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
-		c.CheckRedirect = noRedirects
+		c.CheckRedirect = urlrule.NoRedirects
 		k.client = &c
 	} else {
-		k.client = &http.Client{CheckRedirect: noRedirects}
+		k.client = &http.Client{CheckRedirect: urlrule.NoRedirects}
 		k.owns = true
 	}
 	k.stop, k.stopNow = context.WithCancel(context.Background())
 	return k, nil
 }
-
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // URL is where the key set is fetched from: with ResolveURL, where the
 // last fetch that resolved it went ("" before).

@@ -254,5 +254,3 @@ func metadataURLs(issuer string) ([]string, error) {
 	path := strings.TrimSuffix(u.EscapedPath(), "/")
 	return []string{origin + wellKnownSSF + path, origin + wellKnownRISC + path}, nil
 }
-
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

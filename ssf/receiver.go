@@ -226,7 +226,7 @@ func New(cfg Config) (*Receiver, error) {
 		c := *cfg.HTTPClient // a copy, so its redirect policy can be ours
 		client = &c
 	}
-	client.CheckRedirect = noRedirects
+	client.CheckRedirect = urlrule.NoRedirects
 	keys, err := newKeySet(cfg, client)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/htmlform"
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // ConsentAnswer is what the user does on the consent page.
@@ -49,7 +50,7 @@ type ConsentBot struct {
 // from the Location header.
 var noRedirects = &http.Client{
 	Timeout:       10 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	CheckRedirect: urlrule.NoRedirects,
 }
 
 // Rounds is the number of consent pages the bot has opened.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // ProbeError says why the collector did not accept an export. Its text
@@ -55,7 +57,7 @@ func Probe(ctx context.Context, cfg Config) error {
 	req.Header.Set("Content-Type", ctype)
 	client := &http.Client{
 		Transport:     &http.Transport{},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: urlrule.NoRedirects,
 	}
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)

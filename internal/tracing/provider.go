@@ -28,6 +28,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcp-gateway/mcp-gateway/internal/urlrule"
 )
 
 // The batch span processor's settings: the SDK's defaults, passed
@@ -87,7 +89,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Provider, error) {
 	client := &http.Client{
 		Transport:     transport,
 		Timeout:       cfg.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: urlrule.NoRedirects,
 	}
 	encoding := otlptracehttp.EncodingProtobuf
 	if cfg.JSON {

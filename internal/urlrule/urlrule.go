@@ -8,6 +8,7 @@ package urlrule
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -68,3 +69,10 @@ func Identifier(s string) (*url.URL, error) {
 func SameIssuer(a, b string) bool {
 	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
+
+// NoRedirects is the CheckRedirect of every client the gateway uses to
+// reach a server it was configured with: a redirect is never followed, as
+// it could take a secret, a token or a request to a URL that no rule above
+// has checked (and a 307 would re-post the body). The 3xx answer is
+// returned as it is, for the caller to treat as a failure.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
