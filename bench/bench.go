@@ -49,6 +49,7 @@ type bench struct {
 	gwJWT    *child // the gateway with AUTH_ISSUER_URL alone: JWTs verified locally
 	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on the driver's CPUs
 	sidecar  *child // the same on the server CPUs, beside its upstream
+	rpFloor  *child // the proxy floor: httputil.ReverseProxy alone, where gwProxy runs
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
@@ -122,11 +123,14 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if b.sidecar, err = startChild(ctx, "gateway (proxy mode, sidecar)", b.plan, proxySO); err != nil {
 		return nil, err
 	}
+	if b.rpFloor, err = startChild(ctx, "proxy floor", apart, serveOptions{Kind: "proxyfloor", Upstream: b.baseline.URL}); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gwProxy, b.sidecar, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
+	for _, c := range []*child{b.gwProxy, b.sidecar, b.rpFloor, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)
@@ -269,19 +273,29 @@ func (b *bench) phase(ctx context.Context, e endpoint, src loadgen.TokenSource, 
 // the same drift, so each phase of z is judged against the phase of a
 // just before it.
 func (b *bench) abRounds(ctx context.Context, a, z endpoint, src loadgen.TokenSource, rate float64) (as, zs []*loadgen.Result, errs int, err error) {
-	for range b.o.Rounds {
-		ar, err := b.phase(ctx, a, src, rate)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		zr, err := b.phase(ctx, z, src, rate)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		as, zs = append(as, ar), append(zs, zr)
-		errs += ar.Errors + zr.Errors
+	res, errs, err := b.rotate(ctx, []endpoint{a, z}, src, rate)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	return as, zs, errs, nil
+	return res[0], res[1], errs, nil
+}
+
+// rotate measures each endpoint in turn, Rounds times (ABCABC...), and
+// returns each endpoint's results by round: res[i][r] is endpoint i in
+// round r, measured in the same few seconds as the others of round r.
+func (b *bench) rotate(ctx context.Context, es []endpoint, src loadgen.TokenSource, rate float64) (res [][]*loadgen.Result, errs int, err error) {
+	res = make([][]*loadgen.Result, len(es))
+	for range b.o.Rounds {
+		for i, e := range es {
+			r, err := b.phase(ctx, e, src, rate)
+			if err != nil {
+				return nil, 0, err
+			}
+			res[i] = append(res[i], r)
+			errs += r.Errors
+		}
+	}
+	return res, errs, nil
 }
 
 // --- target 1: hot path -------------------------------------------------

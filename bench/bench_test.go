@@ -64,7 +64,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("target %q: %s", r.Target, r.Measured)
 		}
 	}
-	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "9a", "9b", "9c"} {
+	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "9a", "9f", "9b", "9g", "9c"} {
 		if _, ok := got[id]; !ok {
 			t.Errorf("no row %s in the table", id)
 		}

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"slices"
+	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/bench/loadgen"
+	"github.com/mcp-gateway/mcp-gateway/internal/httpserver"
 )
 
 // --- target 9: proxy overhead (issue 13) ----------------------------------
@@ -17,10 +21,12 @@ import (
 // server with the built-in calculator, which accepts any bearer token),
 // and the proxy is the gateway in proxy mode (introspection with one
 // cached token, the built-in tools' policy, the step-up, the identity
-// headers, UPSTREAM_AUTHORIZATION) forwarding to it. Both answer
-// tools/call calculator add with JSON. Phases alternate direct and proxy
-// (ABAB...), and each proxy phase is judged against the direct phase just
-// before it, as in target 1.
+// headers, UPSTREAM_AUTHORIZATION) forwarding to it. All answer
+// tools/call calculator add with JSON. Each round measures the upstream
+// directly, the proxy floor (proxyFloorServer, on the gateway's CPU) and
+// the gateway (ABCABC...), and each proxy phase is judged against the
+// direct phase of its round, as in target 1. The floor is reported, not
+// judged: it says how much of the overhead any proxy pays on this machine.
 //
 // Where the proxy runs decides what is measured. A proxy is another
 // process with CPU of its own (its own machine or container): the judged
@@ -30,36 +36,48 @@ import (
 // on the same CPUs, as a sidecar sharing a CPU quota: throughput is then
 // split between the two processes, and the row reports what that costs.
 func (b *bench) proxyOverhead(ctx context.Context) error {
-	fmt.Fprintf(b.out, "[9] proxy overhead: tools/call calculator add, upstream called directly vs through the gateway in proxy mode (on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABAB\n",
+	fmt.Fprintf(b.out, "[9] proxy overhead: tools/call calculator add, upstream called directly vs through the proxy floor and the gateway in proxy mode (both on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABCABC\n",
 		cpuList(b.plan.Driver), cpuList(b.plan.Server), b.o.Conns, b.o.Duration, b.o.Rounds)
 	src := loadgen.Static(b.token())
 	clients := map[string]*http.Client{}
-	for _, name := range []string{"direct", "proxy", "sidecar"} {
+	for _, name := range []string{"direct", "floor", "proxy", "sidecar"} {
 		clients[name] = loadgen.NewClient(b.o.Conns)
 		defer clients[name].CloseIdleConnections()
 	}
 	upstream := endpoint{"direct", b.baseline.URL, clients["direct"]}
-	rounds := func(name string, proxyURL string, rate float64) (direct, proxied []*loadgen.Result, errs int, err error) {
-		return b.abRounds(ctx, upstream, endpoint{name, proxyURL, clients[name]}, src, rate)
+	floor := endpoint{"proxy floor", b.rpFloor.URL, clients["floor"]}
+	gateway := endpoint{"proxy", b.gwProxy.URL, clients["proxy"]}
+	// Each round measures the upstream directly, then the floor, then the
+	// gateway; both proxies are judged against the direct phase of their
+	// round.
+	rounds := func(rate float64) (direct, fl, proxied []*loadgen.Result, errs int, err error) {
+		res, errs, err := b.rotate(ctx, []endpoint{upstream, floor, gateway}, src, rate)
+		if err != nil {
+			return nil, nil, nil, 0, err
+		}
+		return res[0], res[1], res[2], errs, nil
 	}
 
-	direct, proxied, errs, err := rounds("proxy", b.gwProxy.URL, 0)
+	direct, fl, proxied, errs, err := rounds(0)
 	if err != nil {
 		return err
 	}
-	ratios := perRound(direct, proxied, throughputRatio)
+	ratios, floorRatios := perRound(direct, proxied, throughputRatio), perRound(direct, fl, throughputRatio)
 	ratio := medianF(ratios)
 	b.add(row{ID: "9a", Target: "proxy throughput (through the gateway in proxy mode / upstream directly)",
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; best %.0f / %.0f req/s; errors %d",
 			ratio, listF(ratios, "%.2f"), slices.Max(rpsOf(proxied)), slices.Max(rpsOf(direct)), errs),
 		Goal: ">= 0.90", Verdict: verdict(ratio >= 0.90 && errs == 0), Enforced: b.enforceTiming()})
+	b.add(row{ID: "9f", Target: "  floor: httputil.ReverseProxy alone (no auth), same CPU, / upstream directly",
+		Measured: fmt.Sprintf("median %.3f of rounds [%s]; gateway / floor %.3f", medianF(floorRatios), listF(floorRatios, "%.2f"), medianF(perRound(fl, proxied, throughputRatio))),
+		Goal:     "(report: any proxy's cost on this machine)", Verdict: info})
 
 	rate := math.Round(medianF(rpsOf(direct)) / 2)
 	if rate < 1 {
 		return fmt.Errorf("direct throughput too low to set a rate: %v", rpsOf(direct))
 	}
 	fmt.Fprintf(b.out, "[9b] proxy latency at a fixed load: %.0f req/s (half the direct median throughput), %d conns, open loop, %d round(s)\n", rate, b.o.Conns, b.o.Rounds)
-	direct, proxied, errs, err = rounds("proxy", b.gwProxy.URL, rate)
+	direct, fl, proxied, errs, err = rounds(rate)
 	if err != nil {
 		return err
 	}
@@ -69,9 +87,15 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 		Measured: fmt.Sprintf("p50 median %+.3fms of rounds [%s]; p99 median %+.3fms of rounds [%s]; direct p50 %s p99 %s; errors %d",
 			p50, listF(d50, "%+.2f"), p99, listF(d99, "%+.2f"), ms(direct[0].Percentile(50)), ms(direct[0].Percentile(99)), errs),
 		Goal: "p50 <= +0.2ms, p99 <= +1ms", Verdict: verdict(p50 <= 0.2 && p99 <= 1 && errs == 0), Enforced: b.enforceTiming()})
+	f50, f99 := perRound(direct, fl, pDiff(50)), perRound(direct, fl, pDiff(99))
+	g50, g99 := perRound(fl, proxied, pDiff(50)), perRound(fl, proxied, pDiff(99))
+	b.add(row{ID: "9g", Target: "  floor: latency httputil.ReverseProxy alone adds (p50, p99); the gateway over the floor",
+		Measured: fmt.Sprintf("floor p50 median %+.3fms of rounds [%s], p99 median %+.3fms of rounds [%s]; gateway - floor: p50 median %+.3fms, p99 median %+.3fms",
+			medianF(f50), listF(f50, "%+.2f"), medianF(f99), listF(f99, "%+.2f"), medianF(g50), medianF(g99)),
+		Goal: "(report: any proxy's cost on this machine)", Verdict: info})
 
 	fmt.Fprintf(b.out, "[9c] proxy as a sidecar: the gateway in proxy mode on the upstream's CPU %s, closed loop, %d round(s)\n", cpuList(b.plan.Server), b.o.Rounds)
-	direct, proxied, errs, err = rounds("sidecar", b.sidecar.URL, 0)
+	direct, proxied, errs, err = b.abRounds(ctx, upstream, endpoint{"sidecar", b.sidecar.URL, clients["sidecar"]}, src, 0)
 	if err != nil {
 		return err
 	}
@@ -89,4 +113,33 @@ func (b *bench) proxyOverhead(ctx context.Context) error {
 			medianF(ratios), listF(ratios, "%.2f"), medianF(perReq), 1e6*float64(len(b.plan.Server))/medianF(rpsOf(direct)), errs),
 		Goal: "(report: a sidecar shares its upstream's CPU)", Verdict: info})
 	return nil
+}
+
+// proxyFloorServer is the floor of target 9: httputil.ReverseProxy in
+// front of the upstream and nothing else (no authentication, no policy, no
+// session binding, no identity headers, no request log, no metrics), with
+// the gateway's server settings and a keep-alive pool like its proxy's.
+// What it adds to the upstream's latency on this machine (two more
+// loopback hops, an HTTP server and client, sharing the load generator's
+// CPU) any proxy adds; the distance from it to the gateway in proxy mode
+// is what the gateway's authorization costs.
+func proxyFloorServer(upstream string) (*http.Server, error) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, err
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			out := *u
+			pr.Out.URL = &out
+			pr.Out.Host = ""
+		},
+		Transport: &http.Transport{
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+	return httpserver.New(rp, prodLogger()), nil
 }

@@ -156,6 +156,10 @@ func TestVerify(t *testing.T) {
 		{name: "opaque token", token: "2YotnFZFEjr1zCsicMWpAA", want: "not-local:format"},
 		{name: "newline inside", token: parts[0] + "\n." + parts[1] + "." + parts[2], want: "not-local:format"},
 		{name: "padding", token: parts[0] + "=." + parts[1] + "." + parts[2], want: "not-local:format"},
+		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: "not-local:format"},
+		{name: "empty payload part", token: parts[0] + ".." + parts[2], want: "not-local:format"},
+		{name: "no signature part", token: parts[0] + "." + parts[1] + ".", want: "not-local:format"},
+		{name: "non-ASCII byte", token: parts[0] + "\xc3\xa9." + parts[1] + "." + parts[2], want: "not-local:format"},
 		{name: "empty", token: "", want: "not-local:format"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -504,6 +504,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.timer = time.AfterFunc(p.timeout, func() { cancel(errUpstreamTimeout) })
 	defer st.timer.Stop()
 	p.rp.ServeHTTP(w, r.WithContext(st))
+	// The answer is complete (ReverseProxy returned; a failed copy
+	// panics instead). One of known length still sits in net/http's
+	// buffer until the handler returns: send it now, in the same single
+	// write, rather than after the deferred releases above and the
+	// gateway's request log and metrics, which the client need not wait
+	// for. Answers of unknown length were flushed as they were copied.
+	if w.Header().Get("Content-Length") != "" {
+		_ = http.NewResponseController(w).Flush()
+	}
 }
 
 // inMemory is a request body the proxy has read, handed on. It is exactly

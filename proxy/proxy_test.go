@@ -964,3 +964,39 @@ func TestWithBody(t *testing.T) {
 		t.Fatalf("upstream saw %d requests, want 1", n)
 	}
 }
+
+// TestAnswerSentBeforeBookkeeping: a complete answer of known length
+// reaches the client when the proxy's ServeHTTP returns, not when the
+// handler around it (the gateway's request log and metrics) returns.
+func TestAnswerSentBeforeBookkeeping(t *testing.T) {
+	up := newUpstream(t, upstreamOpts{stateless: true, jsonResponse: true})
+	p := newProxy(t, up.URL, Config{})
+	release := make(chan struct{}) // the caller's bookkeeping ends
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), testIdentities["alice-token"])))
+		<-release
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"sent early"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while the handler around the proxy was still running: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("answer cut: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength <= 0 || !strings.Contains(string(body), "sent early") {
+		t.Errorf("HTTP %d, Content-Length %d, body %s; want 200 with a known length and the echo", resp.StatusCode, resp.ContentLength, body)
+	}
+}
