@@ -137,7 +137,7 @@ func (b *bench) goBench(ctx context.Context) error {
 	// JWT access tokens (issue 14): one local verification per algorithm,
 	// and a cached JWT.
 	for _, jb := range []struct{ id, pkg, pattern, name string }{
-		{"2c", "./jwtaccess", "^BenchmarkVerify$", "one JWT verification (jwtaccess BenchmarkVerify)"},
+		{"2c", "./jwtaccess", "^BenchmarkVerify(RS256Parts)?$", "one JWT verification (jwtaccess BenchmarkVerify; RS256Parts: stdlib RSA alone, go-jose, the whole Verify)"},
 		{"2d", "./introspect", "^BenchmarkVerifyJWT(CacheHit|Miss)$", "Verify of a JWT: cached hit, and a new one (introspect BenchmarkVerifyJWT*)"},
 	} {
 		res, cmdline, err := b.runGoBench(ctx, dir, jb.pkg, jb.pattern, b.o.BenchTime, "1")
@@ -153,6 +153,18 @@ func (b *bench) goBench(ctx context.Context) error {
 		}
 		b.add(row{ID: jb.id, Target: jb.name, Measured: strings.Join(parts, "; "), Goal: "(report, -cpu 1)", Verdict: info})
 	}
+	// What a full cache costs every collection, hence every request.
+	gr, cmdline, err := b.runGoBench(ctx, dir, "./introspect", "^BenchmarkGCWithCachedTokens$", "20x", "1")
+	b.logf("%s", cmdline)
+	const cachedTokens = 50_000 // BenchmarkGCWithCachedTokens/50000
+	if err != nil || len(gr) != 2 {
+		b.add(row{ID: "2e", Target: "one collection with 50,000 cached tokens", Measured: fmt.Sprintf("not measured: %v (%d results)", err, len(gr)), Goal: "(report)", Verdict: info})
+		return nil
+	}
+	empty, full := gr[0].NsOp, gr[1].NsOp
+	b.add(row{ID: "2e", Target: "one collection (runtime.GC), empty cache / 50,000 cached tokens (introspect BenchmarkGCWithCachedTokens)",
+		Measured: fmt.Sprintf("%.1fms / %.1fms: %.0f ns per cached token per cycle", empty/1e6, full/1e6, (full-empty)/cachedTokens),
+		Goal:     "(report)", Verdict: info})
 	return nil
 }
 

@@ -133,7 +133,8 @@ func TestCacheMemoryPer100kTokens(t *testing.T) {
 // typicalCost is the cost estimate of one typical entry, for the log.
 func typicalCost(now time.Time) int64 {
 	r := typicalAnswer(1, now)
-	e := &entry{info: tokenInfo(r, newInterner(nil, nil))}
+	e := &entry{}
+	e.setInfo(r, newInterner(nil, nil))
 	return e.cost()
 }
 
@@ -149,7 +150,8 @@ func TestCacheCostBounded(t *testing.T) {
 	now := time.Now()
 	r := typicalAnswer(0, now)
 	for i := range 20_000 { // ~20x the capacity
-		e := &entry{digest: *digestOf(strconv.Itoa(i)), info: tokenInfo(r, newInterner(nil, nil))}
+		e := &entry{digest: *digestOf(strconv.Itoa(i))}
+		e.setInfo(r, newInterner(nil, nil))
 		c.SetWithTTL(cacheKey(&e.digest), e, e.cost(), time.Hour)
 		if i%500 == 499 {
 			c.Wait()
@@ -210,5 +212,37 @@ func BenchmarkVerifyJWTMiss(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkGCWithCachedTokens is one full collection (runtime.GC) of a
+// process whose cache holds 0 or 50,000 typical accepted tokens. Every
+// cycle marks every cached object, so the difference, divided by 50,000,
+// is what one cached token adds to each cycle; the MCP SDK allocates
+// about 400 KB per request, so under load a cycle runs every few hundred
+// requests, and this cost is paid by all of them.
+func BenchmarkGCWithCachedTokens(b *testing.B) {
+	for _, n := range []int{0, 50_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			srv := introspecttest.New(b)
+			v, clk := newTestVerifier(b, srv, func(c *Config) {
+				c.CacheMaxBytes = 1 << 30
+				c.CacheMaxTTL = time.Hour
+				c.KnownScopes = []string{"op:add", "op:sub", "op:mult", "op:div"}
+			})
+			now := clk.Now()
+			for i := range n {
+				insertAnswer(v, "token-"+strconv.Itoa(i), typicalAnswer(i, now), now)
+				if i%1000 == 999 {
+					v.Wait() // let ristretto drain its buffers rather than drop sets
+				}
+			}
+			v.Wait()
+			runtime.GC()
+			b.ResetTimer()
+			for b.Loop() {
+				runtime.GC()
+			}
+		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -37,8 +39,9 @@ type entry struct {
 	// issuer, token type), or nil for an accepted answer.
 	err error
 	// info is the accepted answer, built once and shared read-only by every
-	// hit. nil when err is set.
+	// hit: &ti (setInfo). nil when err is set.
 	info *auth.TokenInfo
+	ti   auth.TokenInfo
 	// exp and nbf are re-checked on every hit (they depend on "now"); zero
 	// when the answer had no such claim.
 	exp, nbf instant
@@ -297,24 +300,28 @@ func (v *Verifier) serveStale(ctx context.Context, e *entry, err error) (*auth.T
 	return e.info, true
 }
 
-// tokenInfo builds the SDK's TokenInfo from accepted claims. It is built
-// once per validation and shared by every cache hit, so callers must treat
-// it as read-only.
+// setInfo builds the SDK's TokenInfo from accepted claims, inside e (one
+// allocation for both), and points e.info at it. It is built once per
+// validation and shared by every cache hit, so callers must treat it as
+// read-only.
 //
 // Every cached token keeps one, so it holds only what is read downstream:
 // the scopes, the expiry, the user (for the SDK's session binding) and, in
 // Extra, "sub", "username", "email", "client_id" (whoami) and "aud". The
 // claims checked once at insert time (iss, token type, nbf) are not kept.
-// Well-known strings (Config.KnownScopes, the configured audiences) are
-// shared rather than copied per token.
-func tokenInfo(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
+// What many tokens carry alike (lists of known scopes, the configured
+// audiences, client ids) is shared rather than copied per token: a full
+// cache is marked by the collector on every cycle, and its cost is the
+// number of objects in it, which would otherwise slow every request.
+func (e *entry) setInfo(c *accesstoken.Claims, known *interner) {
 	n := 0
 	for _, present := range [...]bool{c.HasAud, c.Sub != "", c.Username != "", c.Email != "", c.Client() != ""} {
 		if present {
 			n++
 		}
 	}
-	ti := &auth.TokenInfo{Scopes: known.scopes(c.Scopes), Extra: make(map[string]any, n)}
+	e.ti = auth.TokenInfo{Scopes: known.scopes(c.Scopes), Extra: make(map[string]any, n)}
+	ti := &e.ti
 	if c.HasExp {
 		ti.Expiration = time.Unix(c.Exp, 0).UTC()
 	}
@@ -323,27 +330,47 @@ func tokenInfo(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 		ti.UserID = c.Username
 	}
 	for _, kv := range [...]struct{ k, v string }{
-		{"sub", c.Sub}, {"username", c.Username}, {"email", c.Email}, {"client_id", c.Client()},
+		{"sub", c.Sub}, {"username", c.Username}, {"email", c.Email},
 	} {
 		if kv.v != "" {
 			ti.Extra[kv.k] = kv.v
 		}
 	}
+	if cl := c.Client(); cl != "" {
+		ti.Extra["client_id"] = known.client(cl)
+	}
 	if c.HasAud {
 		ti.Extra["aud"] = known.audience(c.Aud)
 	}
-	return ti
+	e.info = ti
 }
 
-// interner hands out shared copies of strings most tokens carry, so that a
-// cache of many tokens does not hold many copies of them.
+// Bounds of the interner's learned values: past them, values are copied
+// per token again (correct, only bigger).
+const (
+	maxScopeLists = 256
+	maxClientIDs  = 1024
+)
+
+// interner hands out shared copies of values most tokens carry, so that a
+// cache of many tokens does not hold many copies of them. Configured
+// values (known scopes, audiences) are shared from the start; lists of
+// known scopes and client ids are learned as tokens arrive, up to a bound.
 type interner struct {
 	scopeSet map[string]string
-	audSets  [][]string // one single-element slice per configured audience
+	audSets  []any // one []string{audience} per configured audience, boxed once
+
+	mu      sync.Mutex
+	lists   map[string][]string // scope lists of known scopes, by their space-joined form
+	clients map[string]any      // client ids, boxed once
 }
 
 func newInterner(scopeTokens, audiences []string) *interner {
-	in := &interner{scopeSet: make(map[string]string, len(scopeTokens))}
+	in := &interner{
+		scopeSet: make(map[string]string, len(scopeTokens)),
+		lists:    make(map[string][]string),
+		clients:  make(map[string]any),
+	}
 	for _, s := range scopeTokens {
 		in.scopeSet[s] = s
 	}
@@ -354,8 +381,26 @@ func newInterner(scopeTokens, audiences []string) *interner {
 }
 
 // scopes returns s with known scope-tokens replaced by shared strings, in
-// a slice of exactly the right size; never nil.
+// a slice of exactly the right size; never nil. A list made only of known
+// scope-tokens is itself shared (up to maxScopeLists of them).
 func (in *interner) scopes(s []string) []string {
+	allKnown := true
+	for _, v := range s {
+		if _, ok := in.scopeSet[v]; !ok {
+			allKnown = false
+			break
+		}
+	}
+	var key string
+	if allKnown && len(s) > 0 {
+		key = strings.Join(s, " ")
+		in.mu.Lock()
+		shared, ok := in.lists[key]
+		in.mu.Unlock()
+		if ok {
+			return shared
+		}
+	}
 	out := make([]string, len(s))
 	for i, v := range s {
 		if k, ok := in.scopeSet[v]; ok {
@@ -363,15 +408,37 @@ func (in *interner) scopes(s []string) []string {
 		}
 		out[i] = v
 	}
+	if key != "" {
+		in.mu.Lock()
+		if len(in.lists) < maxScopeLists {
+			in.lists[key] = out
+		}
+		in.mu.Unlock()
+	}
 	return out
 }
 
-// audience returns a shared slice when aud is exactly one configured
-// audience, else aud itself.
-func (in *interner) audience(aud []string) []string {
+// client returns the client id boxed for TokenInfo.Extra, shared by every
+// token of that client (up to maxClientIDs of them).
+func (in *interner) client(id string) any {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.clients[id]; ok {
+		return v
+	}
+	var v any = strings.Clone(id) // not a window into the token's payload
+	if len(in.clients) < maxClientIDs {
+		in.clients[id] = v
+	}
+	return v
+}
+
+// audience returns aud boxed for TokenInfo.Extra: a shared value when aud
+// is exactly one configured audience, else aud itself.
+func (in *interner) audience(aud []string) any {
 	if len(aud) == 1 {
 		for _, a := range in.audSets {
-			if a[0] == aud[0] {
+			if a.([]string)[0] == aud[0] {
 				return a
 			}
 		}

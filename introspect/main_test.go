@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"go.uber.org/goleak"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
@@ -99,8 +100,15 @@ func digestOf(tok string) *[32]byte {
 // insertAnswer caches a parsed introspection answer for tok directly, the
 // way a successful introspection does, without any HTTP. For tests that
 // need many entries.
+// infoOf is the TokenInfo a cache entry would hold for c.
+func infoOf(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
+	e := &entry{}
+	e.setInfo(c, known)
+	return e.info
+}
+
 func insertAnswer(v *Verifier, tok string, r *accesstoken.Claims, now time.Time) {
 	e := &entry{digest: *digestOf(tok), exp: instantOf(accesstoken.Time(r.Exp, r.HasExp)), nbf: instantOf(accesstoken.Time(r.Nbf, r.HasNbf))}
-	e.info = tokenInfo(r, newInterner(nil, nil))
+	e.setInfo(r, v.known)
 	v.store(e, now, activeTTL(now, e.exp.Time(), v.cfg.CacheMaxTTL))
 }

@@ -234,7 +234,7 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatal("aud without HasAud")
 		}
 		// The TokenInfo built from it is consistent.
-		ti := tokenInfo(r, newInterner(nil, nil))
+		ti := infoOf(r, newInterner(nil, nil))
 		if r.HasExp == ti.Expiration.IsZero() {
 			t.Fatalf("Expiration %v vs exp %d/%v", ti.Expiration, r.Exp, r.HasExp)
 		}

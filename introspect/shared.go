@@ -394,7 +394,7 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 		v.storeRefusal(e, now)
 		return nil, st, true
 	}
-	e.info = tokenInfo(c, v.known)
+	e.setInfo(c, v.known)
 	v.identify(e)
 	if v.revokedEntry(e, TierShared) {
 		return nil, nil, false

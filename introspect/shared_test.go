@@ -467,7 +467,7 @@ func TestVerdictEncoding(t *testing.T) {
 	if !ok {
 		t.Fatalf("decode %s", b)
 	}
-	if got := tokenInfo(vd.claims(), v.known); !reflect.DeepEqual(got, info) {
+	if got := infoOf(vd.claims(), v.known); !reflect.DeepEqual(got, info) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, info)
 	}
 	if b, _ := v.encodeVerdict(nil, &accesstoken.InvalidError{Reason: accesstoken.ReasonInactive}, started); b == nil {
@@ -500,7 +500,7 @@ func FuzzDecodeVerdict(f *testing.F) {
 			t.Fatalf("accepted at=%d", vd.At)
 		}
 		if vd.Reason == "" {
-			ti := tokenInfo(vd.claims(), known)
+			ti := infoOf(vd.claims(), known)
 			if ti.Scopes == nil || ti.Extra == nil {
 				t.Fatal("incomplete TokenInfo")
 			}

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -183,16 +184,7 @@ func (v *Verifier) jwtVerifier(ctx context.Context) (*jwtaccess.Verifier, error)
 // `{"`). Tokens that fail it are never sent to the JWT verifier, so an
 // opaque token costs no discovery of a jwks_uri.
 func looksLikeJWS(token string) bool {
-	if len(token) < 5 || token[:3] != "eyJ" {
-		return false
-	}
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		if token[i] == '.' {
-			dots++
-		}
-	}
-	return dots == 2
+	return len(token) >= 5 && token[:3] == "eyJ" && strings.Count(token, ".") == 2
 }
 
 // verifyLocal is the JWT side of a cache miss. decided is false when the
@@ -260,7 +252,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		nbf = iat
 	}
 	e := &entry{digest: *digest, exp: instantOf(exp), nbf: instantOf(nbf)}
-	e.info = tokenInfo(cl, v.known)
+	e.setInfo(cl, v.known)
 	// Revocations (revocation.go): a JWT issued before one that applies
 	// is asked about, or refused when nobody can be asked.
 	if err, ask := v.jwtRevoked(e, cl, now); err != nil || ask {
