@@ -109,12 +109,12 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	// Proxy mode in front of the baseline, which is a Go SDK server child
 	// called directly in the same run. They serve the gateway's resource
 	// (so that the fake AS's tokens are for it) on addresses of their own.
-	// One runs on CPUs other than its upstream's (the load generator's:
-	// with two CPUs there are no others), as a proxy on a machine of its
-	// own; the other beside its upstream, as a sidecar sharing its CPU.
+	// One runs on CPUs other than its upstream's (cpuPlan.Proxy), as a
+	// proxy on a machine of its own; the other beside its upstream, as a
+	// sidecar sharing its CPU.
 	proxySO := serveOptions{Kind: "gatewayproxy", Issuer: b.as.URL, Resource: resource, Upstream: b.baseline.URL}
 	apart := b.plan
-	apart.Server = b.plan.Driver
+	apart.Server = b.plan.Proxy
 	profiled := proxySO
 	profiled.CPUProfile = o.CPUProfileProxy
 	if b.gwProxy, err = startChild(ctx, "gateway (proxy mode)", apart, profiled); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,5 +178,24 @@ func TestLatenessLearnsTimerDelay(t *testing.T) {
 	}
 	if got := early.estimate(); got != 0 {
 		t.Errorf("early wake-ups gave an estimate of %v, want 0", got)
+	}
+}
+
+// TestSplitCPUs: the server gets the larger half, and from three CPUs on
+// a proxy gets one no other process of the bench runs on.
+func TestSplitCPUs(t *testing.T) {
+	for _, tt := range []struct {
+		cpus                  []int
+		driver, proxy, server []int
+	}{
+		{[]int{0, 1}, []int{0}, []int{0}, []int{1}},
+		{[]int{0, 1, 2}, []int{0}, []int{1}, []int{2}},
+		{[]int{0, 1, 2, 3}, []int{0}, []int{1}, []int{2, 3}},
+		{[]int{0, 1, 2, 3, 4, 5, 6, 7}, []int{0, 1, 2}, []int{3}, []int{4, 5, 6, 7}},
+	} {
+		p := splitCPUs(tt.cpus)
+		if !slices.Equal(p.Driver, tt.driver) || !slices.Equal(p.Proxy, tt.proxy) || !slices.Equal(p.Server, tt.server) || !p.Pinned {
+			t.Errorf("%v: driver %v proxy %v server %v, want %v %v %v", tt.cpus, p.Driver, p.Proxy, p.Server, tt.driver, tt.proxy, tt.server)
+		}
 	}
 }

@@ -33,6 +33,11 @@ import (
 type cpuPlan struct {
 	Driver []int // load generator and fake authorization server
 	Server []int // the server under test (one at a time is measured)
+	// Proxy is where a proxy in front of the server under test runs
+	// (target 9): a CPU of its own when the machine has three or more,
+	// as a proxy on its own host would have; with two, the load
+	// generator's, whose time it then shares.
+	Proxy []int
 	Pinned bool
 	Why    string // why not pinned
 }
@@ -57,18 +62,29 @@ func planCPUs(pin bool) cpuPlan {
 	case len(cpus) < 2:
 		return cpuPlan{Why: fmt.Sprintf("only %d CPU", len(cpus))}
 	}
-	// The server gets the larger half: it is what is measured, and the
-	// load generator needs far less CPU per request than the MCP handler.
+	return splitCPUs(cpus)
+}
+
+// splitCPUs shares out cpus (at least two). The server gets the larger
+// half: it is what is measured, and the load generator needs far less CPU
+// per request than the MCP handler. From three CPUs on, the proxy gets
+// one of its own, taken from the load generator's half.
+func splitCPUs(cpus []int) cpuPlan {
 	n := len(cpus) / 2
-	return cpuPlan{Driver: cpus[:n], Server: cpus[n:], Pinned: true}
+	p := cpuPlan{Driver: cpus[:n], Server: cpus[n:], Proxy: cpus[:n], Pinned: true}
+	if len(cpus) >= 3 {
+		d := max(1, (len(cpus)-1)/2)
+		p.Driver, p.Proxy, p.Server = cpus[:d], cpus[d:d+1], cpus[d+1:]
+	}
+	return p
 }
 
 func (p cpuPlan) String() string {
 	if !p.Pinned {
 		return "not pinned (" + p.Why + "): load generator and servers share every CPU"
 	}
-	return fmt.Sprintf("load generator + fake AS on CPU %s (GOMAXPROCS %d); server under test on CPU %s (GOMAXPROCS %d)",
-		cpuList(p.Driver), len(p.Driver), cpuList(p.Server), len(p.Server))
+	return fmt.Sprintf("load generator + fake AS on CPU %s (GOMAXPROCS %d); server under test on CPU %s (GOMAXPROCS %d); a proxy in front of it on CPU %s",
+		cpuList(p.Driver), len(p.Driver), cpuList(p.Server), len(p.Server), cpuList(p.Proxy))
 }
 
 func cpuList(cpus []int) string {

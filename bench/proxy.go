@@ -30,14 +30,15 @@ import (
 //
 // Where the proxy runs decides what is measured. A proxy is another
 // process with CPU of its own (its own machine or container): the judged
-// rows run it on CPUs other than its upstream's, which on a two-CPU
-// machine are the load generator's (so it competes with the load
-// generator, not with the upstream). Row 9c runs it beside its upstream,
-// on the same CPUs, as a sidecar sharing a CPU quota: throughput is then
-// split between the two processes, and the row reports what that costs.
+// rows run it on CPUs other than its upstream's (cpuPlan.Proxy), which on
+// a two-CPU machine are the load generator's (so it competes with the
+// load generator, not with the upstream; the floor shows what that
+// costs any proxy). Row 9c runs it beside its upstream, on the same
+// CPUs, as a sidecar sharing a CPU quota: throughput is then split
+// between the two processes, and the row reports what that costs.
 func (b *bench) proxyOverhead(ctx context.Context) error {
 	fmt.Fprintf(b.out, "[9] proxy overhead: tools/call calculator add, upstream called directly vs through the proxy floor and the gateway in proxy mode (both on CPU %s, the upstream on CPU %s), one cached token, %d conns, %v per phase, %d round(s) ABCABC\n",
-		cpuList(b.plan.Driver), cpuList(b.plan.Server), b.o.Conns, b.o.Duration, b.o.Rounds)
+		cpuList(b.plan.Proxy), cpuList(b.plan.Server), b.o.Conns, b.o.Duration, b.o.Rounds)
 	src := loadgen.Static(b.token())
 	clients := map[string]*http.Client{}
 	for _, name := range []string{"direct", "floor", "proxy", "sidecar"} {
