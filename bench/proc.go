@@ -37,7 +37,7 @@ type cpuPlan struct {
 	// (target 9): a CPU of its own when the machine has three or more,
 	// as a proxy on its own host would have; with two, the load
 	// generator's, whose time it then shares.
-	Proxy []int
+	Proxy  []int
 	Pinned bool
 	Why    string // why not pinned
 }
