@@ -361,7 +361,7 @@ type interner struct {
 	audSets  []any // one []string{audience} per configured audience, boxed once
 
 	mu      sync.Mutex
-	lists   map[string][]string // scope lists of known scopes, by their space-joined form
+	lists   map[string][]string // scope lists of known scopes, by their space-joined form (a scope-token has no space: RFC 6749 §3.3)
 	clients map[string]any      // client ids, boxed once
 }
 
