@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -91,6 +92,11 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if b.jwtAS, err = newFakeJWTIssuer("http://" + jwtAddr + "/mcp"); err != nil {
 		return nil, err
 	}
+	if o.PhaseProfilesJWT != "" {
+		if err := os.MkdirAll(o.PhaseProfilesJWT, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range []struct {
 		c    **child
 		name string
@@ -100,7 +106,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
 		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
 		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
-		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT}},
+		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT, PhaseProfiles: o.PhaseProfilesJWT}},
 	} {
 		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {
 			return nil, err

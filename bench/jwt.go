@@ -143,7 +143,17 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 	for range rounds {
 		gcNow()
 		cpu0 := readCPUTimes()
+		if b.o.PhaseProfilesJWT != "" {
+			if err := b.gwJWT.phaseStart(); err != nil {
+				return err
+			}
+		}
 		hr, err := loadgen.Run(ctx, loadgen.Config{URL: b.gwJWT.URL, Connections: conns, Duration: b.o.Duration, Token: loadgen.Static(hot), Client: client})
+		if b.o.PhaseProfilesJWT != "" {
+			if err := b.gwJWT.phaseEnd(); err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return err
 		}

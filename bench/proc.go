@@ -108,23 +108,25 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind       string // "baseline", "gateway", "gatewayjwt", "gatewayproxy", "proxyfloor", "null" or "sdkfloor"
-	Addr       string // listen address; startChild picks one if empty
-	Issuer     string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
-	Resource   string // gateway: MCP_RESOURCE_URL
-	Upstream   string // gatewayproxy: UPSTREAM_URL; proxyfloor: where it forwards
-	Redis      string // gateway: REDIS_URL ("" none)
-	CPUProfile string
+	Kind          string // "baseline", "gateway", "gatewayjwt", "gatewayproxy", "proxyfloor", "null" or "sdkfloor"
+	Addr          string // listen address; startChild picks one if empty
+	Issuer        string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
+	Resource      string // gateway: MCP_RESOURCE_URL
+	Upstream      string // gatewayproxy: UPSTREAM_URL; proxyfloor: where it forwards
+	Redis         string // gateway: REDIS_URL ("" none)
+	CPUProfile    string
+	PhaseProfiles string // a directory for profilePhases; "" none
 }
 
 const (
-	envServe      = "BENCH_SERVE"
-	envAddr       = "BENCH_SERVE_ADDR"
-	envIssuer     = "BENCH_SERVE_ISSUER"
-	envResource   = "BENCH_SERVE_RESOURCE"
-	envUpstream   = "BENCH_SERVE_UPSTREAM"
-	envRedis      = "BENCH_SERVE_REDIS"
-	envCPUProfile = "BENCH_SERVE_CPUPROFILE"
+	envServe         = "BENCH_SERVE"
+	envAddr          = "BENCH_SERVE_ADDR"
+	envIssuer        = "BENCH_SERVE_ISSUER"
+	envResource      = "BENCH_SERVE_RESOURCE"
+	envUpstream      = "BENCH_SERVE_UPSTREAM"
+	envRedis         = "BENCH_SERVE_REDIS"
+	envCPUProfile    = "BENCH_SERVE_CPUPROFILE"
+	envPhaseProfiles = "BENCH_SERVE_PHASEPROFILES"
 )
 
 // The collector settings fly.toml deploys with (see the comment there);
@@ -149,7 +151,7 @@ func (s serveOptions) env() []string {
 	gogc, memlimit := gcSettings()
 	return append(os.Environ(), "GOGC="+gogc, "GOMEMLIMIT="+memlimit,
 		envServe+"="+s.Kind, envAddr+"="+s.Addr, envIssuer+"="+s.Issuer,
-		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile)
+		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile, envPhaseProfiles+"="+s.PhaseProfiles)
 }
 
 // serveChildIfAsked serves, and then exits the process, when this process
@@ -160,7 +162,7 @@ func serveChildIfAsked() {
 		return
 	}
 	so := serveOptions{Kind: kind, Addr: os.Getenv(envAddr), Issuer: os.Getenv(envIssuer),
-		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile)}
+		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile), PhaseProfiles: os.Getenv(envPhaseProfiles)}
 	if err := serve(so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench child (%s): %v\n", kind, err)
 		os.Exit(1)
@@ -304,6 +306,9 @@ func serve(so serveOptions) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if so.PhaseProfiles != "" {
+		profilePhases(so.PhaseProfiles, so.Kind)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
