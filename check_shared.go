@@ -98,7 +98,7 @@ func checkSSF(ctx context.Context, r *report, cfg *config) {
 		r.fix("SSF_ISSUER must be the transmitter's exact issuer (its /.well-known/ssf-configuration must answer), or set SSF_JWKS_URL")
 		return
 	}
-	r.ok("shared signals: POST %s accepts SETs from %s signed with %d key(s) from %s, for sc.Audience %s", SSFPath, cfg.SSFIssuer, len(ks.KeyIDs), ks.JWKSURL, strings.Join(sc.Audience, ", "))
+	r.ok("shared signals: POST %s accepts SETs from %s signed with %d key(s) from %s, for aud %s", SSFPath, cfg.SSFIssuer, len(ks.KeyIDs), ks.JWKSURL, strings.Join(sc.Audience, ", "))
 	for _, w := range ks.Warnings {
 		r.warn("shared signals: %s", w)
 	}

@@ -28,7 +28,7 @@ func TestCheckSharedTier(t *testing.T) {
 		"ok   shared cache: Redis at redis://:xxxxx@"+srv.Addr+"/2 answers PING in ",
 		"ok   revocations: 0 live record(s) in Redis",
 		"ok   admin API: POST /admin/revoke on METRICS_PORT=9091 only",
-		"ok   shared signals: POST /ssf/events accepts SETs from "+tr.Issuer()+" signed with 1 key(s) from "+tr.JWKSURL(),
+		"ok   shared signals: POST /ssf/events accepts SETs from "+tr.Issuer()+" signed with 1 key(s) from "+tr.JWKSURL()+", for aud "+vars["MCP_RESOURCE_URL"],
 	)
 	notIn(t, out, "redis-pw-123", "s3cr3t-value-xyz", testAdminToken)
 

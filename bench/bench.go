@@ -48,7 +48,7 @@ type bench struct {
 	sdkFloor *child // the cache-hostile floor of a gateway on the SDK
 	jwtAS    *fakeJWTIssuer
 	gwJWT    *child // the gateway with AUTH_ISSUER_URL alone: JWTs verified locally
-	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on the driver's CPUs
+	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on cpuPlan.Proxy
 	sidecar  *child // the same on the server CPUs, beside its upstream
 	rpFloor  *child // the proxy floor: httputil.ReverseProxy alone, where gwProxy runs
 

@@ -163,6 +163,16 @@ func peekBody(policy *scopes.Policy, body []byte, proxied bool) (peeked, error) 
 // argumentLabel is the log and metric label of the value of the argument
 // tool's rule reads: the value when the rule lists it, "" when the rule
 // reads none, else "other" (the value comes from the client).
+func argumentLabel(policy *scopes.Policy, tool, value string) string {
+	if value == "" {
+		return ""
+	}
+	if policy.Lists(tool, value) {
+		return value
+	}
+	return metrics.Other
+}
+
 // callLabels are the tool and argument labels of a tools/call request as
 // the SDK decoded it; tool is noTool when it has no parameters.
 func callLabels(policy *scopes.Policy, req mcp.Request, noTool string) (tool, op string) {
@@ -179,14 +189,4 @@ func callLabels(policy *scopes.Policy, req mcp.Request, noTool string) (tool, op
 		op = argumentLabel(policy, p.Name, v)
 	}
 	return tool, op
-}
-
-func argumentLabel(policy *scopes.Policy, tool, value string) string {
-	if value == "" {
-		return ""
-	}
-	if policy.Lists(tool, value) {
-		return value
-	}
-	return metrics.Other
 }

@@ -219,8 +219,8 @@ func BenchmarkVerifyJWTMiss(b *testing.B) {
 // process whose cache holds 0 or 50,000 typical accepted tokens. Every
 // cycle marks every cached object, so the difference, divided by 50,000,
 // is what one cached token adds to each cycle; the MCP SDK allocates
-// about 400 KB per request, so under load a cycle runs every few hundred
-// requests, and this cost is paid by all of them.
+// about 400 KB per request (gateway BenchmarkHandlerCachedToken), so
+// under load cycles are frequent, and this cost is paid by every request.
 func BenchmarkGCWithCachedTokens(b *testing.B) {
 	for _, n := range []int{0, 50_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {

@@ -384,36 +384,27 @@ func newInterner(scopeTokens, audiences []string) *interner {
 // a slice of exactly the right size; never nil. A list made only of known
 // scope-tokens is itself shared (up to maxScopeLists of them).
 func (in *interner) scopes(s []string) []string {
-	allKnown := true
-	for _, v := range s {
-		if _, ok := in.scopeSet[v]; !ok {
-			allKnown = false
-			break
-		}
-	}
-	var key string
-	if allKnown && len(s) > 0 {
-		key = strings.Join(s, " ")
-		in.mu.Lock()
-		shared, ok := in.lists[key]
-		in.mu.Unlock()
-		if ok {
-			return shared
-		}
-	}
 	out := make([]string, len(s))
+	allKnown := len(s) > 0
 	for i, v := range s {
 		if k, ok := in.scopeSet[v]; ok {
 			v = k
+		} else {
+			allKnown = false
 		}
 		out[i] = v
 	}
-	if key != "" {
-		in.mu.Lock()
-		if len(in.lists) < maxScopeLists {
-			in.lists[key] = out
-		}
-		in.mu.Unlock()
+	if !allKnown {
+		return out
+	}
+	key := strings.Join(out, " ")
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if shared, ok := in.lists[key]; ok {
+		return shared
+	}
+	if len(in.lists) < maxScopeLists {
+		in.lists[key] = out
 	}
 	return out
 }
@@ -426,7 +417,7 @@ func (in *interner) client(id string) any {
 	if v, ok := in.clients[id]; ok {
 		return v
 	}
-	var v any = strings.Clone(id) // not a window into the token's payload
+	var v any = id
 	if len(in.clients) < maxClientIDs {
 		in.clients[id] = v
 	}

@@ -197,7 +197,7 @@ func (v *Verifier) Discover(ctx context.Context) error {
 			v.log.Warn("authorization server discovery failed", "issuer", v.cfg.Issuer, "err", err)
 			return nil, err
 		}
-		if v.local.introspects && v.Endpoint() == "" {
+		if v.local.mode.Introspects && v.Endpoint() == "" {
 			if md.IntrospectionEndpoint == "" {
 				return nil, fmt.Errorf("introspect: discovery: metadata for %q has no introspection_endpoint: %w", v.cfg.Issuer, ErrNoIntrospectionEndpoint)
 			}
@@ -213,7 +213,7 @@ func (v *Verifier) Discover(ctx context.Context) error {
 			return nil, err
 		}
 		v.metadata.Store(md)
-		if v.local.introspects && v.Endpoint() == "" {
+		if v.local.mode.Introspects && v.Endpoint() == "" {
 			ep := md.IntrospectionEndpoint
 			v.endpoint.Store(&ep)
 			v.log.Info("introspection endpoint discovered", "issuer", v.cfg.Issuer, "endpoint", ep)

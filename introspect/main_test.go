@@ -97,9 +97,6 @@ func digestOf(tok string) *[32]byte {
 	return &d
 }
 
-// insertAnswer caches a parsed introspection answer for tok directly, the
-// way a successful introspection does, without any HTTP. For tests that
-// need many entries.
 // infoOf is the TokenInfo a cache entry would hold for c.
 func infoOf(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 	e := &entry{}
@@ -107,6 +104,9 @@ func infoOf(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 	return e.info
 }
 
+// insertAnswer caches a parsed introspection answer for tok directly, the
+// way a successful introspection does, without any HTTP. For tests that
+// need many entries.
 func insertAnswer(v *Verifier, tok string, r *accesstoken.Claims, now time.Time) {
 	e := &entry{digest: *digestOf(tok), exp: instantOf(accesstoken.Time(r.Exp, r.HasExp)), nbf: instantOf(accesstoken.Time(r.Nbf, r.HasNbf))}
 	e.setInfo(r, v.known)

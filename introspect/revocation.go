@@ -92,7 +92,7 @@ func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (e
 	if !v.revokedEntry(e, TierLocal) {
 		return nil, false
 	}
-	if v.local.introspects {
+	if v.local.mode.Introspects {
 		return nil, true
 	}
 	v.obs.Validation(ValidatorJWT, false)

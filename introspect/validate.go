@@ -49,9 +49,7 @@ const (
 
 // local is the Verifier's JWT side.
 type local struct {
-	usesJWT     bool // JWTs are verified locally (jwt, auto)
-	jwtOnly     bool // and nothing else is accepted (jwt; auto without credentials)
-	introspects bool // some tokens are introspected
+	mode Mode // which validators run (ModeOf the Config)
 
 	mu      sync.Mutex // serialises setup and Close
 	closed  bool
@@ -65,12 +63,11 @@ type local struct {
 func (v *Verifier) initLocal() error {
 	c := &v.cfg
 	l := &v.local
-	m := ModeOf(c)
-	l.usesJWT, l.jwtOnly, l.introspects = m.JWT, m.JWTOnly, m.Introspects
-	if l.usesJWT && c.JWKSURL != "" {
+	l.mode = ModeOf(c)
+	if l.mode.JWT && c.JWKSURL != "" {
 		return v.setupJWT(c.JWKSURL, c.Issuer)
 	}
-	if !l.usesJWT {
+	if !l.mode.JWT {
 		l.decided.Store(true)
 	}
 	return nil
@@ -132,7 +129,7 @@ func (v *Verifier) setupFromMetadata(md *ServerMetadata) error {
 		return nil
 	}
 	if md.JWKSURI == "" {
-		if l.jwtOnly {
+		if l.mode.JWTOnly {
 			return fmt.Errorf("introspect: discovery: metadata for %q has no jwks_uri, so JWTs cannot be verified: set JWKS_URL, or introspection credentials", v.cfg.Issuer)
 		}
 		l.decided.Store(true)
@@ -145,7 +142,7 @@ func (v *Verifier) setupFromMetadata(md *ServerMetadata) error {
 // needsDiscovery says whether the issuer's metadata is still needed: for
 // the introspection endpoint, or for the jwks_uri.
 func (v *Verifier) needsDiscovery() bool {
-	return (v.local.introspects && v.Endpoint() == "") || !v.local.decided.Load()
+	return (v.local.mode.Introspects && v.Endpoint() == "") || !v.local.decided.Load()
 }
 
 // closeLocal stops the key set's background fetch.
@@ -192,7 +189,7 @@ func looksLikeJWS(token string) bool {
 // a successful local verification).
 func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]byte) (info *auth.TokenInfo, err error, decided bool) {
 	if !looksLikeJWS(token) {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, nil, false
 		}
 		v.obs.Validation(ValidatorJWT, false)
@@ -200,7 +197,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 	}
 	jv, derr := v.jwtVerifier(ctx)
 	if jv == nil {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, nil, false
 		}
 		if derr == nil {
@@ -211,7 +208,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 	cl, err := jv.VerifyStatic(ctx, token)
 	var nl *jwtaccess.NotLocalError
 	if errors.As(err, &nl) {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, nil, false
 		}
 		if nl.Unavailable != nil {
@@ -276,12 +273,12 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 // inspectLocal is Inspect's JWT side; ok is false when the token is to be
 // introspected instead.
 func (v *Verifier) inspectLocal(ctx context.Context, token string) (in *Inspection, ok bool) {
-	if !v.local.usesJWT {
+	if !v.local.mode.JWT {
 		return nil, false
 	}
 	in = &Inspection{Validator: ValidatorJWT}
 	if !looksLikeJWS(token) {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, false
 		}
 		in.Err = &accesstoken.InvalidError{Reason: accesstoken.ReasonFormat, Detail: "not a JWT access token (TOKEN_VALIDATION=jwt)"}
@@ -289,7 +286,7 @@ func (v *Verifier) inspectLocal(ctx context.Context, token string) (in *Inspecti
 	}
 	jv, err := v.jwtVerifier(ctx)
 	if jv == nil {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, false
 		}
 		in.Err = &UnavailableError{RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("the issuer's keys are unknown: %v", err)}
@@ -298,7 +295,7 @@ func (v *Verifier) inspectLocal(ctx context.Context, token string) (in *Inspecti
 	in.Claims, in.Err = jv.Verify(ctx, token)
 	var nl *jwtaccess.NotLocalError
 	if errors.As(in.Err, &nl) {
-		if !v.local.jwtOnly {
+		if !v.local.mode.JWTOnly {
 			return nil, false
 		}
 		in.NotLocal = nl
@@ -342,13 +339,13 @@ func ModeOf(c *Config) Mode {
 
 // Mode reports the validation in effect.
 func (v *Verifier) Mode() Mode {
-	return Mode{Validation: v.cfg.Validation, JWT: v.local.usesJWT, JWTOnly: v.local.jwtOnly, Introspects: v.local.introspects}
+	return v.local.mode
 }
 
 // readyLocal is Ready's JWT side: in a mode where every token must be a
 // JWT, the issuer's keys must have been fetched once.
 func (v *Verifier) readyLocal(ctx context.Context) error {
-	if !v.local.jwtOnly {
+	if !v.local.mode.JWTOnly {
 		return nil
 	}
 	jv, err := v.jwtVerifier(ctx)

@@ -109,6 +109,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	cfg.applyDefaults()
+	// The known-token table and the cache share CacheMaxBytes.
+	known := knownBound(cfg.KnownTokens, cfg.CacheMaxBytes)
 
 	v := &Verifier{
 		cfg:     cfg,
@@ -117,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		log:     cfg.Logger,
 		obs:     cfg.Observer,
 		slots:   newSlots(cfg.MaxConcurrency),
-		seen:    newKnownTokens(knownBound(cfg.KnownTokens, cfg.CacheMaxBytes)),
+		seen:    newKnownTokens(known),
 		clients: newClients(cfg.RefusalRate, cfg.RefusalBurst, cfg.ClientConcurrency, maxClients),
 		// Queueing for a slot may use half the time budget, so that a
 		// call that gets one still has time to be answered.
@@ -145,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		ep := cfg.Endpoint
 		v.endpoint.Store(&ep)
 	}
-	c, err := newCache(cfg.CacheMaxBytes-int64(knownBound(cfg.KnownTokens, cfg.CacheMaxBytes))*knownTokenCost, v.obs, false)
+	c, err := newCache(cfg.CacheMaxBytes-int64(known)*knownTokenCost, v.obs, false)
 	if err != nil {
 		return nil, fmt.Errorf("introspect: cache: %w", err)
 	}
@@ -241,7 +243,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*auth.TokenInfo, e
 // every other waiter), so it runs detached with its own timeout, and each
 // caller waits on its own context.
 func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte, stale *entry) (*auth.TokenInfo, error) {
-	if v.local.usesJWT {
+	if v.local.mode.JWT {
 		if info, err, decided := v.verifyLocal(ctx, token, &digest); decided {
 			v.traceValidator(ctx, ValidatorJWT)
 			return info, err

@@ -659,6 +659,16 @@ func Asymmetric() []jose.SignatureAlgorithm {
 	}
 }
 
+// AsymmetricNames is Asymmetric as the names configuration takes
+// (JWT_ALGORITHMS, ssf.Config.Algorithms).
+func AsymmetricNames() []string {
+	var out []string
+	for _, a := range Asymmetric() {
+		out = append(out, string(a))
+	}
+	return out
+}
+
 // Fits reports whether k may verify a signature made with alg: the key's
 // type and curve are the algorithm's (RFC 7518 §3.1, RFC 8037 §3.1), and
 // its "alg", when present, is alg (RFC 7517 §4.4). An RSA key can never

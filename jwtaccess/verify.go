@@ -41,13 +41,7 @@ var DefaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
 // SupportedAlgorithms lists the algorithms Config.Algorithms may name:
 // asymmetric signatures only (jwks.Asymmetric), never "none" nor an HMAC
 // algorithm.
-func SupportedAlgorithms() []string {
-	var out []string
-	for _, a := range jwks.Asymmetric() {
-		out = append(out, string(a))
-	}
-	return out
-}
+func SupportedAlgorithms() []string { return jwks.AsymmetricNames() }
 
 // Config configures a Verifier.
 type Config struct {

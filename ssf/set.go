@@ -21,13 +21,7 @@ import (
 // and RFC 8037 §3.1. "none" and the HMAC family are never accepted (RFC
 // 8725 §3.1, §3.2): a SET must prove it comes from the transmitter, and an
 // HMAC key is one the receiver would share.
-func DefaultAlgorithms() []string {
-	var out []string
-	for _, a := range jwks.Asymmetric() {
-		out = append(out, string(a))
-	}
-	return out
-}
+func DefaultAlgorithms() []string { return jwks.AsymmetricNames() }
 
 // asymmetricAlgorithm reports whether alg may be configured at all.
 func asymmetricAlgorithm(alg string) bool {
