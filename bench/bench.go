@@ -48,6 +48,7 @@ type bench struct {
 	sdkFloor *child // the cache-hostile floor of a gateway on the SDK
 	jwtAS    *fakeJWTIssuer
 	gwJWT    *child // the gateway with AUTH_ISSUER_URL alone: JWTs verified locally
+	jwtFloor *child // target 7's floor: the baseline behind one crypto/rsa check per new token
 	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on cpuPlan.Proxy
 	sidecar  *child // the same on the server CPUs, beside its upstream
 	rpFloor  *child // the proxy floor: httputil.ReverseProxy alone, where gwProxy runs
@@ -107,6 +108,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
 		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
 		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT, PhaseProfiles: o.PhaseProfilesJWT}},
+		{&b.jwtFloor, "JWT floor", serveOptions{Kind: "jwtfloor", Issuer: b.jwtAS.URL}},
 	} {
 		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {
 			return nil, err
@@ -136,7 +138,7 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gwProxy, b.sidecar, b.rpFloor, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT} {
+	for _, c := range []*child{b.gwProxy, b.sidecar, b.rpFloor, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT, b.jwtFloor} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)

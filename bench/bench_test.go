@@ -65,7 +65,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("target %q: %s", r.Target, r.Measured)
 		}
 	}
-	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "9a", "9f", "9b", "9g", "9c"} {
+	for _, id := range []string{"1a", "1b", "1b'", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4f", "4s", "4h", "4'a", "4'f", "4's", "5a", "5b", "6", "7a", "7f", "9a", "9f", "9b", "9g", "9c"} {
 		if _, ok := got[id]; !ok {
 			t.Errorf("no row %s in the table", id)
 		}
@@ -90,6 +90,13 @@ func TestQuickRun(t *testing.T) {
 			if _, ok := got[id]; !ok {
 				t.Errorf("no row %s in the table", id)
 			}
+		}
+	}
+	// Every answer of target 7 must be a correct result, from the gateway
+	// and from its floor (which checks each new token's signature itself).
+	for _, id := range []string{"7a", "7f"} {
+		if r, ok := got[id]; ok && !strings.Contains(r.Measured, "errors 0;") {
+			t.Errorf("%s %s: %s, want no errors", id, r.Target, r.Measured)
 		}
 	}
 	for _, id := range []string{"3a", "3b", "4c", "4'c"} {

@@ -78,7 +78,7 @@ func main() {
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway child, from its start to its end")
 	flag.StringVar(&o.CPUProfileBaseline, "cpuprofile-baseline", "", "write a CPU profile of the baseline child, from its start to its end")
 	flag.StringVar(&o.CPUProfileJWT, "cpuprofile-jwt", "", "write a CPU profile of the JWT gateway child of target 7, from its start to its end")
-	flag.StringVar(&o.PhaseProfilesJWT, "cpuprofile-jwt-phases", "", "write a CPU profile of the JWT gateway child for each hot-JWT phase of target 7 into this directory (gatewayjwt-1.prof, ...): the first phase has an empty cache, the later ones the tokens of the phases before")
+	flag.StringVar(&o.PhaseProfilesJWT, "cpuprofile-jwt-phases", "", "write a CPU profile of the JWT gateway child for each phase of target 7 into this directory, in order: gatewayjwt-1.prof is the first hot-JWT phase (an empty cache), gatewayjwt-2.prof the first new-JWT phase, and so on")
 	flag.StringVar(&o.CPUProfileProxy, "cpuprofile-proxy", "", "write a CPU profile of the proxy-mode gateway child of target 9 (9a, 9b), from its start to its end")
 	flag.StringVar(&o.Only, "only", "", "comma-separated target numbers to run (e.g. 1,4); default all")
 	flag.BoolVar(&o.Pin, "pin", true, "split the CPUs between the load generator and the server under test (Linux)")

@@ -108,9 +108,9 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind          string // "baseline", "gateway", "gatewayjwt", "gatewayproxy", "proxyfloor", "null" or "sdkfloor"
+	Kind          string // "baseline", "gateway", "gatewayjwt", "jwtfloor", "gatewayproxy", "proxyfloor", "null" or "sdkfloor"
 	Addr          string // listen address; startChild picks one if empty
-	Issuer        string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS
+	Issuer        string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS; jwtfloor: the fake JWT issuer
 	Resource      string // gateway: MCP_RESOURCE_URL
 	Upstream      string // gatewayproxy: UPSTREAM_URL; proxyfloor: where it forwards
 	Redis         string // gateway: REDIS_URL ("" none)
@@ -271,6 +271,8 @@ func serve(so serveOptions) error {
 		srv = nullServer(so.Issuer)
 	case "sdkfloor":
 		srv, err = sdkFloorServer(so.Issuer, prodLogger())
+	case "jwtfloor":
+		srv, err = jwtFloorServer(so.Issuer, prodLogger())
 	case "proxyfloor":
 		srv, err = proxyFloorServer(so.Upstream)
 	case "gatewayproxy":
@@ -290,7 +292,7 @@ func serve(so serveOptions) error {
 			defer v.Close()
 		}
 	default:
-		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, gatewayproxy, proxyfloor, null or sdkfloor", envServe, so.Kind)
+		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, jwtfloor, gatewayproxy, proxyfloor, null or sdkfloor", envServe, so.Kind)
 	}
 	if err != nil {
 		ln.Close()
