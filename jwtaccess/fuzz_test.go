@@ -2,6 +2,7 @@ package jwtaccess
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -103,6 +104,49 @@ func FuzzPayloadDecoders(f *testing.F) {
 				t.Fatalf("ID token verdicts disagree on %q: %v / %v", payload, fi, si)
 			}
 			var _ *accesstoken.InvalidError = fi
+		}
+	})
+}
+
+// FuzzJOSEHeader: the JOSE header is read with segmentio's decoder, by
+// exact member name (compact.go). Whatever it accepts, encoding/json must
+// read the same "alg" and "kid" from it, and see the same refusing
+// members, or a parser differential could choose the key or skip a check.
+func FuzzJOSEHeader(f *testing.F) {
+	for _, s := range []string{
+		`{"alg":"RS256","kid":"k","typ":"at+jwt"}`, `{"alg":"RS256","alg":"none"}`, `{"ALG":"RS256"}`,
+		`{"\u0061lg":"RS256","\u0063rit":["exp"]}`, `{"alg":"RS\u0032\u0035\u0036"}`, `{"typ":null,"cty":"JWT"}`,
+		`{"b64":false,"crit":["b64"]}`, `{"kid":1}`, `null`, `[]`, `{} {}`, "{\"kid\":\"\xff\"}", "\ufeff{}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, hdr []byte) {
+		c, err := parseCompact(base64.RawURLEncoding.EncodeToString(hdr) + ".e30.c2ln")
+		if err != nil {
+			return
+		}
+		var ref map[string]json.RawMessage
+		if err := json.Unmarshal(hdr, &ref); err != nil || ref == nil {
+			t.Fatalf("parsed %q, which encoding/json refuses as an object: %v", hdr, err)
+		}
+		for name, got := range map[string]string{"alg": c.header.Alg, "kid": c.header.Kid} {
+			var want string
+			if raw, ok := ref[name]; ok && string(raw) != "null" {
+				if err := json.Unmarshal(raw, &want); err != nil {
+					t.Fatalf("parsed %q, whose %s is not a string: %s", hdr, name, raw)
+				}
+			}
+			if got != want {
+				t.Fatalf("%s of %q: %q, encoding/json reads %q", name, hdr, got, want)
+			}
+		}
+		for name, got := range map[string]json.RawMessage{"typ": c.header.Typ, "cty": c.header.Cty, "crit": c.header.Crit, "b64": c.header.B64} {
+			if _, want := ref[name]; (got != nil) != want {
+				t.Fatalf("%s of %q: present %v, encoding/json %v", name, hdr, got != nil, want)
+			}
+		}
+		if c.signingInput != base64.RawURLEncoding.EncodeToString(hdr)+".e30" || string(c.payload) != "{}" || string(c.signature) != "sig" {
+			t.Fatalf("parts of %q: %q %q %q", hdr, c.signingInput, c.payload, c.signature)
 		}
 	})
 }

@@ -12,9 +12,14 @@
 // Package jwtaccesstest is a test issuer (metadata, JWKS, key rotation,
 // minting).
 //
-// JOSE itself (JWS parsing, signature verification, JWK parsing) is
-// github.com/go-jose/go-jose/v4; nothing here hand-writes a signature check
-// or key parsing.
+// Nothing here hand-writes a signature check or key parsing: keys are
+// parsed by github.com/go-jose/go-jose/v4 (package jwks), and signatures
+// checked by the JWA algorithms (RFC 7518 §3) of
+// github.com/golang-jwt/jwt/v5, which, unlike go-jose, exposes them apart
+// from its own token parser. The compact serialization is split and its
+// header read here (compact.go): go-jose's parser reads every header
+// parameter it knows, embedded keys and certificates included, and cost a
+// quarter of a new token's verification.
 package jwtaccess
 
 import (
@@ -28,6 +33,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
@@ -75,6 +81,7 @@ type Config struct {
 type Verifier struct {
 	cfg     Config
 	algs    []jose.SignatureAlgorithm
+	methods map[string]jwt.SigningMethod // by "alg", one per member of algs
 	checker *accesstoken.Checker
 }
 
@@ -111,7 +118,15 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{cfg: cfg, algs: algs,
+	methods := make(map[string]jwt.SigningMethod, len(algs))
+	for _, a := range algs {
+		m := jwt.GetSigningMethod(string(a))
+		if m == nil || m.Alg() != string(a) {
+			return nil, fmt.Errorf("jwtaccess: no signature check for %s", a) // SupportedAlgorithms and golang-jwt disagree
+		}
+		methods[string(a)] = m
+	}
+	return &Verifier{cfg: cfg, algs: algs, methods: methods,
 		checker: accesstoken.NewChecker(cfg.Issuer, cfg.Audiences, cfg.AllowMissingAudience)}, nil
 }
 
@@ -232,19 +247,15 @@ func (v *Verifier) VerifyStatic(ctx context.Context, token string) (*accesstoken
 	if !compactJWS(token) {
 		return nil, &NotLocalError{Reason: accesstoken.ReasonFormat, Detail: "not a JWS compact serialization"}
 	}
-	jws, err := jose.ParseSignedCompact(token, v.algs)
+	c, err := parseCompact(token)
 	if err != nil {
-		var ua *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &ua) {
-			return nil, &NotLocalError{Reason: accesstoken.ReasonSignature, Detail: "alg is not in JWT_ALGORITHMS"}
-		}
 		return nil, &NotLocalError{Reason: accesstoken.ReasonFormat, Detail: "not a well-formed JWS"}
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, &NotLocalError{Reason: accesstoken.ReasonFormat, Detail: "not a single-signature JWS"}
+	method, ok := v.methods[c.header.Alg]
+	if !ok {
+		return nil, &NotLocalError{Reason: accesstoken.ReasonSignature, Detail: "alg is not in JWT_ALGORITHMS"}
 	}
-	h := jws.Signatures[0].Protected
-	keys, err := v.cfg.Keys.Lookup(ctx, h.KeyID, jose.SignatureAlgorithm(h.Algorithm))
+	keys, err := v.cfg.Keys.Lookup(ctx, c.header.Kid, jose.SignatureAlgorithm(c.header.Alg))
 	if err != nil {
 		var ke *jwks.KeyError
 		nl := &NotLocalError{Reason: accesstoken.ReasonSignature, Detail: "no key of the issuer's JWKS matches kid and alg"}
@@ -253,19 +264,20 @@ func (v *Verifier) VerifyStatic(ctx context.Context, token string) (*accesstoken
 		}
 		return nil, nl
 	}
-	if err := v.checkHeader(&h); err != nil {
+	if err := v.checkHeader(&c.header); err != nil {
 		return nil, err
 	}
-	var payload []byte
+	verified := false
 	for _, k := range keys {
-		if payload, err = jws.Verify(k); err == nil {
+		if method.Verify(c.signingInput, c.signature, k.Key) == nil {
+			verified = true
 			break
 		}
 	}
-	if err != nil {
+	if !verified {
 		return nil, &accesstoken.InvalidError{Reason: accesstoken.ReasonSignature, Detail: "signature does not verify"}
 	}
-	cl, members, err := parsePayload(sjson.Unmarshal, payload)
+	cl, members, err := parsePayload(sjson.Unmarshal, c.payload)
 	if err != nil {
 		return nil, err
 	}
@@ -278,63 +290,20 @@ func (v *Verifier) VerifyStatic(ctx context.Context, token string) (*accesstoken
 	return cl, nil
 }
 
-// compactJWS reports whether token has the shape of a JWS compact
-// serialization: three non-empty base64url parts (RFC 7515 §7.1). Checked
-// before any decoding so that whitespace, padding or a fourth part never
-// reach the JOSE parser (base64 decoders skip newlines).
-func compactJWS(token string) bool {
-	if len(token) == 0 || len(token) > accesstoken.MaxLength {
-		return false
-	}
-	dots, last := 0, -1
-	for i := 0; i < len(token); i++ {
-		switch base64url[token[i]] {
-		case partByte:
-		case separator:
-			if i == last+1 {
-				return false // an empty part
-			}
-			dots++
-			last = i
-		default:
-			return false
-		}
-	}
-	return dots == 2 && last < len(token)-1
-}
-
-// Classes of a byte in a JWS compact serialization: the base64url
-// alphabet without padding (RFC 7515 §2, RFC 4648 §5), the separator, and
-// anything else (the zero value). A table, because this runs over every
-// byte of every token before anything else.
-const (
-	partByte  = 1
-	separator = 2
-)
-
-var base64url = func() (t [256]byte) {
-	for c := range 256 {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-			t[c] = partByte
-		case c == '.':
-			t[c] = separator
-		}
-	}
-	return t
-}()
-
 // checkHeader applies steps 4 and 5 of Verify to the protected header.
-func (v *Verifier) checkHeader(h *jose.Header) error {
-	if _, ok := h.ExtraHeaders[jose.HeaderKey("crit")]; ok {
+func (v *Verifier) checkHeader(h *header) error {
+	if h.Crit != nil {
 		return &accesstoken.InvalidError{Reason: accesstoken.ReasonFormat, Detail: "crit header: no extension is understood"}
 	}
-	if _, ok := h.ExtraHeaders[jose.HeaderContentType]; ok {
+	if h.B64 != nil {
+		return &accesstoken.InvalidError{Reason: accesstoken.ReasonFormat, Detail: "b64 header: no unencoded payload (RFC 7797)"}
+	}
+	if h.Cty != nil {
 		return &accesstoken.InvalidError{Reason: accesstoken.ReasonFormat, Detail: "cty header: nested or non-JWT content"}
 	}
-	raw, present := h.ExtraHeaders[jose.HeaderType]
-	typ, isString := raw.(string)
-	if present && !isString {
+	present := h.Typ != nil
+	var typ string
+	if present && (h.Typ[0] != '"' || sjson.Unmarshal(h.Typ, &typ) != nil) {
 		return &accesstoken.InvalidError{Reason: accesstoken.ReasonTokenType, Detail: "typ is not a string"}
 	}
 	// RFC 7515 §4.1.9: media types are case-insensitive and the

@@ -2,6 +2,10 @@ package jwtaccess_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -97,11 +101,40 @@ func TestVerify(t *testing.T) {
 		return c
 	}
 
+	// rawSign signs the issuer's claims under a header written by hand,
+	// with the issuer's key (RS256), for headers go-jose would not write.
+	rawSign := func(header string) string {
+		in := b64(header) + "." + parts[1]
+		d := sha256.Sum256([]byte(in))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key.Private.(*rsa.PrivateKey), crypto.SHA256, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+	kid := `"kid":"` + key.KID + `"`
+
 	for _, tt := range []struct {
 		name, token, want string
 		generic           bool
 	}{
 		{name: "valid", token: goodTok, want: "ok"},
+		{name: "valid, header written by hand", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":"at+jwt"}`), want: "ok"},
+
+		// The JOSE header as parsed here (compact.go).
+		{name: "member names are case-sensitive: ALG is not alg", token: rawSign(`{"ALG":"RS256",` + kid + `,"typ":"at+jwt"}`), want: "not-local:signature"},
+		{name: "member names are case-sensitive: Typ is not typ", token: rawSign(`{"alg":"RS256",` + kid + `,"Typ":"at+jwt"}`), want: "token_type"},
+		{name: "duplicate alg: the last one counts (none)", token: rawSign(`{"alg":"RS256","alg":"none",` + kid + `,"typ":"at+jwt"}`), want: "not-local:signature"},
+		{name: "duplicate alg: the last one counts (RS256)", token: rawSign(`{"alg":"none","alg":"RS256",` + kid + `,"typ":"at+jwt"}`), want: "ok"},
+		{name: "alg not a string", token: rawSign(`{"alg":256,` + kid + `,"typ":"at+jwt"}`), want: "not-local:format"},
+		{name: "header null", token: rawSign(`null`), want: "not-local:format"},
+		{name: "header an array", token: rawSign(`["alg","RS256"]`), want: "not-local:format"},
+		{name: "header followed by more JSON", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":"at+jwt"} {}`), want: "not-local:format"},
+		{name: "header not JSON", token: rawSign(`alg=RS256`), want: "not-local:format"},
+		{name: "typ null", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":null}`), want: "token_type"},
+		{name: "unencoded payload (b64, RFC 7797)", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":"at+jwt","b64":false,"crit":["b64"]}`), want: "format"},
+		{name: "b64 without crit", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":"at+jwt","b64":true}`), want: "format"},
+		{name: "crit null", token: rawSign(`{"alg":"RS256",` + kid + `,"typ":"at+jwt","crit":null}`), want: "format"},
 		{name: "typ application/at+jwt", token: iss.Token(good(), jwtaccesstest.Typ("application/at+jwt")), want: "ok"},
 		{name: "typ AT+JWT case-insensitive", token: iss.Token(good(), jwtaccesstest.Typ("AT+JWT")), want: "ok"},
 		{name: "typ JWT refused by default", token: iss.Token(good(), jwtaccesstest.Typ("JWT")), want: "token_type"},
