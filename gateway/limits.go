@@ -12,7 +12,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
 	"github.com/mcp-gateway/mcp-gateway/internal/rpcpeek"
+	"github.com/mcp-gateway/mcp-gateway/internal/tokendigest"
 	"github.com/mcp-gateway/mcp-gateway/prm"
 )
 
@@ -296,9 +296,10 @@ func (g *Gateway) limits(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // openStreamOf is the stream a request opens: its user, and its token by
-// digest, so that EndStreams can name it.
+// its revocation digest (tokendigest.Revocation), so that EndStreams can
+// name it.
 func openStreamOf(st *reqState, end context.CancelCauseFunc) *openStream {
-	return &openStream{user: userOf(st.ti), ti: st.ti, end: end, digest: sha256.Sum256([]byte(st.token))}
+	return &openStream{user: userOf(st.ti), ti: st.ti, end: end, digest: tokendigest.Revocation(st.token)}
 }
 
 // endAtExpiry ends a stream when its token expires (with the clock skew
@@ -311,15 +312,15 @@ func (g *Gateway) endAtExpiry(ti *auth.TokenInfo, end context.CancelCauseFunc) (
 	return g.cfg.AfterFunc(ti.Expiration.Add(g.cfg.ClockSkew).Sub(g.cfg.Now()), func() { end(ErrTokenExpired) })
 }
 
-// EndStreams ends every open stream opened with the token whose SHA-256
-// digest is tokenDigest, and returns how many it ended: the hook for
+// EndStreams ends every open stream opened with the token whose
+// tokendigest.Revocation is tokenDigest, and returns how many it ended: the hook for
 // revocation (a revoked token's streams must not outlive it). The
 // client sees its event stream close, and reconnects with a token that
 // is still good, or none.
 func (g *Gateway) EndStreams(tokenDigest [32]byte) int { return g.streams.endToken(tokenDigest) }
 
-// EndStreamsWhere ends every open stream whose token (its SHA-256 digest)
-// and verified TokenInfo match says yes to, and returns how many it ended:
+// EndStreamsWhere ends every open stream whose token (its
+// tokendigest.Revocation) and verified TokenInfo match says yes to, and returns how many it ended:
 // the hook for revocations that name a subject, a client or an email
 // rather than one token. match must be quick and must treat the TokenInfo
 // as read-only.

@@ -212,7 +212,8 @@ func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
 	v.set(e, now, ttl, false)
 }
 
-// set fills in e's times and identity and hands it to ristretto.
+// set fills in e's times and hands it to ristretto; an accepted e has its
+// identity already (identify).
 // introspected says e is an answer of the authorization server: it may
 // stand in stale, and the Set is waited for.
 func (v *Verifier) set(e *entry, now time.Time, ttl time.Duration, introspected bool) {
@@ -222,7 +223,6 @@ func (v *Verifier) set(e *entry, now time.Time, ttl time.Duration, introspected 
 	if e.verifiedAt == 0 {
 		e.verifiedAt = instantOf(now)
 	}
-	v.identify(e)
 	until := now.Add(ttl)
 	e.until, e.staleUntil = instantOf(until), instantOf(until)
 	if introspected && e.info != nil && v.cfg.StaleIfError > 0 {

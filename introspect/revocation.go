@@ -16,15 +16,18 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
+	"github.com/mcp-gateway/mcp-gateway/internal/tokendigest"
 	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
-// identify gives an entry that may be revoked the keyed ID its token
-// revocations name. It runs once per verification, before the entry is
-// judged or shared through the cache, never per hit: a hit only reads.
-func (v *Verifier) identify(e *entry) {
+// identify gives an accepted entry for token the keyed ID its token
+// revocations name (tokendigest.Revocation: not e.digest, which for a JWT
+// covers its signature too). It runs once per verification, before the
+// entry is judged or shared through the cache, never per hit: a hit only
+// reads.
+func (v *Verifier) identify(e *entry, token string) {
 	if t := v.tier; t != nil && t.revs != nil && e.info != nil && !e.hasID {
-		e.id, e.hasID = t.ids.ID(e.digest), true
+		e.id, e.hasID = t.ids.ID(tokendigest.Revocation(token)), true
 	}
 }
 
@@ -83,12 +86,12 @@ func (v *Verifier) flightKey(d *[32]byte) string {
 // instead (introspection is configured); otherwise err refuses the token,
 // as the revocation asked. Neither is cached: once the revocation expires
 // (revocation TTL) the token is judged on its own again.
-func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (err error, ask bool) {
+func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, token string, now time.Time) (err error, ask bool) {
 	e.verifiedAt = instantOf(now)
 	if iat := accesstoken.Time(c.Iat, c.HasIat); c.HasIat && !iat.After(now) {
 		e.verifiedAt = instantOf(iat)
 	}
-	v.identify(e)
+	v.identify(e, token)
 	if !v.revokedEntry(e, TierLocal) {
 		return nil, false
 	}

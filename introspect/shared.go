@@ -127,6 +127,9 @@ type flight struct {
 	v *Verifier
 	t *tier
 	d [32]byte
+	// token is the token d is the digest of, for its revocation identity
+	// (identify). Held only for the flight.
+	token string
 	// done: the shared tier answered (info or err); nothing to
 	// introspect.
 	done bool
@@ -147,7 +150,7 @@ type flight struct {
 // for the machine that holds it. It returns nil without a Store. It runs
 // inside the per-machine singleflight, detached from the first caller's
 // context (whose departure must not fail the others).
-func (v *Verifier) sharedBefore(ctx context.Context, d *[32]byte) *flight {
+func (v *Verifier) sharedBefore(ctx context.Context, d *[32]byte, token string) *flight {
 	t := v.tier
 	if t == nil || t.store == nil {
 		return nil
@@ -155,7 +158,7 @@ func (v *Verifier) sharedBefore(ctx context.Context, d *[32]byte) *flight {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(v.stop, cancel)()
-	f := &flight{v: v, t: t, d: *d}
+	f := &flight{v: v, t: t, d: *d, token: token}
 	if v.tracer != nil {
 		var end func()
 		ctx, end = v.startShared(ctx, f)
@@ -199,7 +202,7 @@ func (v *Verifier) sharedBefore(ctx context.Context, d *[32]byte) *flight {
 // use takes a value from Redis as this flight's answer when this machine
 // can use it, and keeps it in process.
 func (f *flight) use(h sharedcache.Hit) {
-	info, err, ok := f.v.fromShared(&f.d, h)
+	info, err, ok := f.v.fromShared(&f.d, f.token, h)
 	if !ok {
 		return
 	}
@@ -353,7 +356,7 @@ func (vd *verdict) claims() *accesstoken.Claims {
 // life by this machine's rules. ok is false when this machine cannot use
 // it (a revocation applies, it is older than this machine's cache
 // lifetimes allow, it does not parse): the token is then verified again.
-func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, error, bool) {
+func (v *Verifier) fromShared(d *[32]byte, token string, h sharedcache.Hit) (*auth.TokenInfo, error, bool) {
 	if v.tier.revs != nil && !v.tier.store.RevocationsSynced() {
 		// This machine may not know every revocation yet (it just
 		// started, or Redis failed and came back): a value verified
@@ -395,7 +398,7 @@ func (v *Verifier) fromShared(d *[32]byte, h sharedcache.Hit) (*auth.TokenInfo, 
 		return nil, st, true
 	}
 	e.setInfo(c, v.known)
-	v.identify(e)
+	v.identify(e, token)
 	if v.revokedEntry(e, TierShared) {
 		return nil, nil, false
 	}

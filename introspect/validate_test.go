@@ -24,7 +24,7 @@ type jwtAS struct {
 	jwt *jwtaccesstest.Issuer
 }
 
-func newJWTAS(t testing.TB) *jwtAS {
+func newJWTAS(t testing.TB, opts ...jwtaccesstest.Option) *jwtAS {
 	t.Helper()
 	var jwks atomic.Pointer[string]
 	as := introspecttest.New(t, introspecttest.WithMetadata(func(md map[string]any) {
@@ -32,7 +32,7 @@ func newJWTAS(t testing.TB) *jwtAS {
 			md["jwks_uri"] = *u
 		}
 	}))
-	iss := jwtaccesstest.New(t, jwtaccesstest.WithIssuerURL(as.URL))
+	iss := jwtaccesstest.New(t, append([]jwtaccesstest.Option{jwtaccesstest.WithIssuerURL(as.URL)}, opts...)...)
 	u := iss.JWKSURL()
 	jwks.Store(&u)
 	return &jwtAS{Server: as, jwt: iss}

@@ -253,7 +253,7 @@ func (v *Verifier) verifyMiss(ctx context.Context, token string, digest [32]byte
 	ch := v.calls.DoChan(v.flightKey(&digest), func() (res any, err error) {
 		// The shared tier (shared.go): another machine's verdict, or its
 		// lock and then its answer; this machine's verdict is shared.
-		sh := v.sharedBefore(ctx, &digest)
+		sh := v.sharedBefore(ctx, &digest, token)
 		if sh != nil && sh.done {
 			return sh.info, sh.err
 		}
@@ -324,6 +324,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		return nil, st
 	}
 	e.setInfo(c, v.known)
+	v.identify(e, token)
 	if ttl := activeTTL(now, exp, v.cfg.CacheMaxTTL); ttl > 0 {
 		v.store(e, now, ttl)
 	} else {

@@ -54,6 +54,12 @@ type header struct {
 
 var errNotCompact = errors.New("not a well-formed JWS compact serialization")
 
+// partEncoding decodes a part: base64url without padding (RFC 7515 §2), strictly,
+// so that unused trailing bits must be zero. Otherwise one signature
+// could be written several ways, and a token revoked by its digest
+// (introspect's token revocations) presented again as another string.
+var partEncoding = base64.RawURLEncoding.Strict()
+
 // parseCompact splits and decodes a token for which compactJWS holds. Its
 // header must be a JSON object whose member names match exactly (RFC 7515
 // §4: names are case-sensitive; a duplicate name takes the last value, as
@@ -61,7 +67,7 @@ var errNotCompact = errors.New("not a well-formed JWS compact serialization")
 func parseCompact(token string) (*compact, error) {
 	first := strings.IndexByte(token, '.')
 	last := strings.LastIndexByte(token, '.')
-	hb, err := base64.RawURLEncoding.DecodeString(token[:first])
+	hb, err := partEncoding.DecodeString(token[:first])
 	if err != nil {
 		return nil, errNotCompact
 	}
@@ -70,10 +76,10 @@ func parseCompact(token string) (*compact, error) {
 	if err != nil || len(rest) != 0 || !isObject(hb) {
 		return nil, errNotCompact
 	}
-	if c.payload, err = base64.RawURLEncoding.DecodeString(token[first+1 : last]); err != nil {
+	if c.payload, err = partEncoding.DecodeString(token[first+1 : last]); err != nil {
 		return nil, errNotCompact
 	}
-	if c.signature, err = base64.RawURLEncoding.DecodeString(token[last+1:]); err != nil {
+	if c.signature, err = partEncoding.DecodeString(token[last+1:]); err != nil {
 		return nil, errNotCompact
 	}
 	return c, nil

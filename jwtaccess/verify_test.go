@@ -113,6 +113,17 @@ func TestVerify(t *testing.T) {
 		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
 	kid := `"kid":"` + key.KID + `"`
+	// reencoded writes the same bytes with a last character whose unused
+	// low bits are not zero: a lenient base64 decoder reads the same
+	// signature from another string.
+	reencoded := func(part string) string {
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		if len(part)%4 == 0 {
+			t.Fatalf("a part of %d characters has no unused bits", len(part))
+		}
+		i := strings.IndexByte(alphabet, part[len(part)-1])
+		return part[:len(part)-1] + string(alphabet[i|1])
+	}
 
 	for _, tt := range []struct {
 		name, token, want string
@@ -156,6 +167,7 @@ func TestVerify(t *testing.T) {
 		{name: "jwk: the attacker's key embedded, no kid", token: attacker.Sign(t, good(), jwtaccesstest.EmbedJWK(), jwtaccesstest.NoKID()), want: "signature"},
 		{name: "jwk: an EC key embedded, no kid", token: attackerES.Sign(t, good(), jwtaccesstest.EmbedJWK(), jwtaccesstest.NoKID()), want: "not-local:signature"},
 		{name: "signature stripped", token: parts[0] + "." + parts[1] + ".", want: "not-local:format"},
+		{name: "signature re-encoded with non-zero unused bits", token: parts[0] + "." + parts[1] + "." + reencoded(parts[2]), want: "not-local:format"},
 		{name: "signature of another token", token: parts[0] + "." + parts[1] + "." + other[2], want: "signature"},
 		{name: "payload swapped between two valid tokens", token: parts[0] + "." + other[1] + "." + parts[2], want: "signature"},
 		{name: "header re-encoded (same members, other order)", token: b64(`{"typ":"at+jwt","kid":"`+key.KID+`","alg":"RS256"}`) + "." + parts[1] + "." + parts[2], want: "signature"},

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/mcp-gateway/mcp-gateway/internal/redact"
+	"github.com/mcp-gateway/mcp-gateway/internal/tokendigest"
 	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
@@ -148,11 +149,14 @@ func (r *Revoker) Close() {
 // configured).
 func (r *Revoker) Distributed() bool { return r.cfg.Store != nil }
 
-// TokenRevocation is the revocation of one token: named by its keyed ID,
-// never by the token or its plain digest, so the record can travel through
-// Redis.
+// TokenRevocation is the revocation of one token: named by the keyed ID of
+// its tokendigest.Revocation (for a JWT, its signed content, whatever its
+// signature), never by the token or its plain digest, so the record can
+// travel through Redis. Its verdict, stored under the digest of the whole
+// token, is purged with it.
 func (r *Revoker) TokenRevocation(token string) sharedcache.Revocation {
-	return sharedcache.Revocation{Kind: sharedcache.KindToken, Value: r.cfg.IDs.ID(sha256.Sum256([]byte(token))).String()}
+	return sharedcache.Revocation{Kind: sharedcache.KindToken, Value: r.cfg.IDs.ID(tokendigest.Revocation(token)).String(),
+		Purge: r.cfg.IDs.ID(sha256.Sum256([]byte(token)))}
 }
 
 // Revoke applies rev on this machine at once and publishes it to every

@@ -50,6 +50,12 @@ type Revocation struct {
 	Kind  string    `json:"kind"`
 	Value string    `json:"value"`
 	At    time.Time `json:"at"`
+	// Purge, on a token revocation, is the ID of the shared value to delete
+	// with it, when that is not Value's: a JWT is revoked by its signed
+	// content (tokendigest.Revocation), but its verdict is stored under
+	// the digest of the whole token. Zero: Value's. Only the machine that
+	// calls Revoke reads it; it is not part of the record.
+	Purge ID `json:"-"`
 }
 
 // Validate reports what is wrong with r (an *InvalidError), by the rules
@@ -173,6 +179,9 @@ func (s *Store) Revoke(ctx context.Context, r Revocation, ttl time.Duration) err
 	}
 	keys := []string{s.keys.revocations()}
 	if id, ok := r.tokenID(); ok {
+		if r.Purge != (ID{}) {
+			id = r.Purge
+		}
 		keys = append(keys, s.keys.value(&id))
 	}
 	now := s.cfg.Now()
