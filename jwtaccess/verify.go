@@ -190,15 +190,17 @@ func (e *NotLocalError) Invalid() *accesstoken.InvalidError {
 // Verify verifies token as a JWT access token of the issuer and returns its
 // claims. It checks, failing closed at each step:
 //
-//  1. JWS compact serialization only (RFC 7515 §7.1): three base64url parts;
-//     a JWE (five parts) or the JSON serialization is not one;
+//  1. JWS compact serialization only (RFC 7515 §7.1): three base64url parts,
+//     strictly encoded, and a header that is a JSON object (compact.go); a
+//     JWE (five parts) or the JSON serialization is not one;
 //  2. "alg" in the allowlist (RFC 8725 §3.1);
 //  3. the key: "kid" looked up in the issuer's JWKS only, never taken from
 //     the token ("jku", "x5u", "jwk", "x5c" are ignored: RFC 8725 §3.10),
 //     or with no "kid" the only key of the algorithm's type; the key's type
 //     must be the algorithm's;
 //  4. no "crit" (RFC 7515 §4.1.11: the gateway understands no extension),
-//     no "cty" (a nested JWT, RFC 7519 §5.2, is not an access token);
+//     no "b64" (RFC 7797: an unencoded payload), no "cty" (a nested JWT,
+//     RFC 7519 §5.2, is not an access token);
 //  5. "typ" "at+jwt" (RFC 9068 §2.1, RFC 8725 §3.11), or also "JWT" or none
 //     with Config.AllowGenericType;
 //  6. the signature;
