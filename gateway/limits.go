@@ -313,17 +313,17 @@ func (g *Gateway) endAtExpiry(ti *auth.TokenInfo, end context.CancelCauseFunc) (
 }
 
 // EndStreams ends every open stream opened with the token whose
-// tokendigest.Revocation is tokenDigest, and returns how many it ended: the hook for
-// revocation (a revoked token's streams must not outlive it). The
-// client sees its event stream close, and reconnects with a token that
-// is still good, or none.
+// tokendigest.Revocation is tokenDigest, and returns how many it ended:
+// the hook for revocation (a revoked token's streams must not outlive
+// it). The client sees its event stream close, and reconnects with a
+// token that is still good, or none.
 func (g *Gateway) EndStreams(tokenDigest [32]byte) int { return g.streams.endToken(tokenDigest) }
 
 // EndStreamsWhere ends every open stream whose token (its
-// tokendigest.Revocation) and verified TokenInfo match says yes to, and returns how many it ended:
-// the hook for revocations that name a subject, a client or an email
-// rather than one token. match must be quick and must treat the TokenInfo
-// as read-only.
+// tokendigest.Revocation) and verified TokenInfo match says yes to, and
+// returns how many it ended: the hook for revocations that name a
+// subject, a client or an email rather than one token. match must be
+// quick and must treat the TokenInfo as read-only.
 func (g *Gateway) EndStreamsWhere(match func(tokenDigest [32]byte, ti *auth.TokenInfo) bool) int {
 	return g.streams.endWhere(match)
 }

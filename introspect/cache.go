@@ -212,8 +212,8 @@ func (v *Verifier) storeAsync(e *entry, now time.Time, ttl time.Duration) {
 	v.set(e, now, ttl, false)
 }
 
-// set fills in e's times and hands it to ristretto; an accepted e has its
-// identity already (identify).
+// set fills in e's times and hands it to ristretto; an accepted e was
+// made by accept.
 // introspected says e is an answer of the authorization server: it may
 // stand in stale, and the Set is waited for.
 func (v *Verifier) set(e *entry, now time.Time, ttl time.Duration, introspected bool) {

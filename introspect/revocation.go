@@ -20,13 +20,15 @@ import (
 	"github.com/mcp-gateway/mcp-gateway/sharedcache"
 )
 
-// identify gives an accepted entry for token the keyed ID its token
+// accept makes e the accepted answer c for token: its TokenInfo
+// (setInfo) and, when revocations are kept, the keyed ID its token
 // revocations name (tokendigest.Revocation: not e.digest, which for a JWT
-// covers its signature too). It runs once per verification, before the
-// entry is judged or shared through the cache, never per hit: a hit only
-// reads.
-func (v *Verifier) identify(e *entry, token string) {
-	if t := v.tier; t != nil && t.revs != nil && e.info != nil && !e.hasID {
+// covers its signature too). Every accepted entry is made here, once per
+// verification, before it is judged against the revocations or cached,
+// never per hit: a hit only reads.
+func (v *Verifier) accept(e *entry, c *accesstoken.Claims, token string) {
+	e.setInfo(c, v.known)
+	if t := v.tier; t != nil && t.revs != nil {
 		e.id, e.hasID = t.ids.ID(tokendigest.Revocation(token)), true
 	}
 }
@@ -86,12 +88,11 @@ func (v *Verifier) flightKey(d *[32]byte) string {
 // instead (introspection is configured); otherwise err refuses the token,
 // as the revocation asked. Neither is cached: once the revocation expires
 // (revocation TTL) the token is judged on its own again.
-func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, token string, now time.Time) (err error, ask bool) {
+func (v *Verifier) jwtRevoked(e *entry, c *accesstoken.Claims, now time.Time) (err error, ask bool) {
 	e.verifiedAt = instantOf(now)
 	if iat := accesstoken.Time(c.Iat, c.HasIat); c.HasIat && !iat.After(now) {
 		e.verifiedAt = instantOf(iat)
 	}
-	v.identify(e, token)
 	if !v.revokedEntry(e, TierLocal) {
 		return nil, false
 	}

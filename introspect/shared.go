@@ -128,7 +128,7 @@ type flight struct {
 	t *tier
 	d [32]byte
 	// token is the token d is the digest of, for its revocation identity
-	// (identify). Held only for the flight.
+	// (accept). Held only for the flight.
 	token string
 	// done: the shared tier answered (info or err); nothing to
 	// introspect.
@@ -397,8 +397,7 @@ func (v *Verifier) fromShared(d *[32]byte, token string, h sharedcache.Hit) (*au
 		v.storeRefusal(e, now)
 		return nil, st, true
 	}
-	e.setInfo(c, v.known)
-	v.identify(e, token)
+	v.accept(e, c, token)
 	if v.revokedEntry(e, TierShared) {
 		return nil, nil, false
 	}

@@ -249,10 +249,10 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 		nbf = iat
 	}
 	e := &entry{digest: *digest, exp: instantOf(exp), nbf: instantOf(nbf)}
-	e.setInfo(cl, v.known)
+	v.accept(e, cl, token)
 	// Revocations (revocation.go): a JWT issued before one that applies
 	// is asked about, or refused when nobody can be asked.
-	if err, ask := v.jwtRevoked(e, cl, token, now); err != nil || ask {
+	if err, ask := v.jwtRevoked(e, cl, now); err != nil || ask {
 		return nil, err, !ask
 	}
 	// A JWT's verdict is cached like an introspection answer (at most

@@ -323,8 +323,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 		v.log.DebugContext(ctx, "token refused", "validator", string(ValidatorIntrospection), "reason", string(st.Reason))
 		return nil, st
 	}
-	e.setInfo(c, v.known)
-	v.identify(e, token)
+	v.accept(e, c, token)
 	if ttl := activeTTL(now, exp, v.cfg.CacheMaxTTL); ttl > 0 {
 		v.store(e, now, ttl)
 	} else {

@@ -54,10 +54,11 @@ type header struct {
 
 var errNotCompact = errors.New("not a well-formed JWS compact serialization")
 
-// partEncoding decodes a part: base64url without padding (RFC 7515 §2), strictly,
-// so that unused trailing bits must be zero. Otherwise one signature
-// could be written several ways, and a token revoked by its digest
-// (introspect's token revocations) presented again as another string.
+// partEncoding decodes a part: base64url without padding (RFC 7515 §2),
+// strictly, so that unused trailing bits must be zero and a token has one
+// spelling. (A re-spelled header or payload fails the signature anyway,
+// and token revocations name a JWT without its signature part:
+// tokendigest.Revocation.)
 var partEncoding = base64.RawURLEncoding.Strict()
 
 // parseCompact splits and decodes a token for which compactJWS holds. Its

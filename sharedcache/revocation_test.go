@@ -105,6 +105,30 @@ func TestRevokeTokenDeletesSharedValue(t *testing.T) {
 	}
 }
 
+// A token revocation that names the token by another ID than its value's
+// (a JWT: by its signed content) deletes the value Purge names, and
+// publishes only Kind, Value and At.
+func TestRevokeTokenPurgesTheNamedValue(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := newStore(t, srv.URL())
+	ctx := context.Background()
+	whole, signed := digest("header.payload.signature"), digest("header.payload")
+	s.Set(ctx, whole, []byte("claims"), time.Minute)
+	if err := s.Revoke(ctx, Revocation{Kind: KindToken, Value: s.ID(signed).String(), Purge: s.ID(whole)}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get(ctx, whole); ok {
+		t.Fatal("the revoked token's value is still in Redis")
+	}
+	revs, err := s.Revocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 1 || revs[0].Value != s.ID(signed).String() || revs[0].Purge != (ID{}) {
+		t.Fatalf("records %+v, want the one revocation, by its Value, without Purge", revs)
+	}
+}
+
 // A machine that starts after a revocation (it missed the message) still
 // honours it: Revocations lists it and Subscribe replays it.
 func TestLateMachineSeesEarlierRevocations(t *testing.T) {
