@@ -270,10 +270,15 @@ func (b *bench) phase(ctx context.Context, e endpoint, src loadgen.TokenSource, 
 		return nil, err
 	}
 	b.logf("%-14s %s; %s", e.name, res, b.phaseCPU(cpu0))
-	for _, s := range res.ErrorSamples {
+	b.logErrors(res)
+	return res, nil
+}
+
+// logErrors logs the samples of wrong answers a phase kept.
+func (b *bench) logErrors(r *loadgen.Result) {
+	for _, s := range r.ErrorSamples {
 		b.logf("         error: %s", s)
 	}
-	return res, nil
 }
 
 // abRounds alternates phases of a and z, Rounds times (ABAB...): on a

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -204,5 +205,33 @@ func TestSplitCPUs(t *testing.T) {
 		if !slices.Equal(p.Driver, tt.driver) || !slices.Equal(p.Proxy, tt.proxy) || !slices.Equal(p.Server, tt.server) || !p.Pinned {
 			t.Errorf("%v: driver %v proxy %v server %v, want %v %v %v", tt.cpus, p.Driver, p.Proxy, p.Server, tt.driver, tt.proxy, tt.server)
 		}
+	}
+}
+
+func TestJWTRatiosBracketEachNewPhase(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		hot, new []float64
+		want     []float64
+	}{
+		{"steady", []float64{100, 100, 100}, []float64{80, 80}, []float64{0.8, 0.8}},
+		// A hot throughput that falls as the cache grows must not count
+		// against the new phase between two hot ones.
+		{"drift", []float64{110, 90, 70}, []float64{80, 64}, []float64{0.8, 0.8}},
+		{"no hot phase after the last new one", []float64{100}, []float64{80}, []float64{}},
+		{"a hot phase that answered nothing", []float64{0, 0}, []float64{80}, []float64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := jwtPhases{hot: tc.hot, new: tc.new}
+			got := p.ratios()
+			if len(got) != len(tc.want) {
+				t.Fatalf("ratios() = %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if math.Abs(got[i]-tc.want[i]) > 1e-9 {
+					t.Fatalf("ratios() = %v, want %v", got, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -203,9 +203,7 @@ func (b *bench) coalescing(ctx context.Context) error {
 		// here was caused by the burst.
 		calls := b.as.Calls() - before
 		b.logf("%-15s %s; introspection calls %d", name, res, calls)
-		for _, s := range res.ErrorSamples {
-			b.logf("         error: %s", s)
-		}
+		b.logErrors(res)
 		b.add(row{ID: id, Target: fmt.Sprintf("burst of %d, %s: introspection calls", n, name),
 			Measured: fmt.Sprintf("%d (%d/%d correct, p50 %s, max %s)", calls, res.OK, n, ms(res.Percentile(50)), ms(res.Max())),
 			Goal:     fmt.Sprintf("exactly %d, all correct", want), Verdict: verdict(calls == want && res.OK == n), Enforced: true})
@@ -266,9 +264,7 @@ func (b *bench) hostileRun(ctx context.Context, conns int, id string) error {
 		calls := b.as.Calls() - before
 		hold := b.as.TakeHold()
 		b.logf("%-8s %s; introspection calls %d, AS held each %s on average; %s", c.Name, res, calls, ms(hold), b.phaseCPU(cpu0))
-		for _, s := range res.ErrorSamples {
-			b.logf("         error: %s", s)
-		}
+		b.logErrors(res)
 		return res, calls, hold, nil
 	}
 
