@@ -52,6 +52,10 @@ type bench struct {
 	gwProxy  *child // the gateway in proxy mode, in front of the baseline, on cpuPlan.Proxy
 	sidecar  *child // the same on the server CPUs, beside its upstream
 	rpFloor  *child // the proxy floor: httputil.ReverseProxy alone, where gwProxy runs
+	// Row 9d, on a machine whose proxy CPUs are the load generator's: a
+	// light upstream on those, and a gateway in proxy mode and a proxy
+	// floor in front of it on the server CPUs. nil otherwise.
+	light, gwProxyOwn, rpFloorOwn *child
 
 	ns   string       // per-run token namespace: tokens are never seen before
 	next atomic.Int64 // token counter
@@ -134,11 +138,28 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 	if b.rpFloor, err = startChild(ctx, "proxy floor", apart, serveOptions{Kind: "proxyfloor", Upstream: b.baseline.URL}); err != nil {
 		return nil, err
 	}
+	if b.plan.Pinned && slices.Equal(b.plan.Proxy, b.plan.Driver) {
+		// Too few CPUs for a proxy of its own beside the load generator
+		// and an SDK upstream (row 9d): the proxies get the server CPUs,
+		// and their upstream is light enough to share the load
+		// generator's.
+		beside := b.plan
+		beside.Server = b.plan.Driver
+		if b.light, err = startChild(ctx, "light upstream", beside, serveOptions{Kind: "light"}); err != nil {
+			return nil, err
+		}
+		if b.gwProxyOwn, err = startChild(ctx, "gateway (proxy mode, own CPU)", b.plan, serveOptions{Kind: "gatewayproxy", Issuer: b.as.URL, Resource: resource, Upstream: b.light.URL}); err != nil {
+			return nil, err
+		}
+		if b.rpFloorOwn, err = startChild(ctx, "proxy floor (own CPU)", b.plan, serveOptions{Kind: "proxyfloor", Upstream: b.light.URL}); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
 func (b *bench) Close() {
-	for _, c := range []*child{b.gwProxy, b.sidecar, b.rpFloor, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT, b.jwtFloor} {
+	for _, c := range []*child{b.gwProxy, b.sidecar, b.rpFloor, b.gwProxyOwn, b.rpFloorOwn, b.light, b.gw, b.baseline, b.null, b.sdkFloor, b.gwJWT, b.jwtFloor} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(b.out, "bench:", err)

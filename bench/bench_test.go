@@ -94,8 +94,10 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 	// Every answer of target 7 must be a correct result, from the gateway
-	// and from its floor (which checks each new token's signature itself).
-	for _, id := range []string{"7a", "7f"} {
+	// and from its floor (which checks each new token's signature itself),
+	// and so must every answer through the proxies of row 9d (present on
+	// two-CPU machines only).
+	for _, id := range []string{"7a", "7f", "9d"} {
 		if r, ok := got[id]; ok && !strings.Contains(r.Measured, "errors 0;") {
 			t.Errorf("%s %s: %s, want no errors", id, r.Target, r.Measured)
 		}
@@ -230,6 +232,32 @@ func TestJWTRatiosBracketEachNewPhase(t *testing.T) {
 			for i := range got {
 				if math.Abs(got[i]-tc.want[i]) > 1e-9 {
 					t.Fatalf("ratios() = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestJWTCPURatiosAreHotCostOverNewCost(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		hotCPU, newCPU []float64
+		want           []float64
+	}{
+		{"steady", []float64{400, 400}, []float64{500}, []float64{0.8}},
+		{"drift", []float64{380, 420, 460}, []float64{500, 550}, []float64{0.8, 0.8}},
+		{"unknown", []float64{0, 400}, []float64{500}, []float64{}},
+		{"new unknown", []float64{400, 400}, []float64{0}, []float64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := jwtPhases{hotCPU: tc.hotCPU, newCPU: tc.newCPU}
+			got := p.cpuRatios()
+			if len(got) != len(tc.want) {
+				t.Fatalf("cpuRatios() = %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if math.Abs(got[i]-tc.want[i]) > 1e-9 {
+					t.Fatalf("cpuRatios() = %v, want %v", got, tc.want)
 				}
 			}
 		})

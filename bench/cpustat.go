@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuTimes is one line of /proc/stat: time each CPU spent in each state,
@@ -75,4 +76,32 @@ func (b *bench) phaseCPU(before map[string]cpuTimes) string {
 	}
 	b.steals = append(b.steals, float64(steal))
 	return desc
+}
+
+// cpuTime is the CPU time the child's threads have run, from the
+// scheduler's per-thread accounting (/proc/PID/task/*/schedstat, in
+// nanoseconds): time the hypervisor stole is not in it. ok is false where
+// there is no such accounting (not Linux).
+func (c *child) cpuTime() (d time.Duration, ok bool) {
+	dir := "/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		d += time.Duration(ns)
+	}
+	return d, true
 }

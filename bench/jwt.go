@@ -196,58 +196,101 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 		Measured: fmt.Sprintf("median %.3f of rounds [%s]; new %.0f req/s, hot %.0f req/s (medians); errors %d; tokens reused %d; gateway / floor (of the medians) %s",
 			fmed, listF(floor.ratios(), "%.2f"), medianF(floor.new), medianF(floor.hot), floor.errs, floor.reused, overFloor),
 		Goal: "(report: the best any JWT gateway on the SDK reaches on this machine)", Verdict: info})
+	if gc, fc := gw.cpuRatios(), floor.cpuRatios(); len(gc) > 0 && len(fc) > 0 {
+		b.add(row{ID: "7c", Target: "  server CPU per answer, hot and new token (steal is not in it): the new/hot ratio a CPU-bound server reaches, gateway and floor",
+			Measured: fmt.Sprintf("gateway median %.3f of rounds [%s] (hot %.0fµs, new %.0fµs); floor median %.3f of rounds [%s] (hot %.0fµs, new %.0fµs)",
+				medianF(gc), listF(gc, "%.2f"), medianF(gw.hotCPU), medianF(gw.newCPU), medianF(fc), listF(fc, "%.2f"), medianF(floor.hotCPU), medianF(floor.newCPU)),
+			Goal: "(report: 7a and 7f without the noise of CPU steal)", Verdict: info})
+	}
 	return nil
 }
 
 // jwtPhases collects the phases of target 7 against one server: a hot
 // phase, then new and hot in turn, so that hot has one more than new.
 type jwtPhases struct {
-	hot, new []float64 // req/s, in order
-	errs     int
-	reused   int64 // new tokens sent twice (a reuse is a cache hit)
+	hot, new       []float64 // req/s, in order
+	hotCPU, newCPU []float64 // the server's CPU per answer, µs (0: unknown)
+	errs           int
+	reused         int64 // new tokens sent twice (a reuse is a cache hit)
+}
+
+// bracket returns, for each new-token phase, the mean of the hot phases
+// just before and after it (of hot, which has one more), or 0 where
+// either is unknown.
+func bracket(hot, new []float64) []float64 {
+	out := make([]float64, 0, len(new))
+	for i := range new {
+		if i+1 >= len(hot) {
+			break
+		}
+		if hot[i] > 0 && hot[i+1] > 0 {
+			out = append(out, (hot[i]+hot[i+1])/2)
+		} else {
+			out = append(out, 0)
+		}
+	}
+	return out
 }
 
 // ratios returns each new-token phase's throughput over the mean of the
-// hot phases just before and just after it.
+// hot phases just before and after it.
 func (p *jwtPhases) ratios() []float64 {
-	out := make([]float64, 0, len(p.new))
-	for i, n := range p.new {
-		if i+1 >= len(p.hot) {
-			break
+	out := []float64{}
+	for i, h := range bracket(p.hot, p.new) {
+		if h > 0 {
+			out = append(out, p.new[i]/h)
 		}
-		if h := (p.hot[i] + p.hot[i+1]) / 2; h > 0 {
-			out = append(out, n/h)
+	}
+	return out
+}
+
+// cpuRatios returns, for each new-token phase, the CPU per answer of the
+// hot phases around it over its own: the new/hot throughput ratio of a
+// server bound by its CPU, without the time the hypervisor stole (which
+// the throughput ratio suffers from whichever phase it falls in).
+func (p *jwtPhases) cpuRatios() []float64 {
+	out := []float64{}
+	for i, h := range bracket(p.hotCPU, p.newCPU) {
+		if h > 0 && p.newCPU[i] > 0 {
+			out = append(out, h/p.newCPU[i])
 		}
 	}
 	return out
 }
 
 // jwtPhase runs one measured phase of target 7 against c, profiled on its
-// own when asked.
-func (b *bench) jwtPhase(ctx context.Context, c *child, profiled bool, client *http.Client, cfg loadgen.Config) (*loadgen.Result, error) {
+// own when asked, and returns c's CPU time per answer in µs (0: unknown).
+func (b *bench) jwtPhase(ctx context.Context, c *child, profiled bool, client *http.Client, cfg loadgen.Config) (*loadgen.Result, float64, error) {
 	cfg.URL, cfg.Connections, cfg.Duration, cfg.Client = c.URL, b.o.Conns, b.o.Duration, client
 	gcNow()
 	if profiled {
 		if err := c.phaseStart(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
+	t0, ok0 := c.cpuTime()
 	r, err := loadgen.Run(ctx, cfg)
+	t1, ok1 := c.cpuTime()
 	if profiled {
 		if perr := c.phaseEnd(); err == nil {
 			err = perr
 		}
 	}
-	return r, err
+	per := 0.0
+	if err == nil && ok0 && ok1 && r.OK > 0 {
+		per = float64(t1-t0) / float64(time.Microsecond) / float64(r.OK)
+	}
+	return r, per, err
 }
 
 // jwtHot runs one hot-token phase against c and records it in into.
 func (b *bench) jwtHot(ctx context.Context, c *child, name string, profiled bool, client *http.Client, hot string, into *jwtPhases) error {
 	cpu0 := readCPUTimes()
-	r, err := b.jwtPhase(ctx, c, profiled, client, loadgen.Config{Token: loadgen.Static(hot)})
+	r, per, err := b.jwtPhase(ctx, c, profiled, client, loadgen.Config{Token: loadgen.Static(hot)})
 	if err != nil {
 		return err
 	}
+	into.hotCPU = append(into.hotCPU, per)
 	b.logf("hot %-5s %s; %s", name, r, b.phaseCPU(cpu0))
 	b.logErrors(r)
 	into.errs += r.Errors
@@ -274,10 +317,11 @@ func (b *bench) jwtNew(ctx context.Context, c *child, name string, profiled bool
 		return toksNow[i%int64(len(toksNow))] // past the end: counted below
 	}
 	cpu0 := readCPUTimes()
-	r, err := b.jwtPhase(ctx, c, profiled, client, loadgen.Config{Token: src, WarmupToken: hot})
+	r, per, err := b.jwtPhase(ctx, c, profiled, client, loadgen.Config{Token: src, WarmupToken: hot})
 	if err != nil {
 		return err
 	}
+	into.newCPU = append(into.newCPU, per)
 	b.logf("new %-5s %s; %s", name, r, b.phaseCPU(cpu0))
 	b.logErrors(r)
 	if over := next.Load() - int64(len(toksNow)); over > 0 {

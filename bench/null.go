@@ -64,30 +64,68 @@ func (a *asCaller) check(r *http.Request) (int, error) {
 func nullServer(asURL string) *http.Server {
 	as := newASCaller(asURL)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, defMaxBodyBytes))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		var req struct {
-			ID     json.RawMessage `json:"id"`
-			Params struct {
-				Arguments struct{ A, B float64 } `json:"arguments"`
-			} `json:"params"`
-		}
-		if err := json.Unmarshal(body, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		call, ok := readAddCall(w, r)
+		if !ok {
 			return
 		}
 		if code, err := as.check(r); code != 0 {
 			http.Error(w, err.Error(), code)
 			return
 		}
-		sum := strconv.FormatFloat(req.Params.Arguments.A+req.Params.Arguments.B, 'g', -1, 64)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"content":[{"type":"text","text":"`+sum+`"}],"structuredContent":{"result":`+sum+`},"isError":false}}`)
+		call.answer(w)
 	})
 	return httpserver.New(h, benchLogger())
+}
+
+// lightUpstream is the upstream of row 9d: it answers tools/call with the
+// sum as the null server does, without the introspection call or the MCP
+// SDK, so that it takes little of the CPU it shares with the load
+// generator. It accepts any caller (the proxy in front of it decides).
+func lightUpstream() *http.Server {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		if call, ok := readAddCall(w, r); ok {
+			call.answer(w)
+		}
+	})
+	return httpserver.New(h, benchLogger())
+}
+
+// addCall is what the null server and the light upstream read of the load
+// generator's tools/call calculator add.
+type addCall struct {
+	ID     json.RawMessage `json:"id"`
+	Params struct {
+		Arguments struct{ A, B float64 } `json:"arguments"`
+	} `json:"params"`
+}
+
+// readAddCall reads r's body as a tools/call; on failure it has answered
+// 400.
+func readAddCall(w http.ResponseWriter, r *http.Request) (*addCall, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, defMaxBodyBytes))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	var c addCall
+	if err := json.Unmarshal(body, &c); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	return &c, true
+}
+
+// answer writes the result the SDK's calculator would: the sum as text and
+// as structured content.
+func (c *addCall) answer(w http.ResponseWriter) {
+	sum := strconv.FormatFloat(c.Params.Arguments.A+c.Params.Arguments.B, 'g', -1, 64)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(c.ID)+`,"result":{"content":[{"type":"text","text":"`+sum+`"}],"structuredContent":{"result":`+sum+`},"isError":false}}`)
 }
 
 // sdkFloorServer is the floor of the cache-hostile target for any gateway

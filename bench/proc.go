@@ -108,7 +108,7 @@ type child struct {
 // environment, not in flags, so that a test binary (whose flags are the
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
-	Kind          string // "baseline", "gateway", "gatewayjwt", "jwtfloor", "gatewayproxy", "proxyfloor", "null" or "sdkfloor"
+	Kind          string // "baseline", "gateway", "gatewayjwt", "jwtfloor", "gatewayproxy", "proxyfloor", "null", "light" or "sdkfloor"
 	Addr          string // listen address; startChild picks one if empty
 	Issuer        string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS; jwtfloor: the fake JWT issuer
 	Resource      string // gateway: MCP_RESOURCE_URL
@@ -269,6 +269,8 @@ func serve(so serveOptions) error {
 		srv, err = baselineServer(prodLogger())
 	case "null":
 		srv = nullServer(so.Issuer)
+	case "light":
+		srv = lightUpstream()
 	case "sdkfloor":
 		srv, err = sdkFloorServer(so.Issuer, prodLogger())
 	case "jwtfloor":
@@ -292,7 +294,7 @@ func serve(so serveOptions) error {
 			defer v.Close()
 		}
 	default:
-		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, jwtfloor, gatewayproxy, proxyfloor, null or sdkfloor", envServe, so.Kind)
+		err = fmt.Errorf("%s=%q: want baseline, gateway, gatewayjwt, jwtfloor, gatewayproxy, proxyfloor, null, light or sdkfloor", envServe, so.Kind)
 	}
 	if err != nil {
 		ln.Close()
