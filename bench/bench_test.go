@@ -225,15 +225,7 @@ func TestJWTRatiosBracketEachNewPhase(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := jwtPhases{hot: tc.hot, new: tc.new}
-			got := p.ratios()
-			if len(got) != len(tc.want) {
-				t.Fatalf("ratios() = %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if math.Abs(got[i]-tc.want[i]) > 1e-9 {
-					t.Fatalf("ratios() = %v, want %v", got, tc.want)
-				}
-			}
+			checkRatios(t, "ratios()", p.ratios(), tc.want)
 		})
 	}
 }
@@ -251,15 +243,19 @@ func TestJWTCPURatiosAreHotCostOverNewCost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := jwtPhases{hotCPU: tc.hotCPU, newCPU: tc.newCPU}
-			got := p.cpuRatios()
-			if len(got) != len(tc.want) {
-				t.Fatalf("cpuRatios() = %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if math.Abs(got[i]-tc.want[i]) > 1e-9 {
-					t.Fatalf("cpuRatios() = %v, want %v", got, tc.want)
-				}
-			}
+			checkRatios(t, "cpuRatios()", p.cpuRatios(), tc.want)
 		})
+	}
+}
+
+func checkRatios(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Fatalf("%s = %v, want %v", what, got, want)
+		}
 	}
 }
