@@ -101,7 +101,7 @@ func digestOf(tok string) *[32]byte {
 func infoOf(c *accesstoken.Claims, known *interner) *auth.TokenInfo {
 	e := &entry{}
 	e.setInfo(c, known)
-	return e.info
+	return e.newInfo()
 }
 
 // insertAnswer caches a parsed introspection answer for tok directly, the

@@ -52,10 +52,10 @@ func PrincipalOf(ti *auth.TokenInfo) sharedcache.Principal {
 // revokes is unchanged.
 func (v *Verifier) revokedEntry(e *entry, tier CacheTier) bool {
 	t := v.tier
-	if t == nil || t.revs == nil || e.info == nil || t.revs.Len() == 0 {
+	if t == nil || t.revs == nil || !e.accepted || t.revs.Len() == 0 {
 		return false
 	}
-	if !t.revs.Revoked(e.id, PrincipalOf(e.info), e.verifiedAt.Time()) {
+	if !t.revs.Revoked(e.id, e.principal(), e.verifiedAt.Time()) {
 		return false
 	}
 	if t.obs != nil {

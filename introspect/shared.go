@@ -413,6 +413,6 @@ func (v *Verifier) fromShared(d *[32]byte, token string, h sharedcache.Hit) (*au
 	}
 	// An accepted token, as if this machine had introspected it: its next
 	// miss here is a known token's (admission.go).
-	v.seen.remember(d, e.info.Expiration, now)
-	return e.info, nil, true
+	v.seen.remember(d, e.ti.Expiration, now)
+	return e.newInfo(), nil, true
 }

@@ -267,7 +267,7 @@ func (v *Verifier) verifyLocal(ctx context.Context, token string, digest *[32]by
 	if terr != nil {
 		return nil, terr, true
 	}
-	return e.info, nil, true
+	return e.newInfo(), nil, true
 }
 
 // inspectLocal is Inspect's JWT side; ok is false when the token is to be

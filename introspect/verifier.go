@@ -336,7 +336,7 @@ func (v *Verifier) introspectAndStore(ctx context.Context, token string, digest 
 	if err != nil {
 		return nil, err
 	}
-	return e.info, nil
+	return e.newInfo(), nil
 }
 
 // storeRefusal caches a refusal for CacheNegativeTTL. Either way it

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -56,11 +57,47 @@ func TestVerifyActiveAndCacheHit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Verify: %v", err)
 	}
-	if info2 != info {
-		t.Error("cache hit returned a different *TokenInfo")
+	if !reflect.DeepEqual(info2, info) {
+		t.Errorf("cache hit: %+v, want %+v", info2, info)
+	}
+	// Hits share one TokenInfo (made by the first), so that a hit
+	// allocates nothing.
+	if info3, err := v.Verify(t.Context(), tok); err != nil || info3 != info2 {
+		t.Errorf("third Verify: %p, %v; want the second's %p", info3, err, info2)
 	}
 	if n := srv.Calls(); n != 1 {
 		t.Errorf("server calls = %d, want 1 (second Verify should hit the cache)", n)
+	}
+}
+
+// TestAMissKeepsNoExtraMap: the cache keeps a token's Extra map only once
+// the token is used again, so that a flood of tokens used once leaves no
+// map for the collector to mark (setInfo).
+func TestAMissKeepsNoExtraMap(t *testing.T) {
+	srv := introspecttest.New(t)
+	v, clk := newTestVerifier(t, srv)
+	tok := srv.Issue("alice", []string{"op:add"}, testResource, time.Hour)
+	first, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	v.Wait()
+	e, fresh := v.lookup(digestOf(tok), clk.Now())
+	if e == nil || !fresh {
+		t.Fatal("the accepted token is not cached")
+	}
+	if e.full.Load() != nil {
+		t.Fatal("the miss left its TokenInfo, Extra map and all, in the cache")
+	}
+	hit, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("second Verify: %v", err)
+	}
+	if e.full.Load() != hit {
+		t.Fatal("the hit's TokenInfo is not the one the entry keeps for later hits")
+	}
+	if !reflect.DeepEqual(hit, first) {
+		t.Errorf("hit %+v, want what the miss returned, %+v", hit, first)
 	}
 }
 
@@ -316,25 +353,24 @@ func TestNegativeCache(t *testing.T) {
 
 func TestEntryResult(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	info := &auth.TokenInfo{}
 	tests := []struct {
 		name string
-		e    entry
+		e    *entry
 		skew time.Duration
 		want accesstoken.Reason
 	}{
-		{"no times", entry{info: info}, 0, ""},
-		{"exp future", entry{info: info, exp: instantOf(now.Add(time.Second))}, 0, ""},
-		{"exp now", entry{info: info, exp: instantOf(now)}, 0, accesstoken.ReasonExpired},
-		{"exp now with skew", entry{info: info, exp: instantOf(now)}, time.Second, ""},
-		{"exp past skew", entry{info: info, exp: instantOf(now.Add(-2 * time.Second))}, time.Second, accesstoken.ReasonExpired},
-		{"nbf future", entry{info: info, nbf: instantOf(now.Add(2 * time.Second))}, time.Second, accesstoken.ReasonNotYetValid},
-		{"nbf within skew", entry{info: info, nbf: instantOf(now.Add(time.Second))}, time.Second, ""},
-		{"exp at the Unix epoch", entry{info: info, exp: instantOf(time.Unix(0, 0))}, 0, accesstoken.ReasonExpired},
-		{"exp before 1678", entry{info: info, exp: instantOf(time.Unix(-1<<40, 0))}, 0, accesstoken.ReasonExpired},
-		{"exp after 2262", entry{info: info, exp: instantOf(time.Unix(1<<40, 0))}, 0, ""},
-		{"nbf after 2262", entry{info: info, nbf: instantOf(time.Unix(1<<40, 0))}, 0, accesstoken.ReasonNotYetValid},
-		{"cached refusal", entry{err: &accesstoken.InvalidError{Reason: accesstoken.ReasonIssuer}}, 0, accesstoken.ReasonIssuer},
+		{"no times", &entry{accepted: true}, 0, ""},
+		{"exp future", &entry{accepted: true, exp: instantOf(now.Add(time.Second))}, 0, ""},
+		{"exp now", &entry{accepted: true, exp: instantOf(now)}, 0, accesstoken.ReasonExpired},
+		{"exp now with skew", &entry{accepted: true, exp: instantOf(now)}, time.Second, ""},
+		{"exp past skew", &entry{accepted: true, exp: instantOf(now.Add(-2 * time.Second))}, time.Second, accesstoken.ReasonExpired},
+		{"nbf future", &entry{accepted: true, nbf: instantOf(now.Add(2 * time.Second))}, time.Second, accesstoken.ReasonNotYetValid},
+		{"nbf within skew", &entry{accepted: true, nbf: instantOf(now.Add(time.Second))}, time.Second, ""},
+		{"exp at the Unix epoch", &entry{accepted: true, exp: instantOf(time.Unix(0, 0))}, 0, accesstoken.ReasonExpired},
+		{"exp before 1678", &entry{accepted: true, exp: instantOf(time.Unix(-1<<40, 0))}, 0, accesstoken.ReasonExpired},
+		{"exp after 2262", &entry{accepted: true, exp: instantOf(time.Unix(1<<40, 0))}, 0, ""},
+		{"nbf after 2262", &entry{accepted: true, nbf: instantOf(time.Unix(1<<40, 0))}, 0, accesstoken.ReasonNotYetValid},
+		{"cached refusal", &entry{err: &accesstoken.InvalidError{Reason: accesstoken.ReasonIssuer}}, 0, accesstoken.ReasonIssuer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,8 +378,15 @@ func TestEntryResult(t *testing.T) {
 			if reasonOf(err) != tt.want {
 				t.Fatalf("reason = %q (%v), want %q", reasonOf(err), err, tt.want)
 			}
-			if tt.want == "" && got != info {
-				t.Fatal("wrong info")
+			if tt.want != "" {
+				return
+			}
+			// A hit hands out the entry's one TokenInfo, made once.
+			if got == nil || got != tt.e.full.Load() {
+				t.Fatalf("info %p, want the entry's %p", got, tt.e.full.Load())
+			}
+			if again, _ := tt.e.result(now, tt.skew); again != got {
+				t.Fatal("a second hit made another TokenInfo")
 			}
 		})
 	}
