@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,9 +26,11 @@ const (
 
 // tracedFront is front with the gateway's request span: it continues the
 // client's trace, and the proxy runs inside it.
-func tracedFront(t testing.TB, p *Proxy, tp trace.TracerProvider) *httptest.Server {
+func tracedFront(t testing.TB, p *Proxy, tp trace.TracerProvider) *tracedServer {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := &tracedServer{served: make(chan struct{}, 16)}
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ts.served <- struct{}{} }() // after the span ends
 		id, ok := testIdentities[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 		if !ok {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -38,10 +41,28 @@ func tracedFront(t testing.TB, p *Proxy, tp trace.TracerProvider) *httptest.Serv
 		p.ServeHTTP(w, r.WithContext(WithIdentity(ctx, id)))
 	}))
 	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
+		ts.CloseClientConnections()
+		ts.Close()
 	})
-	return srv
+	return ts
+}
+
+// tracedServer is a tracedFront. The proxy sends a complete answer before
+// its handler returns (and so before its spans end): a test waits for the
+// handler (served) before it reads the spans.
+type tracedServer struct {
+	*httptest.Server
+	served chan struct{}
+}
+
+// wait waits for one request's handler to return, spans ended.
+func (ts *tracedServer) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case <-ts.served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not return")
+	}
 }
 
 func recorder(t testing.TB) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
@@ -84,6 +105,7 @@ func TestUpstreamTraceparent(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	fr.wait(t)
 
 	reqs := up.Requests()
 	if len(reqs) != 1 {
@@ -136,6 +158,7 @@ func TestUpstreamSpanFailures(t *testing.T) {
 		fr := tracedFront(t, newProxy(t, up.URL, Config{TracerProvider: tp}), tp)
 		resp := post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
 		resp.Body.Close()
+		fr.wait(t)
 		up.Close()
 		ups := spansNamed(rec, "POST upstream")
 		if len(ups) != 1 {
@@ -153,6 +176,7 @@ func TestUpstreamSpanFailures(t *testing.T) {
 	tp, rec := recorder(t)
 	fr := tracedFront(t, newProxy(t, gone.URL, Config{TracerProvider: tp}), tp)
 	post(t, fr.URL, "alice-token", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil).Body.Close()
+	fr.wait(t)
 	ups := spansNamed(rec, "POST upstream")
 	if len(ups) != 1 || attrsOf(ups[0])["error.type"] != "unreachable" {
 		t.Errorf("unreachable upstream: %v", ups)
