@@ -121,11 +121,14 @@ func keyToHash(k uint64) (uint64, uint64) { return k, 0 }
 // deliberately generous round figures, not measurements: they only need to
 // make CacheMaxBytes a meaningful bound.
 const (
-	// entry struct (~130 B) plus ristretto's per-item bookkeeping (store
-	// item, expiry bucket, policy counters: ~120 B).
+	// ristretto's per-item bookkeeping (store item, expiry bucket, policy
+	// counters: ~120 B) and most of the entry struct (~300 B).
 	entryOverhead = 256
-	// auth.TokenInfo struct (~100 B), the Extra map header and buckets for
-	// up to ~10 keys (~350 B) and the scopes slice header.
+	// For an accepted answer, the rest of the entry struct, and what its
+	// first hit adds (info): a TokenInfo (~100 B) and its Extra map (~300
+	// B for up to 8 keys). With perString per string, a typical accepted
+	// entry is estimated at ~1.2 KB (typicalCost) for ~1 KB of heap once
+	// hit, ~0.6 KB before (bench row 5a).
 	infoOverhead = 512
 	// per string held in a slice or map: header plus a little slack.
 	perString = 32
