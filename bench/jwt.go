@@ -151,10 +151,10 @@ func (b *bench) jwtHostile(ctx context.Context) error {
 	// Each new-token phase is judged against the mean of the hot phases
 	// on either side of it (hot, new, hot, new, ..., hot), so that a drift
 	// over the run cancels instead of counting against the later phase.
-	// The gateway drifts by design: every new token stays in its cache,
-	// and every collection marks every cached token (row 2e), so a hot
-	// phase after a new one runs with a bigger cache than the one before
-	// it. Steal and other machine noise drift too.
+	// The gateway may drift by design: every new token stays in its
+	// cache, and every collection marks every cached token (row 2e), so a
+	// hot phase after a new one runs with a bigger cache than the one
+	// before it. Steal and other machine noise drift too.
 	var gw, floor jwtPhases
 	servers := []struct {
 		c        *child

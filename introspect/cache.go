@@ -373,9 +373,7 @@ func (x *extraClaims) each(f func(k string, v any)) {
 // leaves no map in the cache.
 func (e *entry) newInfo() *auth.TokenInfo {
 	ti := e.ti
-	n := 0
-	e.claims.each(func(string, any) { n++ })
-	ti.Extra = make(map[string]any, n)
+	ti.Extra = make(map[string]any, 5) // at most the five of extraClaims
 	e.claims.each(func(k string, v any) { ti.Extra[k] = v })
 	return &ti
 }
