@@ -11,12 +11,14 @@
 package accesstoken
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+
+	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/mcp-gateway/mcp-gateway/scopes"
 )
@@ -76,10 +78,6 @@ func (c *Claims) Client() string {
 // time arithmetic never overflows and a hostile value cannot wrap around.
 const maxUnixSeconds = 253402300799
 
-// Unmarshal decodes JSON as encoding/json.Unmarshal does. Validators pass
-// the decoder they parse with, so that one claim is never read two ways.
-type Unmarshal func(data []byte, v any) error
-
 // ClaimError says which claim has the wrong JSON type or an impossible
 // value. The validator decides what that means (introspection fails closed
 // with ReasonInactive).
@@ -87,57 +85,55 @@ type ClaimError struct{ Claim string }
 
 func (e *ClaimError) Error() string { return "unparsable " + e.Claim }
 
-// ParseMembers reads Claims from the members of a JSON object. A claim the
-// gateway relies on ("exp", "nbf", "iat", "iss", "aud", "sub", token types
-// ...) with the wrong JSON type is a *ClaimError: the verdict fails closed
-// rather than ignore it. Scopes only ever grant, so a "scope" or "scp" it
-// cannot read grants nothing, which is the safe direction, and is dropped.
-func ParseMembers(unmarshal Unmarshal, members map[string]json.RawMessage) (*Claims, error) {
-	c := &Claims{}
-	var err error
-	if c.Exp, c.HasExp, err = numericDate(unmarshal, members["exp"]); err != nil {
-		return nil, &ClaimError{"exp"}
-	}
-	if c.Nbf, c.HasNbf, err = numericDate(unmarshal, members["nbf"]); err != nil {
-		return nil, &ClaimError{"nbf"}
-	}
-	if c.Iat, c.HasIat, err = numericDate(unmarshal, members["iat"]); err != nil {
-		return nil, &ClaimError{"iat"}
-	}
-	for _, s := range []struct {
-		name string
-		dst  *string
-	}{
-		{"sub", &c.Sub}, {"username", &c.Username}, {"email", &c.Email},
-		{"client_id", &c.ClientID}, {"azp", &c.Azp}, {"iss", &c.Iss},
-		{"token_type", &c.TokenType}, {"token_use", &c.TokenUse}, {"typ", &c.Typ},
-	} {
-		if *s.dst, err = OptionalString(unmarshal, members[s.name]); err != nil {
-			return nil, &ClaimError{s.name}
-		}
-	}
-	if c.Aud, c.HasAud, err = StringOrArray(unmarshal, members["aud"]); err != nil {
-		return nil, &ClaimError{"aud"}
-	}
-	c.Scopes = appendScopes(unmarshal, c.Scopes, members["scope"])
-	c.Scopes = appendScopes(unmarshal, c.Scopes, members["scp"])
-	return c, nil
+// isNull reports whether a member is absent or JSON null; both mean "no
+// claim".
+func isNull(m json.RawMessage) bool {
+	return len(m) == 0 || string(m) == "null"
 }
 
-// IsNull reports whether a member is absent or JSON null; both mean "no
-// claim".
-func IsNull(m json.RawMessage) bool {
-	return len(m) == 0 || string(bytes.TrimSpace(m)) == "null"
+// A member is a valid JSON value (ReadMembers), so the common shapes are
+// read directly, and anything else by the decoder ReadMembers uses:
+//   - a number: its first byte is '-' or a digit, and strconv.ParseFloat
+//     reads every JSON number (RFC 8259 §6) as encoding/json does;
+//   - a plain string: printable ASCII between quotes, without escapes, is
+//     its own value.
+
+// isNumber reports whether m, a valid JSON value, is a number.
+func isNumber(m json.RawMessage) bool {
+	return len(m) > 0 && (m[0] == '-' || '0' <= m[0] && m[0] <= '9')
+}
+
+// plainString returns the value of m, a valid JSON value, when it is a
+// string of printable ASCII without escapes.
+func plainString(m json.RawMessage) (string, bool) {
+	if len(m) < 2 || m[0] != '"' || m[len(m)-1] != '"' {
+		return "", false
+	}
+	body := m[1 : len(m)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 // numericDate parses an RFC 7519 §2 NumericDate: a JSON number of seconds,
 // possibly fractional (truncated). Strings are refused, not coerced.
-func numericDate(unmarshal Unmarshal, m json.RawMessage) (int64, bool, error) {
-	if IsNull(m) {
+func numericDate(m json.RawMessage) (int64, bool, error) {
+	if isNull(m) {
 		return 0, false, nil
 	}
 	var f float64
-	if err := unmarshal(m, &f); err != nil {
+	var err error
+	if isNumber(m) {
+		f, err = strconv.ParseFloat(string(m), 64)
+	} else {
+		var v float64 // escapes to the decoder: allocated only on this path
+		err = sjson.Unmarshal(m, &v)
+		f = v
+	}
+	if err != nil {
 		return 0, false, err
 	}
 	if math.IsNaN(f) || f < 0 || f > maxUnixSeconds {
@@ -146,30 +142,36 @@ func numericDate(unmarshal Unmarshal, m json.RawMessage) (int64, bool, error) {
 	return int64(f), true, nil
 }
 
-// OptionalString parses a member that must be a JSON string when present.
-func OptionalString(unmarshal Unmarshal, m json.RawMessage) (string, error) {
-	if IsNull(m) {
+// optionalString parses a member that must be a JSON string when present.
+func optionalString(m json.RawMessage) (string, error) {
+	if isNull(m) {
 		return "", nil
 	}
+	if s, ok := plainString(m); ok {
+		return s, nil
+	}
 	var s string
-	if err := unmarshal(m, &s); err != nil {
+	if err := sjson.Unmarshal(m, &s); err != nil {
 		return "", err
 	}
 	return s, nil
 }
 
-// StringOrArray parses a member that is a string or an array of strings,
+// stringOrArray parses a member that is a string or an array of strings,
 // as RFC 7519 §4.1.3 "aud" is. ok is false when the member is absent.
-func StringOrArray(unmarshal Unmarshal, m json.RawMessage) (list []string, ok bool, err error) {
-	if IsNull(m) {
+func stringOrArray(m json.RawMessage) (list []string, ok bool, err error) {
+	if isNull(m) {
 		return nil, false, nil
 	}
+	if s, ok := plainString(m); ok {
+		return []string{s}, true, nil
+	}
 	var s string
-	if err := unmarshal(m, &s); err == nil {
+	if err := sjson.Unmarshal(m, &s); err == nil {
 		return []string{s}, true, nil
 	}
 	var a []string
-	if err := unmarshal(m, &a); err != nil {
+	if err := sjson.Unmarshal(m, &a); err != nil {
 		return nil, false, err
 	}
 	if a == nil {
@@ -183,14 +185,17 @@ func StringOrArray(unmarshal Unmarshal, m json.RawMessage) (list []string, ok bo
 // each split on spaces too. Tokens that are not valid RFC 6749 §3.3
 // scope-tokens are dropped so a hostile claim cannot smuggle quotes or
 // control characters into a WWW-Authenticate header later.
-func appendScopes(unmarshal Unmarshal, dst []string, m json.RawMessage) []string {
-	a, _, err := StringOrArray(unmarshal, m)
+func appendScopes(dst []string, m json.RawMessage) []string {
+	a, _, err := stringOrArray(m)
 	if err != nil {
 		return dst
 	}
 	for _, s := range a {
 		for f := range strings.SplitSeq(s, " ") {
 			if scopes.ValidToken(f) && !slices.Contains(dst, f) {
+				if dst == nil {
+					dst = make([]string, 0, strings.Count(s, " ")+1)
+				}
 				dst = append(dst, f)
 			}
 		}

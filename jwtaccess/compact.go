@@ -64,27 +64,37 @@ var partEncoding = base64.RawURLEncoding.Strict()
 // parseCompact splits and decodes a token for which compactJWS holds. Its
 // header must be a JSON object whose member names match exactly (RFC 7515
 // §4: names are case-sensitive; a duplicate name takes the last value, as
-// §4 allows); "alg" and "kid", when present, strings.
+// §4 allows); "alg" and "kid", when present, strings. The three parts are
+// decoded into one buffer, which the payload, the signature and the
+// header's raw members share.
 func parseCompact(token string) (*compact, error) {
 	first := strings.IndexByte(token, '.')
 	last := strings.LastIndexByte(token, '.')
-	hb, err := partEncoding.DecodeString(token[:first])
-	if err != nil {
-		return nil, errNotCompact
+	parts := [3]string{token[:first], token[first+1 : last], token[last+1:]}
+	n := 0
+	for _, p := range parts {
+		n += partEncoding.DecodedLen(len(p))
 	}
-	c := &compact{signingInput: token[:last]}
-	rest, err := sjson.Parse(hb, &c.header, sjson.DontMatchCaseInsensitiveStructFields)
-	if err != nil || len(rest) != 0 || !isObject(hb) {
-		return nil, errNotCompact
+	buf := make([]byte, n)
+	var dec [3][]byte
+	for i, p := range parts {
+		k, err := partEncoding.Decode(buf, []byte(p))
+		if err != nil {
+			return nil, errNotCompact
+		}
+		dec[i], buf = buf[:k:k], buf[k:]
 	}
-	if c.payload, err = partEncoding.DecodeString(token[first+1 : last]); err != nil {
-		return nil, errNotCompact
-	}
-	if c.signature, err = partEncoding.DecodeString(token[last+1:]); err != nil {
+	c := &compact{signingInput: token[:last], payload: dec[1], signature: dec[2]}
+	rest, err := sjson.Parse(dec[0], &c.header, headerFlags)
+	if err != nil || len(rest) != 0 || !isObject(dec[0]) {
 		return nil, errNotCompact
 	}
 	return c, nil
 }
+
+// headerFlags: member names match exactly, and the raw members ("typ",
+// "crit" ...) point into the decoded header rather than being copied.
+const headerFlags = sjson.DontMatchCaseInsensitiveStructFields | sjson.DontCopyRawMessage
 
 // isObject reports whether b, valid JSON, is an object: decoding "null"
 // into a struct succeeds and sets nothing.
