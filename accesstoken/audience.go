@@ -54,7 +54,7 @@ func normalizeAudience(s string) string {
 			}
 		}
 	}
-	if host == "" {
+	if !validHost(host) {
 		return s
 	}
 	if port == defaultPort(scheme) {
@@ -65,9 +65,12 @@ func normalizeAudience(s string) string {
 	if userinfo, ok1 = normalizePercent(userinfo); !ok1 {
 		return s
 	}
-	if host, ok2 = normalizePercent(strings.ToLower(host)); !ok2 {
+	// Decode first, then lowercase: "%41" is "A", so "a" (§6.2.2.1 applies
+	// to the decoded host too, or normalizing twice would change it).
+	if host, ok2 = normalizePercent(host); !ok2 {
 		return s
 	}
+	host = lowerOutsideEscapes(host)
 	if path, ok3 = normalizePercent(path); !ok3 {
 		return s
 	}
@@ -102,6 +105,19 @@ func normalizeAudience(s string) string {
 		b.WriteString(fragment)
 	}
 	return b.String()
+}
+
+// validHost checks the delimiters of RFC 3986 §3.2.2: a host is an IP
+// literal, "[" and "]" around what has neither, or a reg-name, which has
+// none of "[", "]" and ":" (a colon belongs only inside an IP literal).
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	if h[0] == '[' {
+		return len(h) >= 2 && h[len(h)-1] == ']' && !strings.ContainsAny(h[1:len(h)-1], "[]")
+	}
+	return !strings.ContainsAny(h, "[]:")
 }
 
 // validScheme checks RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
@@ -158,6 +174,28 @@ func normalizePercent(s string) (string, bool) {
 		i += 2
 	}
 	return string(b), true
+}
+
+// lowerOutsideEscapes lowercases the ASCII letters of s, a result of
+// normalizePercent, except the hex digits of its escapes (uppercase,
+// §6.2.2.1). Other bytes are kept as they are.
+func lowerOutsideEscapes(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '%':
+			i += 2 // normalizePercent left a well-formed escape
+		case 'A' <= c && c <= 'Z':
+			if b == nil {
+				b = []byte(s)
+			}
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
 }
 
 func isHex(c byte) bool {

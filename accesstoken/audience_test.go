@@ -30,6 +30,10 @@ func TestNormalizeAudience(t *testing.T) {
 		{"https://example.com/%zz", "https://example.com/%zz", true},
 		{"https://example.com/%zz", "https://example.com/%ZZ", false},
 		{"https://example.com:abc/mcp", "https://example.com/mcp", false},
+		{"https://%41PI.example.com/mcp", "https://api.example.com/mcp", true}, // decoded, then lowercased
+		{"https://ex%2Fample.com/mcp", "https://ex%2fample.com/mcp", true},     // escapes keep uppercase hex
+		{"https://a:b:443/mcp", "https://a:b/mcp", false},                      // a colon in a reg-name: not a URI
+		{"https://[::1/mcp", "https://[::1]/mcp", false},                       // an unclosed IP literal
 		{"", "", true},
 	}
 	for _, tt := range tests {
@@ -57,4 +61,22 @@ func TestRemoveDotSegments(t *testing.T) {
 			t.Errorf("removeDotSegments(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzNormalizeAudience: normalizing twice changes nothing. Checker.Static
+// relies on it to look an "aud" up as it came before normalizing it: an
+// "aud" that equals an accepted (normalized) audience normalizes to itself.
+func FuzzNormalizeAudience(f *testing.F) {
+	for _, s := range []string{
+		"https://mcp.example.com/mcp", "HTTPS://MCP.Example.COM:443/a/../mcp/", "http://[::1]:80/x?y#z",
+		"https://u@h:0443/%7e/./a", "urn:x", "https://h:ab/", "https://:443/", "https://h/a/b/../../..", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := normalizeAudience(s)
+		if nn := normalizeAudience(n); nn != n {
+			t.Fatalf("normalizeAudience(%q) = %q, and again %q", s, n, nn)
+		}
+	})
 }
