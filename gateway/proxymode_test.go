@@ -551,6 +551,14 @@ func TestProxyModeStreamEnds(t *testing.T) {
 	openStream := func() (*http.Response, chan struct{}) {
 		t.Helper()
 		resp := do(http.MethodGet, "tok-soon", session, "")
+		// The upstream SDK answers 409 while it still holds the session's
+		// previous stream: the proxy ended it, and the upstream's handler
+		// returns a moment later. Ask again until it has.
+		for deadline := time.Now().Add(5 * time.Second); resp.StatusCode == http.StatusConflict && time.Now().Before(deadline); {
+			resp.Body.Close()
+			time.Sleep(5 * time.Millisecond)
+			resp = do(http.MethodGet, "tok-soon", session, "")
+		}
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET stream: %d", resp.StatusCode)
 		}
