@@ -66,14 +66,16 @@ func ReadMembers(data []byte) (*Members, error) {
 	rest, err := sjson.Parse(data, &m.m, readFlags)
 	// Parse skips white space around the value, reads "null" into a struct
 	// as nothing, and leaves what follows the value to the caller.
-	if err != nil || len(rest) != 0 || !isObject(data) {
+	if err != nil || len(rest) != 0 || !IsObject(data) {
 		return nil, ErrNotObject
 	}
 	return m, nil
 }
 
-// isObject reports whether b, valid JSON, is an object.
-func isObject(b []byte) bool {
+// IsObject reports whether b, valid JSON, is an object (RFC 8259 §4): a
+// decoder reads "null" into a struct as nothing, without an error, so a
+// struct decode alone does not tell.
+func IsObject(b []byte) bool {
 	for _, c := range b {
 		switch c {
 		case ' ', '\t', '\n', '\r':

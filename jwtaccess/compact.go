@@ -86,7 +86,7 @@ func parseCompact(token string) (*compact, error) {
 	}
 	c := &compact{signingInput: token[:last], payload: dec[1], signature: dec[2]}
 	rest, err := sjson.Parse(dec[0], &c.header, headerFlags)
-	if err != nil || len(rest) != 0 || !isObject(dec[0]) {
+	if err != nil || len(rest) != 0 || !accesstoken.IsObject(dec[0]) {
 		return nil, errNotCompact
 	}
 	return c, nil
@@ -95,19 +95,6 @@ func parseCompact(token string) (*compact, error) {
 // headerFlags: member names match exactly, and the raw members ("typ",
 // "crit" ...) point into the decoded header rather than being copied.
 const headerFlags = sjson.DontMatchCaseInsensitiveStructFields | sjson.DontCopyRawMessage
-
-// isObject reports whether b, valid JSON, is an object: decoding "null"
-// into a struct succeeds and sets nothing.
-func isObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
 
 // compactJWS reports whether token has the shape of a JWS compact
 // serialization: three non-empty base64url parts (RFC 7515 §7.1). Checked
