@@ -80,20 +80,23 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		runtime.GOMAXPROCS(len(b.plan.Driver))
 	}
 
-	gwPort, err := freePort()
+	// The gateways' addresses are their resources, which the fake
+	// authorization servers need first; their sockets stay open until the
+	// gateways serve on them (serveOptions.Listener).
+	gwAddr, gwLn, err := reserveLoopback()
 	if err != nil {
 		return nil, err
 	}
-	gwAddr := "127.0.0.1:" + strconv.Itoa(gwPort)
+	defer gwLn.Close() // startChild's copy, or nobody's if it was not reached
 	resource := "http://" + gwAddr + "/mcp"
 	if b.as, err = newFakeAS(resource); err != nil {
 		return nil, err
 	}
-	jwtPort, err := freePort()
+	jwtAddr, jwtLn, err := reserveLoopback()
 	if err != nil {
 		return nil, err
 	}
-	jwtAddr := "127.0.0.1:" + strconv.Itoa(jwtPort)
+	defer jwtLn.Close()
 	if b.jwtAS, err = newFakeJWTIssuer("http://" + jwtAddr + "/mcp"); err != nil {
 		return nil, err
 	}
@@ -108,10 +111,10 @@ func newBench(ctx context.Context, o options, out io.Writer) (_ *bench, err erro
 		so   serveOptions
 	}{
 		{&b.baseline, "baseline", serveOptions{Kind: "baseline", CPUProfile: o.CPUProfileBaseline}},
-		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
+		{&b.gw, "gateway", serveOptions{Kind: "gateway", Addr: gwAddr, Listener: gwLn, Issuer: b.as.URL, Resource: resource, CPUProfile: o.CPUProfile}},
 		{&b.null, "null server", serveOptions{Kind: "null", Issuer: b.as.URL}},
 		{&b.sdkFloor, "SDK floor", serveOptions{Kind: "sdkfloor", Issuer: b.as.URL}},
-		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT, PhaseProfiles: o.PhaseProfilesJWT}},
+		{&b.gwJWT, "gateway (JWT)", serveOptions{Kind: "gatewayjwt", Addr: jwtAddr, Listener: jwtLn, Issuer: b.jwtAS.URL, Resource: b.jwtAS.audience, CPUProfile: o.CPUProfileJWT, PhaseProfiles: o.PhaseProfilesJWT}},
 		{&b.jwtFloor, "JWT floor", serveOptions{Kind: "jwtfloor", Issuer: b.jwtAS.URL}},
 	} {
 		if *s.c, err = startChild(ctx, s.name, b.plan, s.so); err != nil {

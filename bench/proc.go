@@ -109,18 +109,22 @@ type child struct {
 // testing package's) can be a child too: see TestMain.
 type serveOptions struct {
 	Kind          string // "baseline", "gateway", "gatewayjwt", "jwtfloor", "gatewayproxy", "proxyfloor", "null", "light" or "sdkfloor"
-	Addr          string // listen address; startChild picks one if empty
+	Addr          string // the address of Listener
 	Issuer        string // gateway: AUTH_ISSUER_URL; null, sdkfloor: the fake AS; jwtfloor: the fake JWT issuer
 	Resource      string // gateway: MCP_RESOURCE_URL
 	Upstream      string // gatewayproxy: UPSTREAM_URL; proxyfloor: where it forwards
 	Redis         string // gateway: REDIS_URL ("" none)
 	CPUProfile    string
 	PhaseProfiles string // a directory for profilePhases; "" none
+	// Listener is the socket listening at Addr, which the child serves on
+	// (its fd 4): the port stays taken from the moment it is chosen, so
+	// that no connection's ephemeral port can take it before the child
+	// listens. startChild opens one if nil, and closes this process's copy.
+	Listener *os.File
 }
 
 const (
 	envServe         = "BENCH_SERVE"
-	envAddr          = "BENCH_SERVE_ADDR"
 	envIssuer        = "BENCH_SERVE_ISSUER"
 	envResource      = "BENCH_SERVE_RESOURCE"
 	envUpstream      = "BENCH_SERVE_UPSTREAM"
@@ -150,7 +154,7 @@ func gcSettings() (gogc, memlimit string) {
 func (s serveOptions) env() []string {
 	gogc, memlimit := gcSettings()
 	return append(os.Environ(), "GOGC="+gogc, "GOMEMLIMIT="+memlimit,
-		envServe+"="+s.Kind, envAddr+"="+s.Addr, envIssuer+"="+s.Issuer,
+		envServe+"="+s.Kind, envIssuer+"="+s.Issuer,
 		envResource+"="+s.Resource, envUpstream+"="+s.Upstream, envRedis+"="+s.Redis, envCPUProfile+"="+s.CPUProfile, envPhaseProfiles+"="+s.PhaseProfiles)
 }
 
@@ -161,7 +165,7 @@ func serveChildIfAsked() {
 	if kind == "" {
 		return
 	}
-	so := serveOptions{Kind: kind, Addr: os.Getenv(envAddr), Issuer: os.Getenv(envIssuer),
+	so := serveOptions{Kind: kind, Issuer: os.Getenv(envIssuer),
 		Resource: os.Getenv(envResource), Upstream: os.Getenv(envUpstream), Redis: os.Getenv(envRedis), CPUProfile: os.Getenv(envCPUProfile), PhaseProfiles: os.Getenv(envPhaseProfiles)}
 	if err := serve(so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench child (%s): %v\n", kind, err)
@@ -172,16 +176,17 @@ func serveChildIfAsked() {
 
 // startChild runs this binary as a child (serveOptions travel in BENCH_SERVE*
 // variables) and waits until it has said it is ready on fd 3. It serves MCP
-// at so.Addr, a free loopback port if empty. The child's stdout (its
+// at so.Addr, on so.Listener (a free loopback port if nil). The child's stdout (its
 // request log) goes to /dev/null; its stderr is kept for error messages.
 func startChild(ctx context.Context, name string, plan cpuPlan, so serveOptions) (*child, error) {
-	if so.Addr == "" {
-		port, err := freePort()
+	if so.Listener == nil {
+		addr, f, err := reserveLoopback()
 		if err != nil {
 			return nil, err
 		}
-		so.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		so.Addr, so.Listener = addr, f
 	}
+	defer so.Listener.Close() // the child has its own
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -202,7 +207,7 @@ func startChild(ctx context.Context, name string, plan cpuPlan, so serveOptions)
 	c.cmd.Env = so.env()
 	c.cmd.Stdout = devnull
 	c.cmd.Stderr = &c.stderr
-	c.cmd.ExtraFiles = []*os.File{pw}
+	c.cmd.ExtraFiles = []*os.File{pw, so.Listener} // fds 3 and 4
 	if plan.Pinned {
 		err = startPinned(c.cmd, plan.Server)
 	} else {
@@ -259,9 +264,11 @@ func serve(so serveOptions) error {
 	ready := os.NewFile(3, "ready") // the bench's ready pipe
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", so.Addr)
+	lf := os.NewFile(4, "listener") // serveOptions.Listener
+	ln, err := net.FileListener(lf)
+	lf.Close()
 	if err != nil {
-		return err
+		return fmt.Errorf("the listener the bench passed: %w", err)
 	}
 	var srv *http.Server
 	switch so.Kind {
@@ -327,4 +334,19 @@ func serve(so serveOptions) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// reserveLoopback opens a listening socket on a free loopback port, for a
+// child to serve on (serveOptions.Listener).
+func reserveLoopback() (addr string, f *os.File, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	defer ln.Close() // f is a duplicate, which keeps the socket open
+	f, err = ln.(*net.TCPListener).File()
+	if err != nil {
+		return "", nil, err
+	}
+	return ln.Addr().String(), f, nil
 }
