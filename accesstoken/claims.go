@@ -94,7 +94,8 @@ func isNull(m json.RawMessage) bool {
 // A member is a valid JSON value (ReadMembers), so the common shapes are
 // read directly, and anything else by the decoder ReadMembers uses:
 //   - a number: its first byte is '-' or a digit, and strconv.ParseFloat
-//     reads every JSON number (RFC 8259 §6) as encoding/json does;
+//     reads every JSON number (RFC 8259 §6) as encoding/json does; no
+//     other JSON value decodes into a number;
 //   - a plain string: printable ASCII between quotes, without escapes, is
 //     its own value.
 
@@ -124,15 +125,10 @@ func numericDate(m json.RawMessage) (int64, bool, error) {
 	if isNull(m) {
 		return 0, false, nil
 	}
-	var f float64
-	var err error
-	if isNumber(m) {
-		f, err = strconv.ParseFloat(string(m), 64)
-	} else {
-		var v float64 // escapes to the decoder: allocated only on this path
-		err = sjson.Unmarshal(m, &v)
-		f = v
+	if !isNumber(m) {
+		return 0, false, errors.New("numeric date is not a number")
 	}
+	f, err := strconv.ParseFloat(string(m), 64)
 	if err != nil {
 		return 0, false, err
 	}
@@ -147,14 +143,7 @@ func optionalString(m json.RawMessage) (string, error) {
 	if isNull(m) {
 		return "", nil
 	}
-	if s, ok := plainString(m); ok {
-		return s, nil
-	}
-	var s string
-	if err := sjson.Unmarshal(m, &s); err != nil {
-		return "", err
-	}
-	return s, nil
+	return jsonString(m)
 }
 
 // stringOrArray parses a member that is a string or an array of strings,
@@ -163,11 +152,7 @@ func stringOrArray(m json.RawMessage) (list []string, ok bool, err error) {
 	if isNull(m) {
 		return nil, false, nil
 	}
-	if s, ok := plainString(m); ok {
-		return []string{s}, true, nil
-	}
-	var s string
-	if err := sjson.Unmarshal(m, &s); err == nil {
+	if s, err := jsonString(m); err == nil {
 		return []string{s}, true, nil
 	}
 	var a []string
@@ -178,6 +163,18 @@ func stringOrArray(m json.RawMessage) (list []string, ok bool, err error) {
 		a = []string{}
 	}
 	return a, true, nil
+}
+
+// jsonString decodes m, a valid JSON value, that must be a string.
+func jsonString(m json.RawMessage) (string, error) {
+	if s, ok := plainString(m); ok {
+		return s, nil
+	}
+	var s string
+	if err := sjson.Unmarshal(m, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // appendScopes adds the scope-tokens of a "scope"/"scp" member to dst: a

@@ -53,29 +53,37 @@ type members struct {
 	Scp       json.RawMessage `json:"scp"`        // Entra ID, Okta
 }
 
-// readFlags: names match exactly (RFC 8259 §4 and RFC 7519 §4: names are
-// case-sensitive; "EXP" is not "exp"), and members are not copied: they
-// point into the data, which the caller owns and does not change.
-const readFlags = sjson.DontMatchCaseInsensitiveStructFields | sjson.DontCopyRawMessage
-
 // ReadMembers reads the members the gateway uses from data, which must be
 // one JSON object. The Members point into data: data must not change while
 // they are used.
 func ReadMembers(data []byte) (*Members, error) {
 	m := &Members{}
-	rest, err := sjson.Parse(data, &m.m, readFlags)
-	// Parse skips white space around the value, reads "null" into a struct
-	// as nothing, and leaves what follows the value to the caller.
-	if err != nil || len(rest) != 0 || !IsObject(data) {
-		return nil, ErrNotObject
+	if err := DecodeObject(data, &m.m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-// IsObject reports whether b, valid JSON, is an object (RFC 8259 §4): a
-// decoder reads "null" into a struct as nothing, without an error, so a
-// struct decode alone does not tell.
-func IsObject(b []byte) bool {
+// DecodeObject decodes data, which must be one JSON object, into the
+// struct v points to, as the gateway reads every object it decides on (a
+// JWT's claims and JOSE header, an introspection answer): member names
+// match exactly (RFC 8259 §4, RFC 7515 §4 and RFC 7519 §4 make them
+// case-sensitive; "EXP" is not "exp"), a duplicate name keeps its last
+// value, and json.RawMessage fields point into data rather than being
+// copied, so data must not change while v is used. Anything else is
+// ErrNotObject.
+func DecodeObject(data []byte, v any) error {
+	rest, err := sjson.Parse(data, v, sjson.DontMatchCaseInsensitiveStructFields|sjson.DontCopyRawMessage)
+	// Parse skips white space around the value, reads "null" into a struct
+	// as nothing, and leaves what follows the value to the caller.
+	if err != nil || len(rest) != 0 || !isObject(data) {
+		return ErrNotObject
+	}
+	return nil
+}
+
+// isObject reports whether b, valid JSON, is an object.
+func isObject(b []byte) bool {
 	for _, c := range b {
 		switch c {
 		case ' ', '\t', '\n', '\r':

@@ -339,7 +339,7 @@ func serve(so serveOptions) error {
 // reserveLoopback opens a listening socket on a free loopback port, for a
 // child to serve on (serveOptions.Listener).
 func reserveLoopback() (addr string, f *os.File, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, _, err := listenLoopback()
 	if err != nil {
 		return "", nil, err
 	}

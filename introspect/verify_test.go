@@ -431,3 +431,22 @@ func TestActiveTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryPrincipal: revocations read who a cached entry is about from the
+// entry itself (entry.principal, which makes no TokenInfo); it must be who
+// PrincipalOf says the TokenInfo handed out for that entry is about.
+func TestEntryPrincipal(t *testing.T) {
+	known := newInterner([]string{"op:add"}, []string{testResource})
+	for _, c := range []accesstoken.Claims{
+		{Sub: "alice", Email: "alice@example.com", ClientID: "app", Aud: []string{testResource}, HasAud: true},
+		{Username: "bob", Azp: "claude"},
+		{Sub: "carol", Username: "c", ClientID: "app", Azp: "other"},
+		{},
+	} {
+		e := &entry{}
+		e.setInfo(&c, known)
+		if got, want := e.principal(), PrincipalOf(e.newInfo()); got != want {
+			t.Errorf("claims %+v: entry principal %+v, PrincipalOf its TokenInfo %+v", c, got, want)
+		}
+	}
+}

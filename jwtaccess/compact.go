@@ -13,8 +13,6 @@ import (
 	"errors"
 	"strings"
 
-	sjson "github.com/segmentio/encoding/json"
-
 	"github.com/mcp-gateway/mcp-gateway/accesstoken"
 )
 
@@ -85,16 +83,11 @@ func parseCompact(token string) (*compact, error) {
 		dec[i], buf = buf[:k:k], buf[k:]
 	}
 	c := &compact{signingInput: token[:last], payload: dec[1], signature: dec[2]}
-	rest, err := sjson.Parse(dec[0], &c.header, headerFlags)
-	if err != nil || len(rest) != 0 || !accesstoken.IsObject(dec[0]) {
+	if accesstoken.DecodeObject(dec[0], &c.header) != nil {
 		return nil, errNotCompact
 	}
 	return c, nil
 }
-
-// headerFlags: member names match exactly, and the raw members ("typ",
-// "crit" ...) point into the decoded header rather than being copied.
-const headerFlags = sjson.DontMatchCaseInsensitiveStructFields | sjson.DontCopyRawMessage
 
 // compactJWS reports whether token has the shape of a JWS compact
 // serialization: three non-empty base64url parts (RFC 7515 §7.1). Checked

@@ -58,11 +58,11 @@ func Read(data []byte) (*accesstoken.Claims, map[string]json.RawMessage, error) 
 		}
 	}
 	var err error
-	if c.Aud, c.HasAud, err = strings1(members["aud"]); err != nil {
+	if c.Aud, c.HasAud, err = stringOrArray(members["aud"]); err != nil {
 		return nil, members, &accesstoken.ClaimError{Claim: "aud"}
 	}
 	for _, name := range []string{"scope", "scp"} {
-		list, _, err := strings1(members[name])
+		list, _, err := stringOrArray(members[name])
 		if err != nil {
 			continue // a scope claim that cannot be read grants nothing
 		}
@@ -77,9 +77,9 @@ func Read(data []byte) (*accesstoken.Claims, map[string]json.RawMessage, error) 
 	return c, members, nil
 }
 
-// strings1 reads a string or an array of strings (RFC 7519 §4.1.3); ok is
-// false when the member is absent or null.
-func strings1(m json.RawMessage) (list []string, ok bool, err error) {
+// stringOrArray reads a string or an array of strings (RFC 7519 §4.1.3);
+// ok is false when the member is absent or null.
+func stringOrArray(m json.RawMessage) (list []string, ok bool, err error) {
 	if m == nil || string(m) == "null" {
 		return nil, false, nil
 	}
